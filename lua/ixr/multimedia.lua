@@ -1,0 +1,166 @@
+-- ixr.multimedia: the standard handler sets for multimedia interactions.
+--
+-- A strategy picks one with its `defaults` field:
+--
+--   requeue   (the default) losing control does not end the session. On
+--             interaction.notcontrolled with resultof "revoking", no
+--             resultof, or a value this library does not know, the session
+--             is suspended and waits for interaction.present for the same
+--             interaction; then it resumes (same session, session.vars kept)
+--             and runs the strategy's `requeued` flow, or `start` again with
+--             event.requeued == true. It gives up after requeue_timeout
+--             seconds (reason "requeue_timeout"). "deletion" and "detaching"
+--             end it. "routing" ends it too, but when the flow still waits
+--             for the result of its own request, only once the flow finishes.
+--   legacy    any interaction.notcontrolled ends the session, with the
+--             resultof value as the reason ("notcontrolled" when absent).
+--   resultof  interaction.notcontrolled ends the session only when resultof
+--             is absent ("notcontrolled") or "deletion"; any other value
+--             leaves it running.
+--   none      no standard handlers at all.
+--
+-- In requeue, legacy and resultof, interaction.deleted ends the session with
+-- reason "deleted".
+--
+-- A strategy's own `on` handler for an event replaces the standard one; it
+-- can still call it, for example:
+--
+--   on = {
+--     ["interaction.notcontrolled"] = function(session, event)
+--       session:log("info", "lost control: " .. tostring(event.data.resultof))
+--       return require("ixr.multimedia").requeue.notcontrolled(session, event)
+--     end,
+--   }
+--
+-- Every handler checks that the event is about the session's own
+-- interaction: ixr routes events by interaction id, so this matters only
+-- when a strategy calls a handler by hand with another event.
+
+local core = require("ixr.core")
+
+local M = {}
+
+-- Event names handled by the sets, by the short names used below.
+M.events = {
+  notcontrolled = "interaction.notcontrolled",
+  deleted = "interaction.deleted",
+  present = "interaction.present",
+}
+
+local DEFAULT_REQUEUE_TIMEOUT = 300
+
+local function own(session, event)
+  local data = event.data
+  return data ~= nil and data.interactionid == session.interactionid
+end
+
+-- Ends the session for interaction.deleted (all sets but none).
+local function deleted(session, event)
+  if own(session, event) then
+    session:exit("deleted")
+  end
+end
+
+-- requeue ------------------------------------------------------------------
+
+M.requeue = {}
+
+local function requeue_timeout(session)
+  local strategy = core.strategy(session)
+  return strategy.requeue_timeout or DEFAULT_REQUEUE_TIMEOUT
+end
+
+local function on_requeue_timeout(session)
+  if core.state(session) == "suspended" then
+    session:exit("requeue_timeout")
+  end
+end
+
+function M.requeue.notcontrolled(session, event)
+  if not own(session, event) then return end
+  local resultof = event.data.resultof
+  if resultof == "deletion" or resultof == "detaching" then
+    session:exit(resultof)
+  elseif resultof == "routing" then
+    -- The expected result of the session's own action.
+    if core.state(session) == "active" and core.flow_waiting(session) == "request" then
+      core.end_after_flow(session, "routing")
+    else
+      session:exit("routing")
+    end
+  elseif core.state(session) == "active" then
+    -- revoking, absent, or unknown: control was taken away, and the
+    -- interaction will most likely be presented again.
+    core.suspend(session, resultof or "notcontrolled")
+    local private = core.data(session)
+    private.requeue_timer = session:after(requeue_timeout(session), on_requeue_timeout)
+  end
+end
+
+function M.requeue.present(session, event)
+  if not own(session, event) then return end
+  if core.state(session) ~= "suspended" then
+    -- Presented again while still controlled: nothing to do.
+    session:log("debug", "interaction.present for an active session: ignored")
+    return
+  end
+  local private = core.data(session)
+  if private.requeue_timer then
+    session:cancel(private.requeue_timer)
+    private.requeue_timer = nil
+  end
+  core.resume(session)
+  event.requeued = true
+  local strategy = core.strategy(session)
+  core.run(session, strategy.requeued or strategy.start, event)
+end
+
+M.requeue.deleted = deleted
+
+-- legacy -------------------------------------------------------------------
+
+M.legacy = {}
+
+function M.legacy.notcontrolled(session, event)
+  if not own(session, event) then return end
+  session:exit(event.data.resultof or "notcontrolled")
+end
+
+M.legacy.deleted = deleted
+
+-- resultof -----------------------------------------------------------------
+
+M.resultof = {}
+
+function M.resultof.notcontrolled(session, event)
+  if not own(session, event) then return end
+  local resultof = event.data.resultof
+  if resultof == nil or resultof == "deletion" then
+    session:exit(resultof or "notcontrolled")
+  end
+end
+
+M.resultof.deleted = deleted
+
+-- none ---------------------------------------------------------------------
+
+M.none = {}
+
+-- The sets by event name, as the runtime installs them: a strategy's own
+-- `on` handlers are laid over these.
+local function by_event(set)
+  local handlers = {}
+  for short, fn in pairs(set) do
+    handlers[M.events[short]] = fn
+  end
+  return handlers
+end
+
+M.sets = {
+  requeue = by_event(M.requeue),
+  legacy = by_event(M.legacy),
+  resultof = by_event(M.resultof),
+  none = by_event(M.none),
+}
+
+return M

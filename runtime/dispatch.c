@@ -1,0 +1,441 @@
+/*
+ * dispatch.c: sessions and the routing of events to them.
+ *
+ * One event at a time: find the session that owns the event's interaction
+ * (or start one on interaction.present), then give the event to the first
+ * of these that wants it:
+ *   1. the session's flow, when it waits for exactly this event (the result
+ *      of its request, with the same requestid, or the event named in wait);
+ *   2. the handler for the event's name: the strategy's own `on` handler, or
+ *      else the one of its standard set (lua/ixr/multimedia.lua).
+ * An event nobody wants is dropped with a trace log line.
+ *
+ * Ended sessions leave the table at once but are freed only when the event
+ * (or timer) that ended them is completely handled, so that no code up the
+ * C stack is left holding a freed session.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+
+int ixr__dispatch_init(ixr_runtime *rt) {
+  return ixr__map_init(&rt->sessions, 1024);
+}
+
+static void free_session(ixr__session *s) {
+  free(s->iid);
+  free(s->wait_name);
+  free(s->end_after_flow);
+  free(s);
+}
+
+void ixr__reap(ixr_runtime *rt) {
+  if (rt->depth > 0) return;
+  while (rt->dead != NULL) {
+    ixr__session *s = rt->dead;
+    rt->dead = s->next_dead;
+    free_session(s);
+  }
+}
+
+/* ---- waits and flows -------------------------------------------------- */
+
+static void clear_wait(ixr_runtime *rt, ixr__session *s) {
+  if (s->wait_timer != NULL) {
+    ixr__timer_cancel(rt, s->wait_timer);
+    s->wait_timer = NULL;
+  }
+  free(s->wait_name);
+  s->wait_name = NULL;
+  s->wait_kind = IXR__WAIT_NONE;
+}
+
+void ixr__flow_cancel(ixr_runtime *rt, ixr__session *s) {
+  clear_wait(rt, s);
+  if (s->co_ref != LUA_NOREF) {
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, s->co_ref);
+    s->co_ref = LUA_NOREF;
+  }
+  s->co = NULL;
+  s->flow_epoch++;
+  free(s->end_after_flow);
+  s->end_after_flow = NULL;
+}
+
+/*
+ * Resumes the flow with the nargs values on top of its thread. The thread is
+ * anchored on rt->L while it runs: the flow may drop its own registry ref
+ * (by ending or suspending the session) and must not be collected meanwhile.
+ */
+static void run_flow(ixr_runtime *rt, ixr__session *s, int nargs) {
+  lua_State *L = rt->L;
+  lua_State *co = s->co;
+  uint32_t epoch = s->flow_epoch;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->co_ref); /* anchor */
+  ixr__call_result r = ixr__invoke(rt, s, co, nargs, "flow");
+  if (s->state != IXR__ENDED && s->flow_epoch == epoch) {
+    switch (r) {
+      case IXR__CALL_DONE: {
+        char *reason = s->end_after_flow;
+        s->end_after_flow = NULL;
+        ixr__flow_cancel(rt, s);
+        ixr__session_end(rt, s, reason ? reason : "completed");
+        free(reason);
+        break;
+      }
+      case IXR__CALL_YIELDED:
+        if (s->wait_kind == IXR__WAIT_NONE) {
+          ixr__emit_error(rt, NULL, s, "handler_error",
+                          "the flow yielded outside session:request or "
+                          "session:wait (coroutine.yield in a flow is not "
+                          "supported)",
+                          0, 0, NULL);
+          ixr__session_end(rt, s, "error");
+        }
+        break;
+      case IXR__CALL_FAILED: ixr__session_end(rt, s, "error"); break;
+    }
+  }
+  lua_pop(L, 1); /* the anchor */
+}
+
+void ixr__flow_start(ixr_runtime *rt, ixr__session *s) {
+  lua_State *L = rt->L;
+  ixr__flow_cancel(rt, s);
+  lua_State *co = lua_newthread(L);
+  lua_insert(L, -4);          /* thread, fn, session, event */
+  lua_xmove(L, co, 3);        /* fn, session, event now on the thread */
+  s->co = co;
+  s->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  run_flow(rt, s, 2);
+}
+
+/* ---- session lifecycle ------------------------------------------------ */
+
+void ixr__session_end(ixr_runtime *rt, ixr__session *s, const char *reason) {
+  if (s->state == IXR__ENDED) return;
+  if (s->state == IXR__ACTIVE) rt->sessions_active--;
+  else rt->sessions_suspended--;
+  s->state = IXR__ENDED;
+  rt->stats.sessions_ended++;
+  ixr__map_del(&rt->sessions, &s->node);
+  ixr__flow_cancel(rt, s);
+  while (s->timers != NULL) {
+    ixr__timer *t = s->timers;
+    s->timers = t->next;
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, t->fn_ref);
+    ixr__timer_cancel(rt, t);
+  }
+  ixr__emit_session(rt, s, "ended", reason);
+  lua_rawgeti(rt->L, LUA_REGISTRYINDEX, s->ref);
+  ixr__sessionud *ud = lua_touserdata(rt->L, -1);
+  if (ud != NULL) ud->s = NULL; /* the strategy may keep the object: it is dead */
+  lua_pop(rt->L, 1);
+  luaL_unref(rt->L, LUA_REGISTRYINDEX, s->ref);
+  s->ref = LUA_NOREF;
+  ixr__strategy_release(rt, s->strategy);
+  s->next_dead = rt->dead;
+  rt->dead = s;
+}
+
+void ixr__session_suspend(ixr_runtime *rt, ixr__session *s, const char *reason) {
+  if (s->state != IXR__ACTIVE) return;
+  ixr__flow_cancel(rt, s);
+  s->state = IXR__SUSPENDED;
+  rt->sessions_active--;
+  rt->sessions_suspended++;
+  ixr__emit_session(rt, s, "suspended", reason);
+}
+
+void ixr__session_resume(ixr_runtime *rt, ixr__session *s) {
+  if (s->state != IXR__SUSPENDED) return;
+  s->state = IXR__ACTIVE;
+  rt->sessions_suspended--;
+  rt->sessions_active++;
+  ixr__emit_session(rt, s, "resumed", NULL);
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
+  lua_State *L = rt->L;
+  ixr__session *s = t->s;
+  rt->depth++;
+  if (t->kind == IXR__TIMER_FLOW) {
+    ixr__wait_kind kind = s->wait_kind;
+    s->wait_timer = NULL;
+    free(t);
+    clear_wait(rt, s);
+    lua_State *co = s->co;
+    if (kind == IXR__WAIT_REQUEST) lua_pushboolean(co, 0);
+    else lua_pushnil(co);
+    lua_pushliteral(co, "timeout");
+    run_flow(rt, s, 2);
+  } else {
+    if (t->prev) t->prev->next = t->next;
+    else s->timers = t->next;
+    if (t->next) t->next->prev = t->prev;
+    int fn = t->fn_ref;
+    free(t);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, fn);
+    luaL_unref(L, LUA_REGISTRYINDEX, fn);
+    ixr__push_session(rt, s);
+    ixr__invoke(rt, s, NULL, 1, "timer");
+  }
+  rt->depth--;
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static bool is_named(const char *name, size_t len, const char *prefix,
+                     const char *mid, const char *suffix) {
+  size_t p = strlen(prefix), m = strlen(mid), x = strlen(suffix);
+  return len == p + m + x && memcmp(name, prefix, p) == 0 &&
+         memcmp(name + p, mid, m) == 0 && memcmp(name + p + m, suffix, x) == 0;
+}
+
+/* Does the waiting flow want this event? Sets *ok for request results. */
+static bool flow_wants(ixr_runtime *rt, ixr__session *s, const char *name,
+                       size_t len, int data, int *ok) {
+  if (s->wait_kind == IXR__WAIT_EVENT)
+    return strlen(s->wait_name) == len && memcmp(s->wait_name, name, len) == 0;
+  if (is_named(name, len, "interaction.", s->wait_name, ".done")) *ok = 1;
+  else if (is_named(name, len, "error.interaction.", s->wait_name, "")) *ok = 0;
+  else return false;
+  if (data == 0) return false;
+  char want[24];
+  int n = snprintf(want, sizeof(want), "r%llu", (unsigned long long)s->wait_reqid);
+  lua_getfield(rt->L, data, "requestid");
+  size_t rlen = 0;
+  const char *rid = lua_type(rt->L, -1) == LUA_TSTRING ? lua_tolstring(rt->L, -1, &rlen) : NULL;
+  bool match = rid != NULL && rlen == (size_t)n && memcmp(rid, want, rlen) == 0;
+  lua_pop(rt->L, 1);
+  return match;
+}
+
+static void deliver(ixr_runtime *rt, ixr__session *s, int ev, const char *name,
+                    size_t len, int data) {
+  lua_State *L = rt->L;
+  int ok = 0;
+  if (s->state == IXR__ACTIVE && s->wait_kind != IXR__WAIT_NONE &&
+      flow_wants(rt, s, name, len, data, &ok)) {
+    ixr__wait_kind kind = s->wait_kind;
+    clear_wait(rt, s);
+    lua_State *co = s->co;
+    if (kind == IXR__WAIT_REQUEST) lua_pushboolean(co, ok);
+    lua_pushvalue(L, ev);
+    lua_xmove(L, co, 1);
+    run_flow(rt, s, kind == IXR__WAIT_REQUEST ? 2 : 1);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->strategy->handlers_ref);
+  if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+    lua_pop(L, 2);
+    ixr__log(rt, IXR_LOG_TRACE, "s%llu: no handler for %s",
+             (unsigned long long)s->id, name);
+    return;
+  }
+  lua_remove(L, -2);
+  ixr__push_session(rt, s);
+  lua_pushvalue(L, ev);
+  ixr__invoke(rt, s, NULL, 2, name);
+}
+
+static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
+                          const char *iid, size_t iid_len, uint32_t hash,
+                          uint64_t lineno, int id_idx) {
+  lua_State *L = rt->L;
+  const char *sname = "default";
+  size_t slen = 7;
+  int t = lua_getfield(L, data, "strategy");
+  if (t == LUA_TSTRING) {
+    sname = lua_tolstring(L, -1, &slen);
+  } else if (t != LUA_TNIL) {
+    lua_pop(L, 1);
+    ixr__emit_error(rt, from, NULL, "bad_event", "data.strategy must be a string",
+                    lineno, id_idx, NULL);
+    return;
+  }
+  ixr__strategy *st = ixr__strategy_find(rt, sname, slen);
+  if (st == NULL || st->error != NULL) {
+    char msg[512];
+    if (st == NULL)
+      snprintf(msg, sizeof(msg), "no strategy '%.*s' (looked for %s/%.*s.lua)",
+               (int)(slen > 100 ? 100 : slen), sname, rt->handlers_dir,
+               (int)(slen > 100 ? 100 : slen), sname);
+    else
+      snprintf(msg, sizeof(msg), "%s", st->error);
+    lua_pop(L, 1);
+    ixr__emit_error(rt, from, NULL, st ? "strategy_error" : "strategy_not_found",
+                    msg, lineno, id_idx, NULL);
+    return;
+  }
+  lua_pop(L, 1); /* the strategy name */
+  ixr__session *s = calloc(1, sizeof(*s));
+  char *copy = malloc(iid_len + 1);
+  if (s == NULL || copy == NULL) {
+    free(s);
+    free(copy);
+    ixr__emit_error(rt, from, NULL, "limit_exceeded", "out of memory", lineno,
+                    id_idx, NULL);
+    return;
+  }
+  memcpy(copy, iid, iid_len);
+  copy[iid_len] = '\0';
+  s->iid = copy;
+  s->iid_len = iid_len;
+  s->node.key = copy;
+  s->node.len = iid_len;
+  s->node.hash = hash;
+  s->id = ++rt->next_session_id;
+  s->state = IXR__ACTIVE;
+  s->strategy = st;
+  st->refs++;
+  s->ref = LUA_NOREF;
+  s->co_ref = LUA_NOREF;
+  s->sink = ixr__sink_ref(from);
+  if (ixr__new_session_ud(rt, s) != 0) {
+    ixr__strategy_release(rt, st);
+    free_session(s);
+    ixr__emit_error(rt, from, NULL, "limit_exceeded", "out of memory", lineno,
+                    id_idx, NULL);
+    return;
+  }
+  ixr__map_put(&rt->sessions, &s->node);
+  rt->sessions_active++;
+  rt->stats.sessions_started++;
+  ixr__emit_session(rt, s, "started", NULL);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->start_ref);
+  ixr__push_session(rt, s);
+  lua_pushvalue(L, ev);
+  ixr__flow_start(rt, s);
+}
+
+static void control(ixr_runtime *rt, ixr__sink *from, const char *name,
+                    int data, uint64_t lineno, int id_idx) {
+  lua_State *L = rt->L;
+  if (strcmp(name, "clock.advance") == 0) {
+    if (rt->opt.clock != IXR_CLOCK_MANUAL) {
+      ixr__emit_error(rt, from, NULL, "bad_event",
+                      "clock.advance needs the manual clock (--clock manual)",
+                      lineno, id_idx, NULL);
+      return;
+    }
+    int isnum = 0;
+    lua_Number ms = 0;
+    if (data != 0) {
+      lua_getfield(L, data, "ms");
+      ms = lua_tonumberx(L, -1, &isnum);
+      isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;
+      lua_pop(L, 1);
+    }
+    if (!isnum || !(ms >= 0) || ms > 1e15) {
+      ixr__emit_error(rt, from, NULL, "bad_event",
+                      "clock.advance needs data.ms, a number of milliseconds "
+                      "from 0 to 1e15",
+                      lineno, id_idx, NULL);
+      return;
+    }
+    ixr__timers_advance(rt, (uint64_t)ms);
+    return;
+  }
+  char msg[160];
+  snprintf(msg, sizeof(msg), "unknown control event '%.64s'", name);
+  ixr__emit_error(rt, from, NULL, "bad_event", msg, lineno, id_idx, NULL);
+}
+
+void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
+  lua_State *L = rt->L;
+  int ev = lua_gettop(L);
+  rt->stats.events_in++;
+  rt->depth++;
+  int id_idx = 0;
+  if (lua_type(L, ev) != LUA_TTABLE) {
+    ixr__emit_error(rt, from, NULL, "bad_event", "an event must be a JSON object",
+                    lineno, 0, NULL);
+    goto done;
+  }
+  int t = lua_getfield(L, ev, "id"); /* ev+1 */
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) id_idx = ev + 1;
+  size_t len = 0;
+  const char *name = NULL;
+  if (lua_getfield(L, ev, "name") == LUA_TSTRING) /* ev+2 */
+    name = lua_tolstring(L, ev + 2, &len);
+  if (name == NULL || len == 0) {
+    ixr__emit_error(rt, from, NULL, "bad_event", "name must be a non-empty string",
+                    lineno, id_idx, NULL);
+    goto done;
+  }
+  int data = 0;
+  t = lua_getfield(L, ev, "data"); /* ev+3 */
+  if (t == LUA_TTABLE) {
+    data = ev + 3;
+  } else if (t != LUA_TNIL) {
+    ixr__emit_error(rt, from, NULL, "bad_event", "data must be an object",
+                    lineno, id_idx, NULL);
+    goto done;
+  }
+  if (strncmp(name, "clock.", 6) == 0 || strncmp(name, "ixr.", 4) == 0) {
+    control(rt, from, name, data, lineno, id_idx);
+    goto done;
+  }
+  size_t iid_len = 0;
+  const char *iid = NULL;
+  if (data != 0 && lua_getfield(L, data, "interactionid") == LUA_TSTRING) /* ev+4 */
+    iid = lua_tolstring(L, ev + 4, &iid_len);
+  if (iid == NULL) {
+    ixr__emit_error(rt, from, NULL, "bad_event",
+                    "data.interactionid must be a string", lineno, id_idx, NULL);
+    goto done;
+  }
+  uint32_t hash = ixr__hash(iid, iid_len);
+  ixr__mapnode *n = ixr__map_get(&rt->sessions, iid, iid_len, hash);
+  if (n == NULL) {
+    if (len == 19 && memcmp(name, "interaction.present", 19) == 0) {
+      start_session(rt, from, ev, data, iid, iid_len, hash, lineno, id_idx);
+    } else {
+      char msg[200];
+      snprintf(msg, sizeof(msg), "no session owns interaction '%.100s' (%s)",
+               iid, name);
+      ixr__emit_error(rt, from, NULL, "unknown_interaction", msg, lineno, id_idx,
+                      NULL);
+    }
+    goto done;
+  }
+  ixr__session *s = (ixr__session *)n;
+  if (from != NULL) s->sink = ixr__sink_ref(from);
+  deliver(rt, s, ev, name, len, data);
+done:
+  lua_settop(L, ev - 1);
+  rt->depth--;
+  ixr__reap(rt);
+}
+
+/* ---- teardown --------------------------------------------------------- */
+
+void ixr__dispatch_free(ixr_runtime *rt) {
+  /* Sessions still alive when the runtime closes are simply dropped: they
+   * belong to the runtime, which is going away (no "ended" lines). */
+  for (size_t i = 0; rt->sessions.buckets && i <= rt->sessions.mask; i++) {
+    ixr__mapnode *n = rt->sessions.buckets[i];
+    while (n != NULL) {
+      ixr__mapnode *next = n->next;
+      ixr__session *s = (ixr__session *)n;
+      while (s->timers != NULL) {
+        ixr__timer *t = s->timers;
+        s->timers = t->next;
+        ixr__timer_cancel(rt, t);
+      }
+      if (s->wait_timer) ixr__timer_cancel(rt, s->wait_timer);
+      free_session(s);
+      n = next;
+    }
+  }
+  ixr__map_free(&rt->sessions);
+  rt->depth = 0;
+  ixr__reap(rt);
+  ixr__timers_free(rt);
+}

@@ -1,0 +1,378 @@
+/*
+ * internal.h: what the files of libixr share with each other. Nothing here is
+ * part of the public API; cross-file names start with ixr__.
+ */
+#ifndef IXR_INTERNAL_H
+#define IXR_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+#include "ixr.h"
+
+#define IXR__HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- buf.c: a growable byte buffer ------------------------------------ */
+
+typedef struct ixr__buf {
+  char *data;
+  size_t len;
+  size_t cap;
+} ixr__buf;
+
+int ixr__buf_reserve(ixr__buf *b, size_t extra);
+int ixr__buf_append(ixr__buf *b, const void *p, size_t n);
+void ixr__buf_consume(ixr__buf *b, size_t n); /* drops n bytes at the front */
+void ixr__buf_free(ixr__buf *b);
+
+/* ---- map.c: an intrusive string-keyed hash table ----------------------- */
+
+typedef struct ixr__mapnode {
+  struct ixr__mapnode *next;
+  const char *key;
+  size_t len;
+  uint32_t hash;
+} ixr__mapnode;
+
+typedef struct ixr__map {
+  ixr__mapnode **buckets;
+  size_t mask;
+  size_t count;
+} ixr__map;
+
+uint32_t ixr__hash(const char *key, size_t len);
+int ixr__map_init(ixr__map *m, size_t hint);
+void ixr__map_free(ixr__map *m);
+ixr__mapnode *ixr__map_get(const ixr__map *m, const char *key, size_t len,
+                           uint32_t hash);
+/* `n` must have key, len and hash set and not be in the map. */
+int ixr__map_put(ixr__map *m, ixr__mapnode *n);
+void ixr__map_del(ixr__map *m, ixr__mapnode *n);
+
+/* ---- framer.c: NDJSON line framing ------------------------------------- */
+
+typedef enum {
+  IXR__LINE_OK = 0,      /* a complete line (without its newline) */
+  IXR__LINE_TOO_LONG = 1 /* a line longer than the maximum: skipped */
+} ixr__line_status;
+
+typedef void (*ixr__line_cb)(void *ud, const char *line, size_t len,
+                             uint64_t lineno, ixr__line_status status);
+
+typedef struct ixr__framer {
+  ixr__buf buf;
+  size_t scanned;  /* bytes of buf already known to hold no newline */
+  size_t max_line;
+  uint64_t lineno; /* number of the last line started */
+  bool skipping;   /* inside an over-long line, dropping bytes to its end */
+} ixr__framer;
+
+void ixr__framer_init(ixr__framer *f, size_t max_line);
+void ixr__framer_free(ixr__framer *f);
+/* Appends bytes and calls cb for each complete line. */
+int ixr__framer_push(ixr__framer *f, const char *p, size_t n, ixr__line_cb cb,
+                     void *ud);
+/* End of input: a last line without newline is delivered as complete. */
+void ixr__framer_finish(ixr__framer *f, ixr__line_cb cb, void *ud);
+
+/* ---- sinks: where output lines go ------------------------------------- */
+
+typedef struct ixr__sink ixr__sink;
+struct ixr__sink {
+  void (*write)(ixr__sink *sk, const ixr_output *out);
+  ixr__sink *prev, *next; /* the runtime's list of open sinks, oldest first */
+  uint32_t slot;          /* index in rt->sinks */
+  uint32_t gen;           /* rt->sink_gen[slot] while this sink is open */
+  bool open;
+};
+
+typedef struct ixr__sinkref {
+  uint32_t slot;
+  uint32_t gen;
+} ixr__sinkref;
+
+int ixr__sink_open(ixr_runtime *rt, ixr__sink *sk);
+void ixr__sink_close(ixr_runtime *rt, ixr__sink *sk);
+ixr__sinkref ixr__sink_ref(const ixr__sink *sk);
+
+/* ---- timer.c: one heap of timers, one clock --------------------------- */
+
+typedef enum {
+  IXR__TIMER_FLOW = 1, /* the timeout of a request or wait of a flow */
+  IXR__TIMER_AFTER = 2 /* session:after(): calls a Lua function */
+} ixr__timer_kind;
+
+typedef struct ixr__session ixr__session;
+
+typedef struct ixr__timer {
+  uint64_t due; /* ms on the runtime clock */
+  uint64_t seq; /* ties broken by creation order */
+  size_t heap_idx;
+  uint64_t id;
+  ixr__timer_kind kind;
+  ixr__session *s;
+  int fn_ref;                       /* IXR__TIMER_AFTER: the function */
+  struct ixr__timer *prev, *next;   /* the session's list of timers */
+} ixr__timer;
+
+int ixr__timers_init(ixr_runtime *rt);
+void ixr__timers_close(ixr_runtime *rt);
+uint64_t ixr__now(ixr_runtime *rt);
+ixr__timer *ixr__timer_add(ixr_runtime *rt, ixr__session *s,
+                           ixr__timer_kind kind, uint64_t delay_ms);
+void ixr__timer_cancel(ixr_runtime *rt, ixr__timer *t);
+void ixr__timers_advance(ixr_runtime *rt, uint64_t ms);
+
+/* ---- strategy.c: strategies and generations --------------------------- */
+
+typedef struct ixr__strategy {
+  ixr__mapnode node; /* keyed by name */
+  char *name;
+  char *path;
+  char *error;       /* NULL, or why it failed to load ("FILE:LINE: msg") */
+  int table_ref;     /* the table the file returned */
+  int handlers_ref;  /* event name -> function: standard set + strategy's on */
+  int start_ref;
+  int requeued_ref;  /* LUA_NOREF when absent */
+  double requeue_timeout;
+  int refs;          /* sessions using it, plus one while in a generation */
+} ixr__strategy;
+
+int ixr__strategies_load(ixr_runtime *rt);
+ixr__strategy *ixr__strategy_find(ixr_runtime *rt, const char *name,
+                                  size_t len);
+void ixr__strategy_release(ixr_runtime *rt, ixr__strategy *st);
+void ixr__strategies_free(ixr_runtime *rt);
+bool ixr__strategy_name_ok(const char *name, size_t len);
+
+/* ---- dispatch.c: sessions and events ----------------------------------- */
+
+typedef enum {
+  IXR__ACTIVE = 1,
+  IXR__SUSPENDED = 2,
+  IXR__ENDED = 3
+} ixr__state;
+
+typedef enum {
+  IXR__WAIT_NONE = 0,
+  IXR__WAIT_REQUEST = 1, /* for interaction.<action>.done / error.interaction.<action> */
+  IXR__WAIT_EVENT = 2    /* for the next event of a name */
+} ixr__wait_kind;
+
+struct ixr__session {
+  ixr__mapnode node; /* keyed by interactionid */
+  uint64_t id;
+  char *iid;
+  size_t iid_len;
+  ixr__state state;
+  ixr__strategy *strategy;
+  int ref;        /* the session userdata */
+  int co_ref;     /* the flow's thread, or LUA_NOREF */
+  lua_State *co;
+  uint32_t flow_epoch; /* changes whenever the flow is replaced or dropped */
+  ixr__wait_kind wait_kind;
+  char *wait_name;     /* the action name, or the event name */
+  uint64_t wait_reqid;
+  ixr__timer *wait_timer;
+  ixr__timer *timers;  /* session:after() timers */
+  char *end_after_flow; /* end reason to use when the flow finishes */
+  ixr__sinkref sink;
+  ixr__session *next_dead;
+};
+
+/* The session userdata. */
+typedef struct ixr__sessionud {
+  ixr__session *s; /* NULL once the session has ended */
+  uint64_t id;     /* kept after the end, for session.id */
+} ixr__sessionud;
+
+int ixr__dispatch_init(ixr_runtime *rt);
+void ixr__dispatch_free(ixr_runtime *rt);
+/* The decoded event is on top of rt->L; it is popped. */
+void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno);
+void ixr__session_end(ixr_runtime *rt, ixr__session *s, const char *reason);
+void ixr__session_suspend(ixr_runtime *rt, ixr__session *s, const char *reason);
+void ixr__session_resume(ixr_runtime *rt, ixr__session *s);
+void ixr__flow_cancel(ixr_runtime *rt, ixr__session *s);
+/* [-2, +0] runs fn(session, event) as the session's new flow. */
+void ixr__flow_start(ixr_runtime *rt, ixr__session *s);
+void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t);
+void ixr__reap(ixr_runtime *rt);
+
+/* ---- luahost.c: the Lua state and the one way into it ------------------ */
+
+typedef enum {
+  IXR__CALL_DONE = 0,
+  IXR__CALL_YIELDED = 1,
+  IXR__CALL_FAILED = 2
+} ixr__call_result;
+
+int ixr__lua_open(ixr_runtime *rt);
+void ixr__lua_close(ixr_runtime *rt);
+/*
+ * The one protected path into Lua. With co == NULL: [-(nargs+1), +0] calls
+ * the function below nargs arguments on rt->L. With a thread: resumes it with
+ * the nargs values on its stack. A failure becomes a handler_error line for
+ * `s` (which may be NULL) and a log record; `what` names the handler.
+ */
+ixr__call_result ixr__invoke(ixr_runtime *rt, ixr__session *s, lua_State *co,
+                             int nargs, const char *what);
+/* [-0, +1] pushes a new sandboxed environment table for one file. */
+void ixr__push_sandbox(ixr_runtime *rt);
+/* [-0, +1] loads a file as a text chunk, or returns an error (message set). */
+int ixr__load_file(ixr_runtime *rt, const char *path, const char *chunkname,
+                   char **errmsg);
+/* [-0, +1] pushes the session userdata */
+void ixr__push_session(ixr_runtime *rt, ixr__session *s);
+int ixr__new_session_ud(ixr_runtime *rt, ixr__session *s);
+
+/* ---- codec.c: JSON <-> Lua -------------------------------------------- */
+
+typedef struct ixr__jw ixr__jw; /* a JSON line writer */
+
+/* [-0, +1 | +0] decodes one line into a table; on failure pushes nothing
+ * and writes a message into err. */
+int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
+                size_t errlen);
+ixr__jw *ixr__jw_new(void);
+void ixr__jw_free(ixr__jw *w);
+void ixr__jw_begin(ixr__jw *w);
+void ixr__jw_str(ixr__jw *w, const char *key, const char *val, size_t len);
+void ixr__jw_int(ixr__jw *w, const char *key, int64_t val);
+/* Writes the Lua value at idx; returns 0 or sets a message in err. */
+int ixr__jw_lua(ixr__jw *w, const char *key, lua_State *L, int idx, char *err,
+                size_t errlen);
+/* Finishes the object; the line stays valid until the next begin. */
+void ixr__jw_end(ixr__jw *w, const char **line, size_t *len);
+bool ixr__jw_failed(const ixr__jw *w);
+
+/* ---- output.c: building the output lines ------------------------------ */
+
+void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out);
+void ixr__emit_session(ixr_runtime *rt, ixr__session *s, const char *state,
+                       const char *reason);
+/* An error line. `from` is the stream of the line at fault (or NULL to use
+ * the session's stream); lineno 0 and idx 0 leave out "line" and "id". */
+void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
+                     const char *code, const char *message, uint64_t lineno,
+                     int id_idx, const char *traceback);
+void ixr__held_flush(ixr_runtime *rt, ixr__sink *to);
+void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- the runtime ------------------------------------------------------- */
+
+typedef struct ixr__held {
+  struct ixr__held *next;
+  size_t len;
+  char line[];
+} ixr__held;
+
+typedef struct ixr__apisink {
+  ixr__sink sink;
+  ixr__framer framer;
+} ixr__apisink;
+
+struct ixr_runtime {
+  ixr_options opt;
+  char *handlers_dir;
+  char *lua_dir;
+  uv_loop_t *loop;
+  uv_loop_t own_loop;
+  bool owns_loop;
+  bool closing;   /* ixr_close() was called */
+  bool stopping;  /* ixr_stop() was called */
+  bool destroyed; /* only close callbacks are left; the last one frees */
+
+  lua_State *L;
+  size_t lua_bytes;
+
+  /* sessions */
+  ixr__map sessions;
+  uint64_t next_session_id;
+  uint64_t next_request_id;
+  uint64_t sessions_active, sessions_suspended;
+  ixr__session *dead; /* ended sessions, freed once the event is done */
+  int depth;          /* nesting of dispatch; re-entrant feeds are queued */
+  ixr__buf reentrant; /* bytes fed while dispatching */
+  bool draining;
+
+  /* strategies */
+  ixr__map strategies;
+  uint64_t generation;
+  int sets_ref; /* require("ixr.multimedia").sets */
+
+  /* timers */
+  uv_timer_t uvtimer;
+  bool uvtimer_open;
+  ixr__timer **heap;
+  size_t heap_len, heap_cap;
+  uint64_t timer_seq;
+  uint64_t manual_now;
+  uint64_t real_base; /* uv_now() at start: times count from 0 */
+
+  /* sinks */
+  ixr__sink **sinks;
+  uint32_t *sink_gen;
+  uint32_t nsinks;
+  uint32_t free_slot_hint;
+  ixr__sink *sinks_head, *sinks_tail; /* open sinks, oldest first */
+  ixr__held *held_head, *held_tail;
+  size_t held_count;
+  ixr__apisink api;
+
+  /* streams and listeners (stream.c) */
+  void *streams;       /* list of ixr__stream */
+  void *listeners;     /* list of ixr__listener */
+  void *dirty_streams; /* streams with output to flush */
+  uv_prepare_t prepare;
+  bool prepare_open;
+  unsigned open_handles; /* handles and streams whose close is pending */
+
+  /* output */
+  ixr__jw *jw;
+  char *last_traceback;
+  ixr_stats stats;
+};
+
+/* stream.c */
+int ixr__streams_init(ixr_runtime *rt);
+void ixr__streams_stop(ixr_runtime *rt, bool now);
+
+/* runtime.c */
+void ixr__handle_closed(ixr_runtime *rt);
+int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
+                             const char *line, size_t len, uint64_t lineno);
+
+/* luahost.c, more */
+int ixr__call_quiet(ixr_runtime *rt, int nargs, int nres, char **errmsg);
+void ixr__seal_env(lua_State *L, int idx);
+void ixr__reset_modules(ixr_runtime *rt);
+int ixr__open_session(lua_State *L);
+int ixr__open_core(lua_State *L);
+
+/* codec.c, more */
+void *ixr__null(void);
+
+/* strategy.c, more */
+int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud);
+
+/* timer.c, more */
+void ixr__timers_free(ixr_runtime *rt);
+
+/* A debug-build check that a function left the stack as it found it. */
+#ifdef NDEBUG
+#define IXR_STACK_CHECK(L, top, delta) ((void)(top))
+#else
+#include <assert.h>
+#define IXR_STACK_CHECK(L, top, delta) assert(lua_gettop(L) == (top) + (delta))
+#endif
+
+#define IXR_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif /* IXR_INTERNAL_H */

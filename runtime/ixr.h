@@ -1,0 +1,216 @@
+/*
+ * ixr.h: the public interface of libixr, the interaction handler runtime.
+ *
+ * This is the only header an embedding program includes. Everything here is
+ * stable within a major version; everything not here is private.
+ *
+ * Threading: a runtime belongs to the thread that runs its uv loop. Every
+ * ixr_ call for one runtime must be made on that thread. Different runtimes
+ * share nothing and may run on different threads at the same time.
+ *
+ * Errors: functions that can fail return 0 or a negative IXR_E* code;
+ * ixr_strerror() and ixr_err_name() describe a code. No function calls
+ * exit() or abort() because of bad input or a failing strategy.
+ */
+#ifndef IXR_H
+#define IXR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IXR_VERSION_MAJOR 0
+#define IXR_VERSION_MINOR 1
+#define IXR_VERSION_PATCH 0
+#define IXR_VERSION_STRING "0.1.0"
+#define IXR_VERSION_HEX \
+  ((IXR_VERSION_MAJOR << 16) | (IXR_VERSION_MINOR << 8) | IXR_VERSION_PATCH)
+
+#if defined(__GNUC__)
+#define IXR_EXTERN __attribute__((visibility("default")))
+#else
+#define IXR_EXTERN
+#endif
+
+/* Error codes: XX(name, message). The code of IXR_E<name> is negative. */
+#define IXR_ERRNO_MAP(XX)                                              \
+  XX(INVAL, "invalid argument")                                        \
+  XX(NOMEM, "out of memory")                                           \
+  XX(IO, "input/output error")                                         \
+  XX(CLOSED, "the runtime is closing or closed")                       \
+  XX(ADDR, "bad address (expected unix:PATH or tcp:HOST:PORT)")        \
+  XX(NOENT, "no such file or directory")                               \
+  XX(LUA, "the Lua state could not be set up")                         \
+  XX(STRATEGY, "a strategy failed to load")                            \
+  XX(BUSY, "the runtime is already running")                           \
+  XX(LOOP, "the runtime runs on a loop it does not own")               \
+  XX(LISTEN, "could not listen on the address")                        \
+  XX(NOTFOUND, "no such session")                                      \
+  XX(LIMIT, "a limit was exceeded")
+
+typedef enum {
+  IXR_OK = 0,
+#define IXR__ERR_ENUM(name, msg) IXR_E##name,
+  IXR__ERR_FIRST = -1000,
+  IXR_ERRNO_MAP(IXR__ERR_ENUM)
+#undef IXR__ERR_ENUM
+  IXR__ERR_LAST
+} ixr_errno;
+
+typedef struct ixr_runtime ixr_runtime;
+
+/* What an output line is. */
+typedef enum {
+  IXR_OUT_SESSION = 1, /* {"type":"session",...}: started/suspended/resumed/ended */
+  IXR_OUT_ACTION = 2,  /* {"type":"action",...}: a strategy asks for an action */
+  IXR_OUT_ERROR = 3,   /* {"type":"error",...}: an input or strategy error */
+  IXR_OUT_REPLY = 4    /* {"type":"reply",...}: answer to an ixr.* control event */
+} ixr_output_type;
+
+/*
+ * One output line. `json` is the complete line without its newline; the other
+ * fields are a structured view of it for hosts that do not want to parse JSON
+ * (NULL when the line has no such field). Every pointer is valid only during
+ * the callback.
+ */
+typedef struct ixr_output {
+  ixr_output_type type;
+  const char *json;
+  size_t json_len;
+  const char *session;       /* "s1" */
+  const char *interactionid; /* may contain NUL bytes: see interactionid_len */
+  size_t interactionid_len;
+  const char *state;     /* session lines: started|suspended|resumed|ended */
+  const char *reason;    /* session lines: suspend or end reason */
+  const char *strategy;  /* started lines */
+  const char *action;    /* action lines: the action name */
+  const char *requestid; /* action lines: "r1" */
+  const char *error;     /* error lines: the error code, e.g. "bad_json" */
+  const char *message;   /* error lines: a readable message */
+} ixr_output;
+
+/*
+ * Output callback for events fed through ixr_feed()/ixr_feed_event(). It may
+ * call ixr_feed() again: such input is queued and processed, in order, as
+ * soon as the event being processed is finished.
+ */
+typedef void (*ixr_output_cb)(void *ud, const ixr_output *out);
+
+typedef enum {
+  IXR_LOG_ERROR = 0,
+  IXR_LOG_WARN = 1,
+  IXR_LOG_INFO = 2,
+  IXR_LOG_DEBUG = 3,
+  IXR_LOG_TRACE = 4
+} ixr_log_level;
+
+/* Log callback. `msg` is one line without a newline. Default: stderr. */
+typedef void (*ixr_log_cb)(void *ud, ixr_log_level level, const char *msg);
+
+typedef enum { IXR_CLOCK_REAL = 0, IXR_CLOCK_MANUAL = 1 } ixr_clock;
+
+typedef struct ixr_options {
+  const char *handlers_dir; /* strategies; default "handlers" */
+  const char *lua_dir;      /* standard library; default: the installed one,
+                               or $IXR_LUA_DIR when set */
+  ixr_clock clock;          /* IXR_CLOCK_MANUAL: time moves only on clock.advance */
+  uv_loop_t *loop;          /* the host's loop, or NULL for a loop of its own */
+  ixr_output_cb on_output;  /* output of ixr_feed()/ixr_feed_event() */
+  void *output_ud;
+  ixr_log_cb on_log;
+  void *log_ud;
+  ixr_log_level log_level;  /* default IXR_LOG_INFO */
+  size_t max_line;          /* longest input line in bytes; default 1 MiB */
+  size_t max_held;          /* output lines held while no stream is open;
+                               default 100000 */
+} ixr_options;
+
+/* Fills `o` with the defaults. */
+IXR_EXTERN void ixr_options_init(ixr_options *o);
+
+/*
+ * Creates a runtime and loads every strategy in the handlers directory. A
+ * strategy that fails to load is logged and answers strategy_error; it does
+ * not stop the runtime from starting. Returns 0 and sets *out, or an error.
+ */
+IXR_EXTERN int ixr_new(ixr_runtime **out, const ixr_options *o);
+
+/*
+ * Feeds NDJSON bytes (any split: partial lines are kept until their newline).
+ * Complete lines are processed before this returns, and their output goes to
+ * on_output. ixr_feed_end() processes a last line that has no newline.
+ */
+IXR_EXTERN int ixr_feed(ixr_runtime *rt, const char *bytes, size_t len);
+IXR_EXTERN int ixr_feed_end(ixr_runtime *rt);
+
+/*
+ * Serves a stream of events on file descriptors (a pipe, a tty or a regular
+ * file for input; output is written to out_fd). With IXR_SERVE_STOP_AT_EOF
+ * the runtime stops once the input ends and all output is written.
+ */
+#define IXR_SERVE_STOP_AT_EOF 1u
+IXR_EXTERN int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd,
+                            unsigned flags);
+
+/* Listens on "unix:PATH" or "tcp:HOST:PORT"; each connection is a stream. */
+IXR_EXTERN int ixr_listen(ixr_runtime *rt, const char *addr);
+
+/* Runs the runtime's own loop until ixr_stop(). IXR_ELOOP on a host loop. */
+IXR_EXTERN int ixr_run(ixr_runtime *rt);
+
+/*
+ * Stops serving: listeners close, streams finish the line in progress, flush
+ * their output and close. ixr_run() returns once that is done.
+ */
+IXR_EXTERN void ixr_stop(ixr_runtime *rt);
+
+/*
+ * Frees the runtime. On its own loop this finishes closing before it returns.
+ * On a host loop the handles close asynchronously: the memory is released in
+ * their close callbacks, so the host must run its loop once more (for example
+ * uv_run(loop, UV_RUN_DEFAULT) until it returns). `rt` must not be used after
+ * this call either way.
+ */
+IXR_EXTERN void ixr_close(ixr_runtime *rt);
+
+/* Counts of live sessions by state. */
+typedef struct ixr_stats {
+  uint64_t sessions_active;
+  uint64_t sessions_suspended;
+  uint64_t sessions_started;  /* since the runtime was created */
+  uint64_t sessions_ended;
+  uint64_t events_in;
+  uint64_t lines_out;
+  uint64_t errors;
+  uint64_t held_dropped;      /* output lines dropped while no stream was open */
+  uint64_t lua_bytes;         /* memory used by the Lua state */
+  uint64_t generation;        /* strategy generation in service */
+} ixr_stats;
+
+IXR_EXTERN int ixr_get_stats(ixr_runtime *rt, ixr_stats *st);
+
+/* Advances the manual clock by `ms` and fires every timer due by then. */
+IXR_EXTERN int ixr_advance(ixr_runtime *rt, uint64_t ms);
+
+/*
+ * Loads every strategy in `handlers_dir` and reports each problem through
+ * `report` as "FILE:LINE: message". Returns the number of problems (0 when
+ * all load), or a negative error when the directory cannot be read.
+ */
+typedef void (*ixr_report_cb)(void *ud, const char *line);
+IXR_EXTERN int ixr_check(const char *handlers_dir, const char *lua_dir,
+                         ixr_report_cb report, void *ud);
+
+IXR_EXTERN const char *ixr_strerror(int err);
+IXR_EXTERN const char *ixr_err_name(int err);
+IXR_EXTERN const char *ixr_version(void);
+IXR_EXTERN unsigned ixr_version_hex(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IXR_H */

@@ -1,0 +1,418 @@
+/*
+ * luahost.c: the Lua state, its sandbox, module loading, and the one
+ * protected path from C into Lua.
+ *
+ * Every call into Lua goes through call_protected(): lua_pcall with a
+ * message handler for plain calls, lua_resume for flows. Both turn any
+ * error value into a message plus a traceback, keep the stack balanced, and
+ * never let an error escape to a libuv callback.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lualib.h>
+
+#include "internal.h"
+
+/* Registry keys: addresses of private tags. */
+static const char SANDBOX_KEY = 0; /* the allow-listed globals */
+static const char LOADED_KEY = 0;  /* modules loaded by require */
+static const char STRICT_KEY = 0;  /* the metatable of strategy environments */
+static const char CORE_KEY = 0;    /* the ixr.core table */
+
+
+/* ---- the allocator ---------------------------------------------------- */
+
+static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  ixr_runtime *rt = ud;
+  if (ptr == NULL) osize = 0;
+  if (nsize == 0) {
+    free(ptr);
+    rt->lua_bytes -= osize;
+    return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (p != NULL) rt->lua_bytes = rt->lua_bytes - osize + nsize;
+  return p;
+}
+
+/* ---- the protected path ----------------------------------------------- */
+
+static ixr_runtime *runtime_of(lua_State *L) {
+  return *(ixr_runtime **)lua_getextraspace(L);
+}
+
+/*
+ * [-0, +1] a readable message from any error value. __tostring is tried only
+ * when `meta` is set: a dead coroutine cannot run metamethods.
+ */
+static const char *error_message(lua_State *L, int idx, bool meta) {
+  idx = lua_absindex(L, idx);
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    lua_pushstring(L, lua_tostring(L, idx));
+  } else if (meta && luaL_callmeta(L, idx, "__tostring")) {
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+    }
+  } else {
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+  }
+  return lua_tostring(L, -1);
+}
+
+/* Message handler for lua_pcall: the message, and the traceback aside. */
+static int msgh(lua_State *L) {
+  ixr_runtime *rt = runtime_of(L);
+  error_message(L, 1, true);
+  luaL_traceback(L, L, NULL, 1);
+  free(rt->last_traceback);
+  rt->last_traceback = strdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return 1;
+}
+
+/*
+ * The core of the one path. With co == NULL: [-(nargs+1), +0] calls the
+ * function below the nargs arguments on rt->L. With a thread: resumes it.
+ * On failure returns IXR__CALL_FAILED with *msg and *tb (malloc'd).
+ */
+static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
+                                       int nargs, int nres, char **msg,
+                                       char **tb) {
+  lua_State *L = rt->L;
+  *msg = NULL;
+  *tb = NULL;
+  if (co == NULL) {
+    int base = lua_gettop(L) - nargs; /* the function's slot */
+    lua_pushcfunction(L, msgh);
+    lua_insert(L, base);
+    int st = lua_pcall(L, nargs, nres, base);
+    if (st == LUA_OK) {
+      lua_remove(L, base);
+      IXR_STACK_CHECK(L, base - 1, nres);
+      return IXR__CALL_DONE;
+    }
+    *msg = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
+    if (rt->last_traceback != NULL) {
+      *tb = rt->last_traceback;
+      rt->last_traceback = NULL;
+    }
+    lua_settop(L, base - 1);
+    return IXR__CALL_FAILED;
+  }
+  int nout = 0;
+  int st = lua_resume(co, L, nargs, &nout);
+  if (st == LUA_OK || st == LUA_YIELD) {
+    lua_pop(co, nout);
+    return st == LUA_OK ? IXR__CALL_DONE : IXR__CALL_YIELDED;
+  }
+  /* A failed coroutine keeps its stack: take the traceback from it. */
+  const char *m = error_message(co, -1, false);
+  *msg = strdup(m ? m : "(no message)");
+  luaL_traceback(L, co, NULL, 0);
+  *tb = strdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  lua_settop(co, 0);
+  return IXR__CALL_FAILED;
+}
+
+ixr__call_result ixr__invoke(ixr_runtime *rt, ixr__session *s, lua_State *co,
+                             int nargs, const char *what) {
+  char *msg, *tb;
+  ixr__call_result r = call_protected(rt, co, nargs, 0, &msg, &tb);
+  if (r != IXR__CALL_FAILED) return r;
+  const char *m = msg ? msg : "out of memory";
+  if (s != NULL)
+    ixr__log(rt, IXR_LOG_ERROR, "s%llu %s %s: error in %s: %s",
+             (unsigned long long)s->id, s->iid, s->strategy->name, what, m);
+  else
+    ixr__log(rt, IXR_LOG_ERROR, "error in %s: %s", what, m);
+  ixr__emit_error(rt, NULL, s, "handler_error", m, 0, 0, tb);
+  free(msg);
+  free(tb);
+  return r;
+}
+
+/* [-(nargs+1), +nres] a call whose failure is returned, not emitted (on
+ * failure nothing is pushed). */
+int ixr__call_quiet(ixr_runtime *rt, int nargs, int nres, char **errmsg) {
+  char *msg, *tb;
+  ixr__call_result r = call_protected(rt, NULL, nargs, nres, &msg, &tb);
+  free(tb);
+  if (r == IXR__CALL_FAILED) {
+    *errmsg = msg ? msg : strdup("out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- loading files ---------------------------------------------------- */
+
+int ixr__load_file(ixr_runtime *rt, const char *path, const char *chunkname,
+                   char **errmsg) {
+  lua_State *L = rt->L;
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s: cannot open: %s", path, strerror(errno));
+    *errmsg = strdup(buf);
+    return IXR_ENOENT;
+  }
+  ixr__buf b = {0};
+  char chunk[8192];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+    if (ixr__buf_append(&b, chunk, n) != 0) {
+      fclose(f);
+      ixr__buf_free(&b);
+      *errmsg = strdup("out of memory");
+      return IXR_ENOMEM;
+    }
+  }
+  fclose(f);
+  int st = luaL_loadbufferx(L, b.data ? b.data : "", b.len, chunkname, "t");
+  ixr__buf_free(&b);
+  if (st != LUA_OK) {
+    *errmsg = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return IXR_ESTRATEGY;
+  }
+  return 0;
+}
+
+/* ---- the sandbox ------------------------------------------------------ */
+
+/* print() goes to the log: standard output carries only JSON lines. */
+static int l_print(lua_State *L) {
+  ixr_runtime *rt = runtime_of(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  int n = lua_gettop(L);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  ixr__log(rt, IXR_LOG_INFO, "print: %s", lua_tostring(L, -1));
+  return 0;
+}
+
+/* load() of text only, in a sandboxed environment unless one is given. */
+static int l_load(lua_State *L) {
+  ixr_runtime *rt = runtime_of(L);
+  size_t len;
+  const char *s = lua_tolstring(L, 1, &len);
+  if (s == NULL) return luaL_argerror(L, 1, "only a string chunk is accepted");
+  const char *name = luaL_optstring(L, 2, "=(load)");
+  const char *mode = luaL_optstring(L, 3, "t");
+  if (strcmp(mode, "t") != 0)
+    return luaL_argerror(L, 3, "only text chunks (mode \"t\") are allowed");
+  int has_env = !lua_isnone(L, 4);
+  if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2; /* nil, message */
+  }
+  if (has_env) lua_pushvalue(L, 4);
+  else ixr__push_sandbox(rt);
+  if (lua_setupvalue(L, -2, 1) == NULL) lua_pop(L, 1);
+  return 1;
+}
+
+static bool module_name_ok(const char *name, size_t len) {
+  if (len == 0 || len > 200 || name[0] == '.' || name[len - 1] == '.')
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              (c == '.' && name[i + 1] != '.');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/* require: ixr.core, or a module file under lua/ or the handlers dir. */
+static int l_require(lua_State *L) {
+  ixr_runtime *rt = runtime_of(L);
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  lua_settop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &LOADED_KEY); /* 2 */
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, 2) != LUA_TNIL) {
+    if (lua_toboolean(L, -1) && lua_type(L, -1) == LUA_TLIGHTUSERDATA &&
+        lua_touserdata(L, -1) == (void *)&LOADED_KEY)
+      return luaL_error(L, "module '%s' requires itself (a require loop)", name);
+    return 1;
+  }
+  lua_pop(L, 1);
+  if (!module_name_ok(name, len))
+    return luaL_error(L, "bad module name '%s'", name);
+  char rel[256];
+  size_t i;
+  for (i = 0; i < len; i++) rel[i] = name[i] == '.' ? '/' : name[i];
+  rel[i] = '\0';
+  const char *dirs[2] = {rt->lua_dir, rt->handlers_dir};
+  char path[4096];
+  FILE *f = NULL;
+  for (int d = 0; d < 2 && f == NULL; d++) {
+    snprintf(path, sizeof(path), "%s/%s.lua", dirs[d], rel);
+    f = fopen(path, "rb");
+  }
+  if (f == NULL)
+    return luaL_error(L, "module '%s' not found in %s/ or %s/", name,
+                      rt->lua_dir, rt->handlers_dir);
+  fclose(f);
+  char chunkname[4100];
+  snprintf(chunkname, sizeof(chunkname), "@%s", path);
+  char *err = NULL;
+  if (ixr__load_file(rt, path, chunkname, &err) != 0) {
+    lua_pushstring(L, err);
+    free(err);
+    return lua_error(L);
+  }
+  /* mark as loading, to catch loops */
+  lua_pushvalue(L, 1);
+  lua_pushlightuserdata(L, (void *)&LOADED_KEY);
+  lua_rawset(L, 2);
+  ixr__push_sandbox(rt);
+  lua_pushvalue(L, -1);
+  lua_setupvalue(L, -3, 1);        /* fn, env */
+  lua_insert(L, -2);               /* env, fn */
+  lua_pushvalue(L, 1);
+  lua_pushstring(L, path);
+  lua_call(L, 2, 1);               /* env, result */
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 2);
+  return 1;
+}
+
+/* Reading an undefined global is an error that names it. */
+static int strict_index(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  return luaL_error(L, "undefined global '%s'", k ? k : "?");
+}
+
+/* Writing a global once the file is loaded is an error (catches typos). */
+static int strict_newindex(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  return luaL_error(L,
+                    "assignment to undefined global '%s' (declare it local, "
+                    "or keep state in session.vars)",
+                    k ? k : "?");
+}
+
+void ixr__push_sandbox(ixr_runtime *rt) {
+  lua_State *L = rt->L;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &SANDBOX_KEY);
+  lua_createtable(L, 0, 32);
+  lua_pushnil(L);
+  while (lua_next(L, -3) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "_G");
+  lua_remove(L, -2);
+  /* While the file runs, globals may be defined; reads are strict already. */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, strict_index);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+}
+
+/* [-0, +0] seals the environment table at idx: no new globals from now on. */
+void ixr__seal_env(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &STRICT_KEY);
+  lua_setmetatable(L, idx);
+}
+
+static const char *const allowed_globals[] = {
+    "assert", "error",  "ipairs",   "next",     "pairs",  "pcall",
+    "rawequal", "rawget", "rawlen", "rawset",   "select", "setmetatable",
+    "getmetatable", "tonumber", "tostring", "type", "xpcall", "_VERSION",
+    "coroutine", "math", "string", "table", "utf8", NULL};
+
+static const char *const allowed_os[] = {"time", "clock", "date", "difftime",
+                                         NULL};
+
+static void build_sandbox(lua_State *L) {
+  lua_createtable(L, 0, 32);
+  for (const char *const *g = allowed_globals; *g != NULL; g++) {
+    lua_getglobal(L, *g);
+    lua_setfield(L, -2, *g);
+  }
+  lua_createtable(L, 0, 4);
+  lua_getglobal(L, "os");
+  for (const char *const *g = allowed_os; *g != NULL; g++) {
+    lua_getfield(L, -1, *g);
+    lua_setfield(L, -3, *g);
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, -2, "os");
+  lua_pushcfunction(L, l_print);
+  lua_setfield(L, -2, "print");
+  lua_pushcfunction(L, l_load);
+  lua_setfield(L, -2, "load");
+  lua_pushcfunction(L, l_require);
+  lua_setfield(L, -2, "require");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &SANDBOX_KEY);
+
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, strict_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, strict_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &STRICT_KEY);
+}
+
+/* Forget loaded modules (a new generation loads its own). */
+void ixr__reset_modules(ixr_runtime *rt) {
+  lua_State *L = rt->L;
+  lua_newtable(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
+  lua_setfield(L, -2, "ixr.core");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &LOADED_KEY);
+}
+
+int ixr__lua_open(ixr_runtime *rt) {
+  lua_State *L = lua_newstate(lua_alloc, rt);
+  if (L == NULL) return IXR_ENOMEM;
+  rt->L = L;
+  *(ixr_runtime **)lua_getextraspace(L) = rt;
+  static const luaL_Reg libs[] = {
+      {LUA_GNAME, luaopen_base},          {LUA_COLIBNAME, luaopen_coroutine},
+      {LUA_TABLIBNAME, luaopen_table},    {LUA_STRLIBNAME, luaopen_string},
+      {LUA_MATHLIBNAME, luaopen_math},    {LUA_UTF8LIBNAME, luaopen_utf8},
+      {LUA_OSLIBNAME, luaopen_os},        {NULL, NULL}};
+  for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
+    luaL_requiref(L, lib->name, lib->func, 1);
+    lua_pop(L, 1);
+  }
+  build_sandbox(L);
+  ixr__open_session(L);
+  ixr__open_core(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
+  ixr__reset_modules(rt);
+  return 0;
+}
+
+void ixr__lua_close(ixr_runtime *rt) {
+  if (rt->L != NULL) lua_close(rt->L);
+  rt->L = NULL;
+  free(rt->last_traceback);
+  rt->last_traceback = NULL;
+}

@@ -1,0 +1,187 @@
+/*
+ * main.c: the ixr command. A thin client of libixr: it parses flags, makes a
+ * loop and a runtime, and lets the library do the rest, exactly as an
+ * embedding service would.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ixr.h"
+
+static void usage(FILE *f) {
+  fputs("usage:\n"
+        "  ixr run   [--handlers DIR] [--listen ADDR]... [--clock real|manual]\n"
+        "            [--log-level error|warn|info|debug|trace] [--max-line BYTES]\n"
+        "  ixr check [--handlers DIR]\n"
+        "  ixr version\n"
+        "\n"
+        "ixr run reads NDJSON events on standard input and writes output lines\n"
+        "on standard output, or serves each connection to --listen unix:PATH or\n"
+        "tcp:HOST:PORT as its own stream. Logs go to standard error.\n",
+        f);
+}
+
+static int bad_usage(const char *fmt, const char *arg) {
+  fprintf(stderr, "ixr: ");
+  fprintf(stderr, fmt, arg);
+  fputs("\n\n", stderr);
+  usage(stderr);
+  return 2;
+}
+
+/* ---- ixr run ---------------------------------------------------------- */
+
+typedef struct cli {
+  ixr_runtime *rt;
+  uv_signal_t sigint, sigterm;
+} cli;
+
+static void on_signal(uv_signal_t *h, int signum) {
+  cli *c = h->data;
+  fprintf(stderr, "ixr: %s: finishing and stopping\n",
+          signum == SIGINT ? "SIGINT" : "SIGTERM");
+  ixr_stop(c->rt);
+}
+
+static int parse_level(const char *s, ixr_log_level *out) {
+  static const char *names[] = {"error", "warn", "info", "debug", "trace"};
+  for (int i = 0; i < 5; i++)
+    if (strcmp(s, names[i]) == 0) {
+      *out = (ixr_log_level)i;
+      return 0;
+    }
+  return -1;
+}
+
+static int cmd_run(int argc, char **argv) {
+  ixr_options o;
+  ixr_options_init(&o);
+  const char **listens = calloc((size_t)argc + 1, sizeof(*listens));
+  int nlisten = 0;
+  if (listens == NULL) return 1;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--handlers") == 0 && v) {
+      o.handlers_dir = v;
+      i++;
+    } else if (strcmp(a, "--listen") == 0 && v) {
+      listens[nlisten++] = v;
+      i++;
+    } else if (strcmp(a, "--clock") == 0 && v) {
+      if (strcmp(v, "real") == 0) o.clock = IXR_CLOCK_REAL;
+      else if (strcmp(v, "manual") == 0) o.clock = IXR_CLOCK_MANUAL;
+      else return free(listens), bad_usage("--clock takes real or manual, not '%s'", v);
+      i++;
+    } else if (strcmp(a, "--log-level") == 0 && v) {
+      if (parse_level(v, &o.log_level) != 0)
+        return free(listens), bad_usage("unknown log level '%s'", v);
+      i++;
+    } else if (strcmp(a, "--max-line") == 0 && v) {
+      char *end;
+      unsigned long long n = strtoull(v, &end, 10);
+      if (*end != '\0' || n < 64 || n > (1ull << 30))
+        return free(listens), bad_usage("--max-line takes 64 to 1073741824 bytes, not '%s'", v);
+      o.max_line = (size_t)n;
+      i++;
+    } else {
+      free(listens);
+      return bad_usage("unknown or incomplete option '%s'", a);
+    }
+  }
+  uv_loop_t loop;
+  if (uv_loop_init(&loop) != 0) {
+    free(listens);
+    fprintf(stderr, "ixr: cannot create an event loop\n");
+    return 1;
+  }
+  o.loop = &loop;
+  cli c;
+  int rc = ixr_new(&c.rt, &o);
+  if (rc != 0) {
+    fprintf(stderr, "ixr: cannot start: %s\n", ixr_strerror(rc));
+    free(listens);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  int status = 0;
+  for (int i = 0; i < nlisten && status == 0; i++) {
+    rc = ixr_listen(c.rt, listens[i]);
+    if (rc != 0) {
+      fprintf(stderr, "ixr: --listen %s: %s\n", listens[i], ixr_strerror(rc));
+      status = 1;
+    }
+  }
+  free(listens);
+  if (status == 0 && nlisten == 0) {
+    rc = ixr_serve_fd(c.rt, 0, 1, IXR_SERVE_STOP_AT_EOF);
+    if (rc != 0) {
+      fprintf(stderr, "ixr: cannot read standard input: %s\n", ixr_strerror(rc));
+      status = 1;
+    }
+  }
+  uv_signal_init(&loop, &c.sigint);
+  uv_signal_init(&loop, &c.sigterm);
+  c.sigint.data = c.sigterm.data = &c;
+  uv_signal_start(&c.sigint, on_signal, SIGINT);
+  uv_signal_start(&c.sigterm, on_signal, SIGTERM);
+  /* The runtime's streams keep the loop alive; signals alone do not. */
+  uv_unref((uv_handle_t *)&c.sigint);
+  uv_unref((uv_handle_t *)&c.sigterm);
+  if (status == 0) uv_run(&loop, UV_RUN_DEFAULT);
+  ixr_close(c.rt);
+  uv_close((uv_handle_t *)&c.sigint, NULL);
+  uv_close((uv_handle_t *)&c.sigterm, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop) != 0) fprintf(stderr, "ixr: handles left open at exit\n");
+  return status;
+}
+
+/* ---- ixr check -------------------------------------------------------- */
+
+static void print_report(void *ud, const char *line) {
+  (void)ud;
+  printf("%s\n", line);
+}
+
+static int cmd_check(int argc, char **argv) {
+  const char *dir = "handlers";
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--handlers") == 0 && i + 1 < argc) dir = argv[++i];
+    else return bad_usage("unknown or incomplete option '%s'", argv[i]);
+  }
+  int n = ixr_check(dir, NULL, print_report, NULL);
+  if (n < 0) {
+    fprintf(stderr, "ixr: check %s: %s\n", dir, ixr_strerror(n));
+    return 1;
+  }
+  fflush(stdout);
+  if (n > 0) {
+    fprintf(stderr, "ixr: %d problem%s in %s\n", n, n == 1 ? "" : "s", dir);
+    return 1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN); /* a closed output is an error to report, not death */
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+    printf("ixr %s\n", ixr_version());
+    return 0;
+  }
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+      strcmp(cmd, "-h") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  return bad_usage("unknown command '%s'", cmd);
+}

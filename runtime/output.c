@@ -1,0 +1,231 @@
+/*
+ * output.c: output lines, where they go, and the log.
+ *
+ * Every output line is built here, with the JSON writer of codec.c, and
+ * handed to a sink: the API's output callback, or a stream (stdio, a unix or
+ * tcp connection). A session's lines go to the sink that last sent an event
+ * for its interaction; when that one has closed, to the newest open sink;
+ * with none open they are held, up to a bound, until one opens.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- sinks ------------------------------------------------------------ */
+
+int ixr__sink_open(ixr_runtime *rt, ixr__sink *sk) {
+  uint32_t slot = UINT32_MAX;
+  for (uint32_t i = 0; i < rt->nsinks; i++) {
+    uint32_t j = (rt->free_slot_hint + i) % rt->nsinks;
+    if (rt->sinks[j] == NULL) {
+      slot = j;
+      break;
+    }
+  }
+  if (slot == UINT32_MAX) {
+    uint32_t n = rt->nsinks ? rt->nsinks * 2 : 8;
+    ixr__sink **s = realloc(rt->sinks, n * sizeof(*s));
+    if (s == NULL) return IXR_ENOMEM;
+    rt->sinks = s;
+    uint32_t *g = realloc(rt->sink_gen, n * sizeof(*g));
+    if (g == NULL) return IXR_ENOMEM;
+    rt->sink_gen = g;
+    for (uint32_t i = rt->nsinks; i < n; i++) {
+      rt->sinks[i] = NULL;
+      rt->sink_gen[i] = 0;
+    }
+    slot = rt->nsinks;
+    rt->nsinks = n;
+  }
+  rt->free_slot_hint = slot + 1;
+  rt->sinks[slot] = sk;
+  sk->slot = slot;
+  sk->gen = ++rt->sink_gen[slot];
+  sk->open = true;
+  sk->next = NULL;
+  sk->prev = rt->sinks_tail;
+  if (rt->sinks_tail) rt->sinks_tail->next = sk;
+  else rt->sinks_head = sk;
+  rt->sinks_tail = sk;
+  ixr__held_flush(rt, sk);
+  return 0;
+}
+
+void ixr__sink_close(ixr_runtime *rt, ixr__sink *sk) {
+  if (!sk->open) return;
+  sk->open = false;
+  rt->sinks[sk->slot] = NULL;
+  rt->free_slot_hint = sk->slot;
+  if (sk->prev) sk->prev->next = sk->next;
+  else rt->sinks_head = sk->next;
+  if (sk->next) sk->next->prev = sk->prev;
+  else rt->sinks_tail = sk->prev;
+  sk->prev = sk->next = NULL;
+}
+
+ixr__sinkref ixr__sink_ref(const ixr__sink *sk) {
+  ixr__sinkref r = {sk->slot, sk->gen};
+  return r;
+}
+
+static ixr__sink *resolve(ixr_runtime *rt, ixr__sinkref r) {
+  if (r.gen != 0 && r.slot < rt->nsinks && rt->sinks[r.slot] != NULL &&
+      rt->sink_gen[r.slot] == r.gen)
+    return rt->sinks[r.slot];
+  return rt->sinks_tail; /* the newest open sink, or NULL */
+}
+
+static void hold(ixr_runtime *rt, const ixr_output *out) {
+  if (rt->held_count >= rt->opt.max_held) {
+    if (rt->stats.held_dropped++ == 0)
+      ixr__log(rt, IXR_LOG_WARN,
+               "no stream is open and %zu output lines are held already: "
+               "dropping output (counted in held_dropped)",
+               rt->held_count);
+    return;
+  }
+  ixr__held *h = malloc(sizeof(*h) + out->json_len);
+  if (h == NULL) {
+    rt->stats.held_dropped++;
+    return;
+  }
+  h->next = NULL;
+  h->len = out->json_len;
+  memcpy(h->line, out->json, out->json_len);
+  if (rt->held_tail) rt->held_tail->next = h;
+  else rt->held_head = h;
+  rt->held_tail = h;
+  rt->held_count++;
+}
+
+void ixr__held_flush(ixr_runtime *rt, ixr__sink *to) {
+  while (rt->held_head != NULL && to->open) {
+    ixr__held *h = rt->held_head;
+    rt->held_head = h->next;
+    if (rt->held_head == NULL) rt->held_tail = NULL;
+    rt->held_count--;
+    ixr_output out;
+    memset(&out, 0, sizeof(out));
+    out.json = h->line;
+    out.json_len = h->len;
+    to->write(to, &out);
+    free(h);
+  }
+}
+
+void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out) {
+  rt->stats.lines_out++;
+  ixr__sink *sk = resolve(rt, to);
+  if (sk == NULL) {
+    hold(rt, out);
+    return;
+  }
+  sk->write(sk, out);
+}
+
+/* ---- building lines --------------------------------------------------- */
+
+static void session_id(char *buf, size_t n, const ixr__session *s) {
+  snprintf(buf, n, "s%llu", (unsigned long long)s->id);
+}
+
+void ixr__emit_session(ixr_runtime *rt, ixr__session *s, const char *state,
+                       const char *reason) {
+  char sid[24];
+  session_id(sid, sizeof(sid), s);
+  ixr__jw *w = rt->jw;
+  ixr__jw_begin(w);
+  ixr__jw_str(w, "type", "session", 7);
+  ixr__jw_str(w, "state", state, strlen(state));
+  ixr__jw_str(w, "session", sid, strlen(sid));
+  ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
+  if (strcmp(state, "started") == 0)
+    ixr__jw_str(w, "strategy", s->strategy->name, strlen(s->strategy->name));
+  if (reason != NULL) ixr__jw_str(w, "reason", reason, strlen(reason));
+  ixr_output out;
+  memset(&out, 0, sizeof(out));
+  ixr__jw_end(w, &out.json, &out.json_len);
+  out.type = IXR_OUT_SESSION;
+  out.session = sid;
+  out.interactionid = s->iid;
+  out.interactionid_len = s->iid_len;
+  out.state = state;
+  out.reason = reason;
+  out.strategy = s->strategy->name;
+  ixr__emit(rt, s->sink, &out);
+}
+
+void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
+                     const char *code, const char *message, uint64_t lineno,
+                     int id_idx, const char *traceback) {
+  rt->stats.errors++;
+  char sid[24];
+  ixr__jw *w = rt->jw;
+  ixr__jw_begin(w);
+  ixr__jw_str(w, "type", "error", 5);
+  ixr__jw_str(w, "error", code, strlen(code));
+  /* A message may quote invalid input: keep the line valid JSON even then. */
+  size_t mlen = strlen(message);
+  char *clean = NULL;
+  ixr__jw_str(w, "message", message, mlen);
+  if (ixr__jw_failed(w)) {
+    clean = malloc(mlen + 1);
+    if (clean != NULL) {
+      for (size_t i = 0; i < mlen; i++)
+        clean[i] = ((unsigned char)message[i] < 0x80) ? message[i] : '?';
+      clean[mlen] = '\0';
+      ixr__jw_begin(w);
+      ixr__jw_str(w, "type", "error", 5);
+      ixr__jw_str(w, "error", code, strlen(code));
+      ixr__jw_str(w, "message", clean, mlen);
+    }
+  }
+  if (lineno > 0) ixr__jw_int(w, "line", (int64_t)lineno);
+  if (id_idx != 0) {
+    char err[64];
+    ixr__jw_lua(w, "id", rt->L, id_idx, err, sizeof(err));
+  }
+  if (s != NULL) {
+    session_id(sid, sizeof(sid), s);
+    ixr__jw_str(w, "session", sid, strlen(sid));
+    ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
+  }
+  if (traceback != NULL) ixr__jw_str(w, "traceback", traceback, strlen(traceback));
+  ixr_output out;
+  memset(&out, 0, sizeof(out));
+  ixr__jw_end(w, &out.json, &out.json_len);
+  out.type = IXR_OUT_ERROR;
+  out.error = code;
+  out.message = clean ? clean : message;
+  if (s != NULL) {
+    out.session = sid;
+    out.interactionid = s->iid;
+    out.interactionid_len = s->iid_len;
+  }
+  ixr__sinkref to = {0, 0};
+  if (from != NULL && from->open) to = ixr__sink_ref(from);
+  else if (s != NULL) to = s->sink;
+  ixr__emit(rt, to, &out);
+  free(clean);
+}
+
+/* ---- the log ---------------------------------------------------------- */
+
+static const char *level_name[] = {"error", "warn", "info", "debug", "trace"};
+
+void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...) {
+  if (level > rt->opt.log_level) return;
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (rt->opt.on_log != NULL) {
+    rt->opt.on_log(rt->opt.log_ud, level, msg);
+    return;
+  }
+  fprintf(stderr, "ixr: %s: %s\n", level_name[level], msg);
+}

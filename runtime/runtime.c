@@ -1,0 +1,312 @@
+/*
+ * runtime.c: the runtime object and the public API around it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+#ifndef IXR_INSTALL_LUA_DIR
+#define IXR_INSTALL_LUA_DIR "/usr/local/share/ixr/lua"
+#endif
+#ifndef IXR_SOURCE_LUA_DIR
+#define IXR_SOURCE_LUA_DIR ""
+#endif
+
+void ixr_options_init(ixr_options *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof(*o));
+  o->handlers_dir = "handlers";
+  o->clock = IXR_CLOCK_REAL;
+  o->log_level = IXR_LOG_INFO;
+  o->max_line = 1024 * 1024;
+  o->max_held = 100000;
+}
+
+static bool is_dir(const char *p) {
+  struct stat sb;
+  return p != NULL && p[0] != '\0' && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The standard library: the option, $IXR_LUA_DIR, the installed copy, or
+ * the source tree's (for programs run from a build directory). */
+static const char *find_lua_dir(const ixr_options *o) {
+  if (o->lua_dir != NULL) return o->lua_dir;
+  const char *env = getenv("IXR_LUA_DIR");
+  if (env != NULL && env[0] != '\0') return env;
+  if (is_dir(IXR_INSTALL_LUA_DIR "/ixr")) return IXR_INSTALL_LUA_DIR;
+  if (is_dir(IXR_SOURCE_LUA_DIR)) return IXR_SOURCE_LUA_DIR;
+  return IXR_INSTALL_LUA_DIR;
+}
+
+/* Loads require("ixr.multimedia").sets, the standard handler sets. */
+static int load_sets(ixr_runtime *rt) {
+  lua_State *L = rt->L;
+  ixr__push_sandbox(rt);
+  lua_getfield(L, -1, "require");
+  lua_remove(L, -2);
+  lua_pushliteral(L, "ixr.multimedia");
+  char *err = NULL;
+  if (ixr__call_quiet(rt, 1, 1, &err) != 0) {
+    ixr__log(rt, IXR_LOG_ERROR, "cannot load the standard library from %s: %s",
+             rt->lua_dir, err);
+    free(err);
+    return IXR_ESTRATEGY;
+  }
+  if (!lua_istable(L, -1) || lua_getfield(L, -1, "sets") != LUA_TTABLE) {
+    lua_settop(L, 0);
+    ixr__log(rt, IXR_LOG_ERROR, "%s/ixr/multimedia.lua has no table 'sets'",
+             rt->lua_dir);
+    return IXR_ESTRATEGY;
+  }
+  rt->sets_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* ---- the API sink: output to the host's callback ---------------------- */
+
+static void api_write(ixr__sink *sk, const ixr_output *out) {
+  ixr_runtime *rt = (ixr_runtime *)((char *)sk - offsetof(ixr_runtime, api));
+  if (rt->opt.on_output != NULL) rt->opt.on_output(rt->opt.output_ud, out);
+}
+
+static void destroy(ixr_runtime *rt);
+
+int ixr_new(ixr_runtime **out, const ixr_options *o) {
+  if (out == NULL) return IXR_EINVAL;
+  *out = NULL;
+  ixr_options defaults;
+  if (o == NULL) {
+    ixr_options_init(&defaults);
+    o = &defaults;
+  }
+  if (o->max_line == 0 || o->handlers_dir == NULL ||
+      (o->clock != IXR_CLOCK_REAL && o->clock != IXR_CLOCK_MANUAL) ||
+      o->log_level < IXR_LOG_ERROR || o->log_level > IXR_LOG_TRACE)
+    return IXR_EINVAL;
+  ixr_runtime *rt = calloc(1, sizeof(*rt));
+  if (rt == NULL) return IXR_ENOMEM;
+  rt->opt = *o;
+  if (rt->opt.max_held == 0) rt->opt.max_held = 100000;
+  rt->handlers_dir = strdup(o->handlers_dir);
+  rt->lua_dir = strdup(find_lua_dir(o));
+  rt->sets_ref = LUA_NOREF;
+  int rc = IXR_ENOMEM;
+  if (rt->handlers_dir == NULL || rt->lua_dir == NULL) goto fail;
+  rt->opt.handlers_dir = rt->handlers_dir;
+  rt->opt.lua_dir = rt->lua_dir;
+  if (o->loop != NULL) {
+    rt->loop = o->loop;
+  } else {
+    if (uv_loop_init(&rt->own_loop) != 0) {
+      rc = IXR_EIO;
+      goto fail;
+    }
+    rt->loop = &rt->own_loop;
+    rt->owns_loop = true;
+  }
+  rt->jw = ixr__jw_new();
+  if (rt->jw == NULL) goto fail;
+  if ((rc = ixr__map_init(&rt->strategies, 16)) != 0) goto fail;
+  if ((rc = ixr__dispatch_init(rt)) != 0) goto fail;
+  if ((rc = ixr__timers_init(rt)) != 0) goto fail;
+  if ((rc = ixr__streams_init(rt)) != 0) goto fail;
+  if ((rc = ixr__lua_open(rt)) != 0) goto fail;
+  if ((rc = load_sets(rt)) != 0) goto fail;
+  ixr__strategies_load(rt); /* a missing dir or a broken file is logged */
+  ixr__framer_init(&rt->api.framer, rt->opt.max_line);
+  rt->api.sink.write = api_write;
+  if ((rc = ixr__sink_open(rt, &rt->api.sink)) != 0) goto fail;
+  *out = rt;
+  return 0;
+fail:
+  destroy(rt);
+  return rc;
+}
+
+/* ---- processing input ------------------------------------------------- */
+
+int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
+                             const char *line, size_t len, uint64_t lineno) {
+  /* Blank lines are allowed between events. */
+  size_t i = 0;
+  while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
+  if (i == len) return 0;
+  char err[256];
+  if (ixr__decode(rt, line, len, err, sizeof(err)) != 0) {
+    rt->stats.events_in++;
+    ixr__emit_error(rt, from, NULL, "bad_json", err, lineno, 0, NULL);
+    return 0;
+  }
+  ixr__dispatch(rt, from, lineno);
+  return 0;
+}
+
+static void api_line(void *ud, const char *line, size_t len, uint64_t lineno,
+                     ixr__line_status status) {
+  ixr_runtime *rt = ud;
+  if (status == IXR__LINE_TOO_LONG) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped",
+             rt->opt.max_line);
+    ixr__emit_error(rt, &rt->api.sink, NULL, "line_too_long", msg, lineno, 0,
+                    NULL);
+    return;
+  }
+  ixr__decode_and_dispatch(rt, &rt->api.sink, line, len, lineno);
+}
+
+/* Feeds bytes queued by re-entrant calls, in order. */
+static int drain_reentrant(ixr_runtime *rt) {
+  int rc = 0;
+  while (rt->reentrant.len > 0 && rc == 0) {
+    ixr__buf b = rt->reentrant;
+    memset(&rt->reentrant, 0, sizeof(rt->reentrant));
+    rc = ixr__framer_push(&rt->api.framer, b.data, b.len, api_line, rt);
+    ixr__buf_free(&b);
+  }
+  return rc;
+}
+
+int ixr_feed(ixr_runtime *rt, const char *bytes, size_t len) {
+  if (rt == NULL || (bytes == NULL && len > 0)) return IXR_EINVAL;
+  if (rt->closing) return IXR_ECLOSED;
+  if (len == 0) return 0;
+  if (rt->depth > 0 || rt->draining) {
+    /* Called from an output callback: processed after the current event. */
+    return ixr__buf_append(&rt->reentrant, bytes, len);
+  }
+  rt->draining = true;
+  int rc = ixr__framer_push(&rt->api.framer, bytes, len, api_line, rt);
+  if (rc == 0) rc = drain_reentrant(rt);
+  rt->draining = false;
+  return rc;
+}
+
+int ixr_feed_end(ixr_runtime *rt) {
+  if (rt == NULL) return IXR_EINVAL;
+  if (rt->closing) return IXR_ECLOSED;
+  if (rt->depth > 0 || rt->draining) return IXR_EBUSY;
+  rt->draining = true;
+  ixr__framer_finish(&rt->api.framer, api_line, rt);
+  int rc = drain_reentrant(rt);
+  rt->draining = false;
+  return rc;
+}
+
+int ixr_advance(ixr_runtime *rt, uint64_t ms) {
+  if (rt == NULL) return IXR_EINVAL;
+  if (rt->closing) return IXR_ECLOSED;
+  if (rt->opt.clock != IXR_CLOCK_MANUAL) return IXR_EINVAL;
+  if (rt->depth > 0) return IXR_EBUSY;
+  ixr__timers_advance(rt, ms);
+  return 0;
+}
+
+int ixr_get_stats(ixr_runtime *rt, ixr_stats *st) {
+  if (rt == NULL || st == NULL) return IXR_EINVAL;
+  *st = rt->stats;
+  st->sessions_active = rt->sessions_active;
+  st->sessions_suspended = rt->sessions_suspended;
+  st->lua_bytes = rt->lua_bytes;
+  st->generation = rt->generation;
+  return 0;
+}
+
+/* ---- running and closing ---------------------------------------------- */
+
+int ixr_run(ixr_runtime *rt) {
+  if (rt == NULL) return IXR_EINVAL;
+  if (!rt->owns_loop) return IXR_ELOOP;
+  if (rt->closing) return IXR_ECLOSED;
+  uv_run(rt->loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+void ixr_stop(ixr_runtime *rt) {
+  if (rt == NULL || rt->stopping) return;
+  rt->stopping = true;
+  ixr__streams_stop(rt, false);
+}
+
+void ixr__handle_closed(ixr_runtime *rt) {
+  rt->open_handles--;
+  if (rt->destroyed && rt->open_handles == 0) {
+    /* The host's loop ran the last close callback: release the memory. */
+    free(rt);
+  }
+}
+
+/*
+ * Closes the handles and frees everything. The runtime struct itself lives
+ * until the last close callback has run: at once on its own loop, later on
+ * a host's loop (see ixr__handle_closed).
+ */
+static void destroy(ixr_runtime *rt) {
+  rt->closing = true;
+  rt->stopping = true;
+  ixr__streams_stop(rt, true);
+  ixr__timers_close(rt);
+  ixr__dispatch_free(rt);
+  ixr__strategies_free(rt);
+  ixr__lua_close(rt);
+  ixr__jw_free(rt->jw);
+  rt->jw = NULL;
+  ixr__framer_free(&rt->api.framer);
+  ixr__buf_free(&rt->reentrant);
+  while (rt->held_head != NULL) {
+    ixr__held *h = rt->held_head;
+    rt->held_head = h->next;
+    free(h);
+  }
+  free(rt->sinks);
+  free(rt->sink_gen);
+  rt->sinks = NULL;
+  rt->sink_gen = NULL;
+  rt->nsinks = 0;
+  rt->sinks_head = rt->sinks_tail = NULL;
+  free(rt->handlers_dir);
+  free(rt->lua_dir);
+  rt->handlers_dir = rt->lua_dir = NULL;
+  if (rt->owns_loop) {
+    uv_run(rt->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+    uv_loop_close(rt->loop);
+    free(rt);
+    return;
+  }
+  rt->destroyed = true;
+  if (rt->open_handles == 0) free(rt);
+}
+
+void ixr_close(ixr_runtime *rt) {
+  if (rt == NULL || rt->closing) return;
+  destroy(rt);
+}
+
+/* ---- ixr check -------------------------------------------------------- */
+
+static void quiet_log(void *ud, ixr_log_level level, const char *msg) {
+  (void)ud;
+  (void)level;
+  (void)msg;
+}
+
+int ixr_check(const char *handlers_dir, const char *lua_dir,
+              ixr_report_cb report, void *ud) {
+  if (handlers_dir == NULL || report == NULL) return IXR_EINVAL;
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = handlers_dir;
+  o.lua_dir = lua_dir;
+  o.clock = IXR_CLOCK_MANUAL;
+  o.on_log = quiet_log;
+  ixr_runtime *rt;
+  int rc = ixr_new(&rt, &o);
+  if (rc != 0) return rc;
+  rc = ixr__strategies_report(rt, report, ud);
+  ixr_close(rt);
+  return rc;
+}

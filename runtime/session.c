@@ -1,0 +1,455 @@
+/*
+ * session.c: the session object strategies see, and the ixr.core module the
+ * standard library is built on.
+ *
+ * A session object is a full userdata (metatable "ixr.session") that points
+ * at its C session until the session ends. Its user values hold session.vars
+ * (1) and the standard library's private table (2), both made on first use.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+
+#define SESSION_MT "ixr.session"
+
+static ixr_runtime *runtime_of(lua_State *L) {
+  return *(ixr_runtime **)lua_getextraspace(L);
+}
+
+typedef ixr__sessionud sessionud;
+
+int ixr__new_session_ud(ixr_runtime *rt, ixr__session *s) {
+  lua_State *L = rt->L;
+  sessionud *ud = lua_newuserdatauv(L, sizeof(*ud), 2);
+  ud->s = s;
+  ud->id = s->id;
+  luaL_setmetatable(L, SESSION_MT);
+  s->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return s->ref == LUA_REFNIL ? IXR_ENOMEM : 0;
+}
+
+void ixr__push_session(ixr_runtime *rt, ixr__session *s) {
+  lua_rawgeti(rt->L, LUA_REGISTRYINDEX, s->ref);
+}
+
+/* The live session of argument `arg`, or an error. */
+static ixr__session *check_live(lua_State *L, int arg) {
+  sessionud *ud = luaL_checkudata(L, arg, SESSION_MT);
+  if (ud->s == NULL)
+    luaL_error(L, "session s%llu has ended", (unsigned long long)ud->id);
+  return ud->s;
+}
+
+/* ---- actions ---------------------------------------------------------- */
+
+static bool action_name_ok(const char *name, size_t len) {
+  if (len == 0 || len > 64) return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+/* Emits an action line for the arguments (self, name, args) at 1..3 and
+ * returns its request id number. Raises on bad arguments. */
+static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
+                            int args_idx) {
+  ixr_runtime *rt = runtime_of(L);
+  size_t nlen;
+  const char *name = luaL_checklstring(L, name_idx, &nlen);
+  if (!action_name_ok(name, nlen))
+    luaL_argerror(L, name_idx,
+                  "action name must be 1 to 64 letters, digits, '_', '-' or '.'");
+  if (!lua_isnoneornil(L, args_idx)) luaL_checktype(L, args_idx, LUA_TTABLE);
+  uint64_t reqid = ++rt->next_request_id;
+  char sid[24], rid[24];
+  snprintf(sid, sizeof(sid), "s%llu", (unsigned long long)s->id);
+  snprintf(rid, sizeof(rid), "r%llu", (unsigned long long)reqid);
+  ixr__jw *w = rt->jw;
+  ixr__jw_begin(w);
+  ixr__jw_str(w, "type", "action", 6);
+  ixr__jw_str(w, "action", name, nlen);
+  ixr__jw_str(w, "session", sid, strlen(sid));
+  ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
+  ixr__jw_str(w, "requestid", rid, strlen(rid));
+  char err[200];
+  if (lua_isnoneornil(L, args_idx)) {
+    lua_newtable(L);
+    ixr__jw_lua(w, "args", L, -1, err, sizeof(err));
+    lua_pop(L, 1);
+  } else if (ixr__jw_lua(w, "args", L, args_idx, err, sizeof(err)) != 0) {
+    luaL_error(L, "action '%s': args: %s", name, err);
+  }
+  ixr_output out;
+  memset(&out, 0, sizeof(out));
+  ixr__jw_end(w, &out.json, &out.json_len);
+  out.type = IXR_OUT_ACTION;
+  out.session = sid;
+  out.interactionid = s->iid;
+  out.interactionid_len = s->iid_len;
+  out.action = name;
+  out.requestid = rid;
+  ixr__emit(rt, s->sink, &out);
+  return reqid;
+}
+
+static void push_reqid(lua_State *L, uint64_t id) {
+  lua_pushfstring(L, "r%I", (lua_Integer)id);
+}
+
+/* session:action(name, args) -> requestid */
+static int s_action(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  push_reqid(L, emit_action(L, s, 2, 3));
+  return 1;
+}
+
+/* Timeout in ms from opts.timeout (seconds), or 0 for none. */
+static uint64_t opt_timeout(lua_State *L, int opts_idx) {
+  if (lua_isnoneornil(L, opts_idx)) return 0;
+  luaL_checktype(L, opts_idx, LUA_TTABLE);
+  lua_getfield(L, opts_idx, "timeout");
+  uint64_t ms = 0;
+  if (!lua_isnil(L, -1)) {
+    int isnum;
+    lua_Number t = lua_tonumberx(L, -1, &isnum);
+    if (!isnum || !(t > 0) || t > 1e9)
+      luaL_argerror(L, opts_idx, "timeout must be a number of seconds above 0");
+    ms = (uint64_t)ceil(t * 1000.0);
+  }
+  lua_pop(L, 1);
+  return ms;
+}
+
+/* The flow can wait only from its own coroutine, at a yieldable point. */
+static void check_flow(lua_State *L, ixr__session *s, const char *what) {
+  if (L != s->co)
+    luaL_error(L,
+               "session:%s can only be used in the session's flow (start or "
+               "requeued), not in an on handler, a timer or another coroutine",
+               what);
+  if (!lua_isyieldable(L))
+    luaL_error(L, "session:%s cannot wait here (inside a metamethod or a C "
+                  "function such as table.sort)",
+               what);
+}
+
+static void set_wait(lua_State *L, ixr__session *s, ixr__wait_kind kind,
+                     const char *name, uint64_t reqid, uint64_t timeout_ms) {
+  ixr_runtime *rt = runtime_of(L);
+  char *copy = strdup(name);
+  if (copy == NULL) luaL_error(L, "out of memory");
+  s->wait_kind = kind;
+  s->wait_name = copy;
+  s->wait_reqid = reqid;
+  s->wait_timer = NULL;
+  if (timeout_ms > 0) {
+    s->wait_timer = ixr__timer_add(rt, s, IXR__TIMER_FLOW, timeout_ms);
+    if (s->wait_timer == NULL) luaL_error(L, "out of memory");
+  }
+}
+
+static int request(lua_State *L, ixr__session *s, const char *what,
+                   int name_idx, int args_idx, int opts_idx) {
+  check_flow(L, s, what);
+  uint64_t ms = opt_timeout(L, opts_idx);
+  const char *name = luaL_checkstring(L, name_idx);
+  uint64_t reqid = emit_action(L, s, name_idx, args_idx);
+  set_wait(L, s, IXR__WAIT_REQUEST, name, reqid, ms);
+  /* The dispatcher resumes with (true, event), (false, event) or
+   * (false, "timeout"); those become request's results. */
+  return lua_yield(L, 0);
+}
+
+/* session:request(name, args, opts) -> ok, event_or_"timeout" */
+static int s_request(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  return request(L, s, "request", 2, 3, 4);
+}
+
+/* session:route/queue/stop(args, opts): request() for a fixed action. */
+static int named_request(lua_State *L, const char *action) {
+  ixr__session *s = check_live(L, 1);
+  lua_settop(L, 3);
+  lua_pushstring(L, action); /* 4 */
+  return request(L, s, action, 4, 2, 3);
+}
+static int s_route(lua_State *L) { return named_request(L, "route"); }
+static int s_queue(lua_State *L) { return named_request(L, "queue"); }
+static int s_stop(lua_State *L) { return named_request(L, "stop"); }
+
+/* session:wait(name, opts) -> event | nil, "timeout" */
+static int s_wait(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  check_flow(L, s, "wait");
+  uint64_t ms = opt_timeout(L, 3);
+  set_wait(L, s, IXR__WAIT_EVENT, name, 0, ms);
+  return lua_yield(L, 0);
+}
+
+/* session:after(seconds, fn) -> timer id */
+static int s_after(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  ixr_runtime *rt = runtime_of(L);
+  lua_Number secs = luaL_checknumber(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (!(secs >= 0) || secs > 1e9)
+    return luaL_argerror(L, 2, "seconds must be a number from 0 to 1e9");
+  ixr__timer *t = ixr__timer_add(rt, s, IXR__TIMER_AFTER,
+                                 (uint64_t)ceil(secs * 1000.0));
+  if (t == NULL) return luaL_error(L, "out of memory");
+  lua_pushvalue(L, 3);
+  t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->next = s->timers;
+  t->prev = NULL;
+  if (s->timers) s->timers->prev = t;
+  s->timers = t;
+  lua_pushinteger(L, (lua_Integer)t->id);
+  return 1;
+}
+
+/* session:cancel(timer_id) -> true if a pending timer was cancelled */
+static int s_cancel(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  ixr_runtime *rt = runtime_of(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  for (ixr__timer *t = s->timers; t != NULL; t = t->next) {
+    if ((lua_Integer)t->id != id) continue;
+    if (t->prev) t->prev->next = t->next;
+    else s->timers = t->next;
+    if (t->next) t->next->prev = t->prev;
+    luaL_unref(L, LUA_REGISTRYINDEX, t->fn_ref);
+    ixr__timer_cancel(rt, t);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* session:exit(reason): ends the session now. In the flow it also stops the
+ * flow: nothing after the call runs. */
+static int s_exit(lua_State *L) {
+  sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
+  size_t len = 0;
+  const char *reason = luaL_optlstring(L, 2, "exit", &len);
+  if (len == 0 || len > 200)
+    return luaL_argerror(L, 2, "reason must be 1 to 200 characters");
+  ixr__session *s = ud->s;
+  if (s == NULL) return 0; /* ended already: nothing to do */
+  bool in_flow = (L == s->co);
+  ixr__session_end(runtime_of(L), s, reason);
+  if (in_flow && lua_isyieldable(L)) return lua_yield(L, 0);
+  return 0;
+}
+
+static const char *const level_names[] = {"error", "warn", "info", "debug",
+                                          "trace", NULL};
+
+/* session:log(level, message) */
+static int s_log(lua_State *L) {
+  sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
+  int level = luaL_checkoption(L, 2, NULL, level_names);
+  const char *msg = luaL_tolstring(L, 3, NULL);
+  ixr_runtime *rt = runtime_of(L);
+  if (ud->s != NULL)
+    ixr__log(rt, (ixr_log_level)level, "s%llu %s %s: %s",
+             (unsigned long long)ud->id, ud->s->iid, ud->s->strategy->name, msg);
+  else
+    ixr__log(rt, (ixr_log_level)level, "s%llu (ended): %s",
+             (unsigned long long)ud->id, msg);
+  return 0;
+}
+
+static const char *state_name(const sessionud *ud) {
+  if (ud->s == NULL) return "ended";
+  return ud->s->state == IXR__ACTIVE ? "active"
+         : ud->s->state == IXR__SUSPENDED ? "suspended" : "ended";
+}
+
+/* [-0, +1] pushes user value n, making it a table on first use */
+static void push_uservalue_table(lua_State *L, int idx, int n) {
+  if (lua_getiuservalue(L, idx, n) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, n);
+  }
+}
+
+static int s_index(lua_State *L) {
+  sessionud *ud = lua_touserdata(L, 1);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1; /* a method */
+  lua_pop(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k == NULL) return 0;
+  if (strcmp(k, "vars") == 0) {
+    push_uservalue_table(L, 1, 1);
+  } else if (strcmp(k, "id") == 0) {
+    lua_pushfstring(L, "s%I", (lua_Integer)ud->id);
+  } else if (strcmp(k, "interactionid") == 0) {
+    if (ud->s == NULL) return 0;
+    lua_pushlstring(L, ud->s->iid, ud->s->iid_len);
+  } else if (strcmp(k, "strategy") == 0) {
+    if (ud->s == NULL) return 0;
+    lua_pushstring(L, ud->s->strategy->name);
+  } else if (strcmp(k, "state") == 0) {
+    lua_pushstring(L, state_name(ud));
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+static int s_newindex(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  return luaL_error(L,
+                    "session.%s is read-only (keep your own state in "
+                    "session.vars)",
+                    k ? k : "?");
+}
+
+static int s_tostring(lua_State *L) {
+  sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
+  if (ud->s != NULL)
+    lua_pushfstring(L, "session s%I (%s, %s)", (lua_Integer)ud->id, ud->s->iid,
+                    state_name(ud));
+  else
+    lua_pushfstring(L, "session s%I (ended)", (lua_Integer)ud->id);
+  return 1;
+}
+
+static const luaL_Reg session_methods[] = {
+    {"action", s_action}, {"request", s_request}, {"route", s_route},
+    {"queue", s_queue},   {"stop", s_stop},       {"wait", s_wait},
+    {"after", s_after},   {"cancel", s_cancel},   {"exit", s_exit},
+    {"log", s_log},       {NULL, NULL}};
+
+/* [-0, +0] registers the "ixr.session" metatable. */
+int ixr__open_session(lua_State *L) {
+  luaL_newmetatable(L, SESSION_MT);
+  luaL_newlib(L, session_methods);
+  lua_pushcclosure(L, s_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, s_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, s_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "ixr.session");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* ---- ixr.core --------------------------------------------------------- */
+
+/* core.state(session) -> "active" | "suspended" | "ended" */
+static int c_state(lua_State *L) {
+  sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
+  lua_pushstring(L, state_name(ud));
+  return 1;
+}
+
+/* core.suspend(session, reason): stops the flow (its pending request or wait
+ * is cancelled) and emits "suspended". */
+static int c_suspend(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  const char *reason = luaL_checkstring(L, 2);
+  ixr__session_suspend(runtime_of(L), s, reason);
+  return 0;
+}
+
+/* core.resume(session): a suspended session is active again ("resumed"). */
+static int c_resume(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  ixr__session_resume(runtime_of(L), s);
+  return 0;
+}
+
+/* core.run(session, fn, event): replaces the session's flow with a new one
+ * running fn(session, event), and runs it to its first wait. */
+static int c_run(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checkany(L, 3);
+  ixr_runtime *rt = runtime_of(L);
+  if (s->state != IXR__ACTIVE)
+    return luaL_error(L, "core.run: session s%I is not active",
+                      (lua_Integer)s->id);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  if (L != rt->L) lua_xmove(L, rt->L, 3);
+  ixr__flow_start(rt, s);
+  return 0;
+}
+
+/* core.flow_waiting(session) -> nil | "request" | "event" */
+static int c_flow_waiting(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  if (s->wait_kind == IXR__WAIT_REQUEST) lua_pushliteral(L, "request");
+  else if (s->wait_kind == IXR__WAIT_EVENT) lua_pushliteral(L, "event");
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* core.end_after_flow(session, reason): when the flow finishes, end the
+ * session with this reason instead of "completed". */
+static int c_end_after_flow(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  const char *reason = luaL_checkstring(L, 2);
+  char *copy = strdup(reason);
+  if (copy == NULL) return luaL_error(L, "out of memory");
+  free(s->end_after_flow);
+  s->end_after_flow = copy;
+  return 0;
+}
+
+/* core.strategy(session) -> the table the strategy file returned */
+static int c_strategy(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->strategy->table_ref);
+  return 1;
+}
+
+/* core.data(session) -> a table private to the standard library */
+static int c_data(lua_State *L) {
+  luaL_checkudata(L, 1, SESSION_MT);
+  push_uservalue_table(L, 1, 2);
+  return 1;
+}
+
+/* core.now() -> milliseconds on the runtime clock */
+static int c_now(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ixr__now(runtime_of(L)));
+  return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+    {"state", c_state},
+    {"suspend", c_suspend},
+    {"resume", c_resume},
+    {"run", c_run},
+    {"flow_waiting", c_flow_waiting},
+    {"end_after_flow", c_end_after_flow},
+    {"strategy", c_strategy},
+    {"data", c_data},
+    {"now", c_now},
+    {NULL, NULL}};
+
+/* [-0, +1] pushes the ixr.core table */
+int ixr__open_core(lua_State *L) {
+  luaL_newlib(L, core_funcs);
+  lua_pushlightuserdata(L, ixr__null());
+  lua_setfield(L, -2, "null");
+  return 1;
+}

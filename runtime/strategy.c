@@ -1,0 +1,347 @@
+/*
+ * strategy.c: loading and checking strategy files.
+ *
+ * A strategy is a file handlers/<name>.lua (directly in the directory;
+ * subdirectories hold modules for require). It runs once, in its own
+ * sandboxed environment, and must return a table:
+ *   start (function, required), requeued (function), on (table of
+ *   functions by event name), defaults ("requeue" when absent, or another
+ *   key of require("ixr.multimedia").sets), requeue_timeout (seconds > 0).
+ * A file that breaks these rules is kept as an error ("FILE:LINE: message")
+ * so that sessions asking for it get strategy_error.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+
+#define DEFAULT_REQUEUE_TIMEOUT 300.0
+
+bool ixr__strategy_name_ok(const char *name, size_t len) {
+  if (len == 0 || len > 128 || name[0] == '.') return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+/*
+ * The line where `field = ` first appears in the source, to point an error
+ * about a field at the right place; 0 when it does not appear. With field
+ * NULL: the line of the last top-level "return".
+ */
+static int find_line(const char *path, const char *field) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 0;
+  char line[1024];
+  int n = 0, found = 0;
+  size_t flen = field ? strlen(field) : 0;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    n++;
+    const char *p = line + strspn(line, " \t");
+    if (field == NULL) {
+      if (strncmp(line, "return", 6) == 0) found = n;
+      continue;
+    }
+    if (strncmp(p, field, flen) == 0) {
+      const char *q = p + flen;
+      q += strspn(q, " \t");
+      if (*q == '=' && q[1] != '=') {
+        found = n;
+        break;
+      }
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+static char *fail_at(const char *path, const char *field, const char *fmt,
+                     const char *arg) {
+  int line = find_line(path, field);
+  if (line == 0 && field != NULL) line = find_line(path, NULL);
+  if (line == 0) line = 1;
+  char msg[512], out[1024];
+  snprintf(msg, sizeof(msg), fmt, arg);
+  snprintf(out, sizeof(out), "%s:%d: %s", path, line, msg);
+  return strdup(out);
+}
+
+/* [-1, +0] validates the strategy table on top and fills st; returns an
+ * error message (malloc'd) or NULL. */
+static char *adopt(ixr_runtime *rt, ixr__strategy *st) {
+  lua_State *L = rt->L;
+  int tbl = lua_gettop(L);
+  char *err = NULL;
+  if (!lua_istable(L, tbl)) {
+    err = fail_at(st->path, NULL, "a strategy must return a table (got %s)",
+                  luaL_typename(L, tbl));
+    goto out;
+  }
+  if (lua_getfield(L, tbl, "start") != LUA_TFUNCTION) {
+    err = fail_at(st->path, "start", "start must be a function (got %s)",
+                  luaL_typename(L, -1));
+    goto out;
+  }
+  lua_pop(L, 1);
+  int t = lua_getfield(L, tbl, "requeued");
+  lua_pop(L, 1);
+  if (t != LUA_TNIL && t != LUA_TFUNCTION) {
+    err = fail_at(st->path, "requeued", "requeued must be a function (got %s)",
+                  lua_typename(L, t));
+    goto out;
+  }
+  st->requeue_timeout = DEFAULT_REQUEUE_TIMEOUT;
+  t = lua_getfield(L, tbl, "requeue_timeout");
+  if (t != LUA_TNIL) {
+    lua_Number v = lua_tonumber(L, -1);
+    if (t != LUA_TNUMBER || !(v > 0) || v > 1e9) {
+      lua_pop(L, 1);
+      err = fail_at(st->path, "requeue_timeout", "%s",
+                    "requeue_timeout must be a number of seconds above 0");
+      goto out;
+    }
+    st->requeue_timeout = v;
+  }
+  lua_pop(L, 1);
+  /* defaults: a key of the standard sets */
+  const char *defaults = "requeue";
+  t = lua_getfield(L, tbl, "defaults");
+  if (t == LUA_TSTRING) defaults = lua_tostring(L, -1);
+  else if (t != LUA_TNIL) {
+    lua_pop(L, 1);
+    err = fail_at(st->path, "defaults",
+                  "defaults must be a string: requeue, legacy, resultof or "
+                  "none (got %s)",
+                  lua_typename(L, t));
+    goto out;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->sets_ref);
+  if (lua_getfield(L, -1, defaults) != LUA_TTABLE) {
+    lua_pop(L, 3);
+    err = fail_at(st->path, "defaults",
+                  "unknown defaults value '%s' (expected requeue, legacy, "
+                  "resultof or none)",
+                  defaults);
+    goto out;
+  }
+  /* handlers = copy of the standard set, then the strategy's own on */
+  lua_newtable(L);
+  int handlers = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, handlers - 1) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, handlers);
+  }
+  t = lua_getfield(L, tbl, "on");
+  if (t == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      if (lua_type(L, -2) != LUA_TSTRING || !lua_isfunction(L, -1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        err = fail_at(st->path, "on",
+                      "on[\"%s\"] must be a function keyed by an event name", k);
+        lua_settop(L, tbl);
+        goto out;
+      }
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, handlers);
+    }
+  } else if (t != LUA_TNIL) {
+    err = fail_at(st->path, "on", "on must be a table of handlers (got %s)",
+                  lua_typename(L, t));
+    lua_settop(L, tbl);
+    goto out;
+  }
+  lua_pop(L, 1); /* on */
+  st->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, tbl);
+  lua_getfield(L, tbl, "start");
+  st->start_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (lua_getfield(L, tbl, "requeued") == LUA_TFUNCTION)
+    st->requeued_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_pop(L, 1);
+  lua_pushvalue(L, tbl);
+  st->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+out:
+  lua_settop(L, tbl - 1);
+  return err;
+}
+
+/* Loads one strategy file into a new record. Never fails for the file's
+ * sake: a broken file gives a record with `error` set. */
+static ixr__strategy *load_one(ixr_runtime *rt, const char *name) {
+  lua_State *L = rt->L;
+  ixr__strategy *st = calloc(1, sizeof(*st));
+  if (st == NULL) return NULL;
+  size_t plen = strlen(rt->handlers_dir) + strlen(name) + 6;
+  st->name = strdup(name);
+  st->path = malloc(plen);
+  char *chunk = malloc(plen + 1);
+  if (st->name == NULL || st->path == NULL || chunk == NULL) {
+    free(st->name);
+    free(st->path);
+    free(st);
+    free(chunk);
+    return NULL;
+  }
+  snprintf(st->path, plen, "%s/%s.lua", rt->handlers_dir, name);
+  snprintf(chunk, plen + 1, "@%s", st->path);
+  st->node.key = st->name;
+  st->node.len = strlen(st->name);
+  st->node.hash = ixr__hash(st->name, st->node.len);
+  st->table_ref = st->handlers_ref = st->start_ref = st->requeued_ref =
+      LUA_NOREF;
+  st->refs = 1;
+  char *err = NULL;
+  int top = lua_gettop(L);
+  if (ixr__load_file(rt, st->path, chunk, &err) == 0) {
+    ixr__push_sandbox(rt);              /* fn, env */
+    lua_pushvalue(L, -1);
+    lua_setupvalue(L, -3, 1);           /* the chunk's _ENV */
+    lua_insert(L, -2);                  /* env, fn */
+    if (ixr__call_quiet(rt, 0, 1, &err) == 0) { /* env, result */
+      err = adopt(rt, st);              /* env */
+      ixr__seal_env(L, -1);
+    }
+  }
+  lua_settop(L, top);
+  free(chunk);
+  st->error = err;
+  return st;
+}
+
+static void free_strategy(ixr_runtime *rt, ixr__strategy *st) {
+  if (rt->L != NULL) {
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, st->table_ref);
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, st->handlers_ref);
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, st->start_ref);
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, st->requeued_ref);
+  }
+  free(st->name);
+  free(st->path);
+  free(st->error);
+  free(st);
+}
+
+void ixr__strategy_release(ixr_runtime *rt, ixr__strategy *st) {
+  if (--st->refs == 0) free_strategy(rt, st);
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The strategy names in the handlers dir (NAME.lua files), sorted. */
+static int list_strategies(const char *dir, char ***names, size_t *count) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return IXR_ENOENT;
+  char **v = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *e;
+  int rc = 0;
+  while ((e = readdir(d)) != NULL) {
+    size_t len = strlen(e->d_name);
+    if (len < 5 || strcmp(e->d_name + len - 4, ".lua") != 0) continue;
+    if (!ixr__strategy_name_ok(e->d_name, len - 4)) continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      char **nv = realloc(v, cap * sizeof(*nv));
+      if (nv == NULL) {
+        rc = IXR_ENOMEM;
+        break;
+      }
+      v = nv;
+    }
+    v[n] = strndup(e->d_name, len - 4);
+    if (v[n] == NULL) {
+      rc = IXR_ENOMEM;
+      break;
+    }
+    n++;
+  }
+  closedir(d);
+  if (rc != 0) {
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+    return rc;
+  }
+  if (n > 0) qsort(v, n, sizeof(*v), cmp_names);
+  *names = v;
+  *count = n;
+  return 0;
+}
+
+/* Loads every strategy of the handlers dir into rt->strategies. */
+int ixr__strategies_load(ixr_runtime *rt) {
+  char **names = NULL;
+  size_t n = 0;
+  int rc = list_strategies(rt->handlers_dir, &names, &n);
+  if (rc != 0) {
+    ixr__log(rt, IXR_LOG_WARN, "cannot read the handlers directory %s",
+             rt->handlers_dir);
+    return rc;
+  }
+  for (size_t i = 0; i < n; i++) {
+    ixr__strategy *st = load_one(rt, names[i]);
+    free(names[i]);
+    if (st == NULL) {
+      rc = IXR_ENOMEM;
+      continue;
+    }
+    if (st->error != NULL)
+      ixr__log(rt, IXR_LOG_ERROR, "strategy %s: %s", st->name, st->error);
+    ixr__map_put(&rt->strategies, &st->node);
+  }
+  free(names);
+  rt->generation++;
+  return rc;
+}
+
+ixr__strategy *ixr__strategy_find(ixr_runtime *rt, const char *name,
+                                  size_t len) {
+  if (!ixr__strategy_name_ok(name, len)) return NULL;
+  return (ixr__strategy *)ixr__map_get(&rt->strategies, name, len,
+                                       ixr__hash(name, len));
+}
+
+void ixr__strategies_free(ixr_runtime *rt) {
+  ixr__map *m = &rt->strategies;
+  for (size_t i = 0; m->buckets && i <= m->mask; i++) {
+    ixr__mapnode *node = m->buckets[i];
+    while (node != NULL) {
+      ixr__mapnode *next = node->next;
+      free_strategy(rt, (ixr__strategy *)node);
+      node = next;
+    }
+  }
+  ixr__map_free(m);
+}
+
+/* ixr check: every problem of every strategy, one report line each. */
+int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud) {
+  char **names = NULL;
+  size_t n = 0;
+  int rc = list_strategies(rt->handlers_dir, &names, &n);
+  if (rc != 0) return rc;
+  int problems = 0;
+  for (size_t i = 0; i < n; i++) {
+    ixr__strategy *st = ixr__strategy_find(rt, names[i], strlen(names[i]));
+    if (st != NULL && st->error != NULL) {
+      report(ud, st->error);
+      problems++;
+    }
+    free(names[i]);
+  }
+  free(names);
+  return problems;
+}

@@ -1,0 +1,661 @@
+/*
+ * stream.c: event streams over file descriptors and sockets.
+ *
+ * A stream reads NDJSON, frames it into lines (framer.c), has each line
+ * decoded and dispatched, and writes the output lines back. It is also a
+ * sink (output.c): sessions write to the stream that last sent an event for
+ * their interaction.
+ *
+ * Output is appended to the stream's buffer and written once per loop
+ * iteration (a uv_prepare handle flushes every stream with output before the
+ * loop polls), so a burst of lines costs one write. Backpressure: when more
+ * than HIGH_WATER bytes wait to be written, the stream stops reading its
+ * input until the writes drain below LOW_WATER; a client that lets more than
+ * HARD_LIMIT bytes pile up (it never reads) is disconnected.
+ *
+ * Regular files and character devices (such as /dev/null) cannot be polled:
+ * input from a file is read with uv_fs_read, and output to one is written
+ * with plain blocking write(2), as any filter does.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define READ_CHUNK (64 * 1024)
+#define HIGH_WATER (1024 * 1024)
+#define LOW_WATER (256 * 1024)
+#define HARD_LIMIT (64 * 1024 * 1024)
+
+
+typedef enum { IN_STREAM, IN_FILE } in_kind;
+typedef enum { OUT_STREAM, OUT_FILE, OUT_SAME } out_kind;
+
+typedef struct ixr__stream ixr__stream;
+struct ixr__stream {
+  ixr__sink sink; /* first: a sink pointer is a stream pointer */
+  ixr_runtime *rt;
+  ixr__stream *next_stream, *prev_stream;
+  ixr__framer framer;
+  char *rbuf;
+  unsigned flags;
+  char name[64];
+
+  in_kind in;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tcp_t tcp;
+    uv_tty_t tty;
+  } h; /* the input handle; also the output for sockets */
+  bool h_open;
+  uv_fs_t fsreq; /* IN_FILE */
+  int in_fd;
+  int64_t file_off;
+  bool fs_busy;
+
+  out_kind out;
+  int out_fd;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } oh; /* a separate output handle (stdio) */
+  bool oh_open;
+
+  ixr__buf obuf;      /* output not yet handed to the kernel */
+  size_t pending;     /* bytes in uv_write requests not yet completed */
+  bool reading;       /* input is being read */
+  bool paused;        /* reading stopped by backpressure */
+  bool eof;           /* input ended */
+  bool closing;
+  bool dirty;         /* on the flush list */
+  ixr__stream *next_dirty;
+};
+
+typedef struct ixr__listener ixr__listener;
+struct ixr__listener {
+  ixr_runtime *rt;
+  ixr__listener *next;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tcp_t tcp;
+  } h;
+  char *unix_path;
+  bool closing;
+};
+
+typedef struct write_req {
+  uv_write_t req;
+  ixr__stream *st;
+  char *data;
+  size_t len;
+} write_req;
+
+static void stream_close(ixr__stream *st);
+static void start_reading(ixr__stream *st);
+static void flush(ixr__stream *st);
+
+/* ---- the flush list --------------------------------------------------- */
+
+static void mark_dirty(ixr__stream *st) {
+  ixr_runtime *rt = st->rt;
+  if (st->dirty) return;
+  st->dirty = true;
+  st->next_dirty = (ixr__stream *)rt->dirty_streams;
+  rt->dirty_streams = st;
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  ixr_runtime *rt = h->data;
+  while (rt->dirty_streams != NULL) {
+    ixr__stream *st = rt->dirty_streams;
+    rt->dirty_streams = st->next_dirty;
+    st->dirty = false;
+    flush(st);
+  }
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static void stream_write(ixr__sink *sk, const ixr_output *out) {
+  ixr__stream *st = (ixr__stream *)sk;
+  if (st->closing) return;
+  if (ixr__buf_reserve(&st->obuf, out->json_len + 1) != 0) {
+    ixr__log(st->rt, IXR_LOG_ERROR, "%s: out of memory for output: closing",
+             st->name);
+    stream_close(st);
+    return;
+  }
+  memcpy(st->obuf.data + st->obuf.len, out->json, out->json_len);
+  st->obuf.len += out->json_len;
+  st->obuf.data[st->obuf.len++] = '\n';
+  mark_dirty(st);
+}
+
+static void maybe_finish(ixr__stream *st);
+
+static void on_write(uv_write_t *req, int status) {
+  write_req *w = (write_req *)req;
+  ixr__stream *st = w->st;
+  st->pending -= w->len;
+  free(w->data);
+  free(w);
+  if (status < 0 && status != UV_ECANCELED && !st->closing) {
+    ixr__log(st->rt, IXR_LOG_WARN, "%s: write failed (%s): closing", st->name,
+             uv_strerror(status));
+    stream_close(st);
+    return;
+  }
+  if (st->closing) return;
+  if (st->paused && st->pending < LOW_WATER) {
+    st->paused = false;
+    start_reading(st);
+  }
+  maybe_finish(st);
+}
+
+static uv_stream_t *out_stream(ixr__stream *st) {
+  return st->out == OUT_SAME ? &st->h.stream : &st->oh.stream;
+}
+
+static void flush(ixr__stream *st) {
+  if (st->obuf.len == 0 || st->closing) return;
+  if (st->out == OUT_FILE) {
+    size_t off = 0;
+    while (off < st->obuf.len) {
+      ssize_t n = write(st->out_fd, st->obuf.data + off, st->obuf.len - off);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) { /* a non-blocking fd we do not own: wait a bit */
+          usleep(1000);
+          continue;
+        }
+        ixr__log(st->rt, IXR_LOG_ERROR, "%s: write failed (%s): closing",
+                 st->name, strerror(errno));
+        st->obuf.len = 0;
+        stream_close(st);
+        return;
+      }
+      off += (size_t)n;
+    }
+    st->obuf.len = 0;
+    maybe_finish(st);
+    return;
+  }
+  /* Hand the whole buffer to one uv_write; try a direct write first. */
+  uv_stream_t *os = out_stream(st);
+  uv_buf_t b = uv_buf_init(st->obuf.data, (unsigned)st->obuf.len);
+  if (st->pending == 0) {
+    int n = uv_try_write(os, &b, 1);
+    if (n > 0) {
+      ixr__buf_consume(&st->obuf, (size_t)n);
+      if (st->obuf.len == 0) {
+        maybe_finish(st);
+        return;
+      }
+      b = uv_buf_init(st->obuf.data, (unsigned)st->obuf.len);
+    } else if (n < 0 && n != UV_EAGAIN) {
+      ixr__log(st->rt, IXR_LOG_WARN, "%s: write failed (%s): closing", st->name,
+               uv_strerror(n));
+      st->obuf.len = 0;
+      stream_close(st);
+      return;
+    }
+  }
+  write_req *w = malloc(sizeof(*w));
+  if (w == NULL) return; /* retried at the next flush */
+  w->st = st;
+  w->data = st->obuf.data;
+  w->len = st->obuf.len;
+  st->obuf.data = NULL;
+  st->obuf.len = st->obuf.cap = 0;
+  int rc = uv_write(&w->req, os, &b, 1, on_write);
+  if (rc != 0) {
+    free(w->data);
+    free(w);
+    ixr__log(st->rt, IXR_LOG_WARN, "%s: write failed (%s): closing", st->name,
+             uv_strerror(rc));
+    stream_close(st);
+    return;
+  }
+  st->pending += w->len;
+  if (st->pending > HARD_LIMIT) {
+    ixr__log(st->rt, IXR_LOG_WARN,
+             "%s: the peer has not read %zu bytes of output: disconnecting it",
+             st->name, st->pending);
+    stream_close(st);
+    return;
+  }
+  if (st->pending > HIGH_WATER && st->reading) {
+    st->paused = true;
+    if (st->in == IN_STREAM) uv_read_stop(&st->h.stream);
+    st->reading = false;
+  }
+}
+
+/* ---- input ------------------------------------------------------------ */
+
+static void on_line(void *ud, const char *line, size_t len, uint64_t lineno,
+                    ixr__line_status status) {
+  ixr__stream *st = ud;
+  ixr_runtime *rt = st->rt;
+  if (status == IXR__LINE_TOO_LONG) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped",
+             rt->opt.max_line);
+    ixr__emit_error(rt, &st->sink, NULL, "line_too_long", msg, lineno, 0, NULL);
+    return;
+  }
+  ixr__decode_and_dispatch(rt, &st->sink, line, len, lineno);
+}
+
+static void input_ended(ixr__stream *st) {
+  st->eof = true;
+  st->reading = false;
+  ixr__framer_finish(&st->framer, on_line, st);
+  mark_dirty(st);
+  maybe_finish(st);
+}
+
+static void input_chunk(ixr__stream *st, const char *p, size_t n) {
+  if (ixr__framer_push(&st->framer, p, n, on_line, st) != 0) {
+    ixr__log(st->rt, IXR_LOG_ERROR, "%s: out of memory framing input: closing",
+             st->name);
+    stream_close(st);
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  ixr__stream *st = h->data;
+  (void)hint;
+  *buf = uv_buf_init(st->rbuf, READ_CHUNK);
+}
+
+static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
+  ixr__stream *st = h->data;
+  (void)buf;
+  if (n > 0) {
+    input_chunk(st, st->rbuf, (size_t)n);
+    return;
+  }
+  if (n == 0) return;
+  uv_read_stop(h);
+  if (n != UV_EOF)
+    ixr__log(st->rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
+             uv_strerror((int)n));
+  input_ended(st);
+}
+
+static void on_fs_read(uv_fs_t *req) {
+  ixr__stream *st = req->data;
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  st->fs_busy = false;
+  if (st->closing) {
+    maybe_finish(st);
+    return;
+  }
+  if (n > 0) {
+    st->file_off += n;
+    input_chunk(st, st->rbuf, (size_t)n);
+    if (!st->closing && st->reading) start_reading(st);
+    return;
+  }
+  if (n < 0)
+    ixr__log(st->rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
+             uv_strerror((int)n));
+  input_ended(st);
+}
+
+static void start_reading(ixr__stream *st) {
+  if (st->eof || st->closing || st->rt->stopping) return;
+  st->reading = true;
+  if (st->in == IN_STREAM) {
+    int rc = uv_read_start(&st->h.stream, on_alloc, on_read);
+    if (rc != 0) {
+      ixr__log(st->rt, IXR_LOG_WARN, "%s: cannot read (%s)", st->name,
+               uv_strerror(rc));
+      input_ended(st);
+    }
+    return;
+  }
+  if (st->fs_busy) return;
+  if (st->pending > HIGH_WATER) {
+    st->paused = true;
+    st->reading = false;
+    return;
+  }
+  uv_buf_t b = uv_buf_init(st->rbuf, READ_CHUNK);
+  st->fsreq.data = st;
+  int rc = uv_fs_read(st->rt->loop, &st->fsreq, st->in_fd, &b, 1, -1, on_fs_read);
+  if (rc != 0) {
+    ixr__log(st->rt, IXR_LOG_WARN, "%s: cannot read (%s)", st->name,
+             uv_strerror(rc));
+    input_ended(st);
+    return;
+  }
+  st->fs_busy = true;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static void free_stream(ixr__stream *st) {
+  ixr_runtime *rt = st->rt;
+  if (st->prev_stream) st->prev_stream->next_stream = st->next_stream;
+  else rt->streams = st->next_stream;
+  if (st->next_stream) st->next_stream->prev_stream = st->prev_stream;
+  ixr__framer_free(&st->framer);
+  ixr__buf_free(&st->obuf);
+  free(st->rbuf);
+  free(st);
+  ixr__handle_closed(rt);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  ixr__stream *st = h->data;
+  if (h == &st->h.handle) st->h_open = false;
+  else st->oh_open = false;
+  if (!st->h_open && !st->oh_open && !st->fs_busy) free_stream(st);
+}
+
+/* Once the input has ended and every byte is written, a stream is done:
+ * closing it frees it; with IXR_SERVE_STOP_AT_EOF the runtime stops too. */
+static void maybe_finish(ixr__stream *st) {
+  if (st->closing) {
+    if (!st->h_open && !st->oh_open && !st->fs_busy) free_stream(st);
+    return;
+  }
+  if (!st->eof || st->obuf.len > 0 || st->pending > 0) return;
+  bool stop_rt = (st->flags & IXR_SERVE_STOP_AT_EOF) != 0;
+  ixr_runtime *rt = st->rt;
+  stream_close(st);
+  if (stop_rt) ixr_stop(rt);
+}
+
+static void stream_close(ixr__stream *st) {
+  if (st->closing) return;
+  st->closing = true;
+  ixr__sink_close(st->rt, &st->sink);
+  if (st->in == IN_STREAM && st->reading) uv_read_stop(&st->h.stream);
+  st->reading = false;
+  if (st->h_open) {
+    uv_close(&st->h.handle, on_handle_closed);
+  }
+  if (st->oh_open) {
+    uv_close(&st->oh.handle, on_handle_closed);
+  }
+  if (st->in == IN_FILE && st->fs_busy) uv_cancel((uv_req_t *)&st->fsreq);
+  if (!st->h_open && !st->oh_open && !st->fs_busy) {
+    /* nothing asynchronous to wait for */
+    free_stream(st);
+  }
+}
+
+static ixr__stream *stream_new(ixr_runtime *rt, const char *name) {
+  ixr__stream *st = calloc(1, sizeof(*st));
+  if (st == NULL) return NULL;
+  st->rbuf = malloc(READ_CHUNK);
+  if (st->rbuf == NULL) {
+    free(st);
+    return NULL;
+  }
+  st->rt = rt;
+  st->sink.write = stream_write;
+  ixr__framer_init(&st->framer, rt->opt.max_line);
+  snprintf(st->name, sizeof(st->name), "%s", name);
+  st->in_fd = -1;
+  st->out_fd = -1;
+  st->next_stream = rt->streams;
+  if (rt->streams) ((ixr__stream *)rt->streams)->prev_stream = st;
+  rt->streams = st;
+  rt->open_handles++; /* the stream as a whole; released in free_stream */
+  return st;
+}
+
+/* Opens fd as a libuv stream handle (pipe, tty or socket). */
+static int open_handle(ixr_runtime *rt, int fd, uv_handle_type type,
+                       void *h, bool readable) {
+  int rc;
+  if (type == UV_TTY) {
+    rc = uv_tty_init(rt->loop, h, fd, readable);
+  } else if (type == UV_NAMED_PIPE) {
+    rc = uv_pipe_init(rt->loop, h, 0);
+    if (rc == 0) {
+      rc = uv_pipe_open(h, fd);
+      if (rc != 0) uv_close(h, NULL);
+    }
+  } else if (type == UV_TCP) {
+    rc = uv_tcp_init(rt->loop, h);
+    if (rc == 0) {
+      rc = uv_tcp_open(h, fd);
+      if (rc != 0) uv_close(h, NULL);
+    }
+  } else {
+    return UV_EINVAL;
+  }
+  return rc;
+}
+
+int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd, unsigned flags) {
+  if (rt == NULL || in_fd < 0 || out_fd < 0) return IXR_EINVAL;
+  if (rt->closing || rt->stopping) return IXR_ECLOSED;
+  ixr__stream *st = stream_new(rt, in_fd == 0 ? "stdin" : "fd");
+  if (st == NULL) return IXR_ENOMEM;
+  st->flags = flags;
+  st->in_fd = in_fd;
+  st->out_fd = out_fd;
+  uv_handle_type it = uv_guess_handle(in_fd);
+  uv_handle_type ot = uv_guess_handle(out_fd);
+  int rc = 0;
+  if (it == UV_FILE || it == UV_UNKNOWN_HANDLE) {
+    st->in = IN_FILE;
+  } else {
+    st->in = IN_STREAM;
+    rc = open_handle(rt, in_fd, it, &st->h, true);
+    if (rc != 0) goto fail;
+    st->h.handle.data = st;
+    st->h_open = true;
+  }
+  if (ot == UV_FILE || ot == UV_UNKNOWN_HANDLE) {
+    st->out = OUT_FILE;
+  } else if (in_fd == out_fd && st->in == IN_STREAM) {
+    st->out = OUT_SAME;
+  } else {
+    st->out = OUT_STREAM;
+    rc = open_handle(rt, out_fd, ot, &st->oh, false);
+    if (rc != 0) goto fail;
+    st->oh.handle.data = st;
+    st->oh_open = true;
+  }
+  rc = ixr__sink_open(rt, &st->sink);
+  if (rc != 0) {
+    stream_close(st);
+    return rc;
+  }
+  start_reading(st);
+  return 0;
+fail:
+  ixr__log(rt, IXR_LOG_ERROR, "cannot serve fds %d/%d: %s", in_fd, out_fd,
+           uv_strerror(rc));
+  st->closing = true;
+  ixr__sink_close(rt, &st->sink);
+  if (st->h_open) uv_close(&st->h.handle, on_handle_closed);
+  else free_stream(st);
+  return IXR_EIO;
+}
+
+/* ---- listeners -------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status) {
+  ixr__listener *ls = server->data;
+  ixr_runtime *rt = ls->rt;
+  if (status < 0) {
+    ixr__log(rt, IXR_LOG_WARN, "accept failed: %s", uv_strerror(status));
+    return;
+  }
+  ixr__stream *st = stream_new(rt, "connection");
+  if (st == NULL) {
+    ixr__log(rt, IXR_LOG_ERROR, "out of memory accepting a connection");
+    return;
+  }
+  st->in = IN_STREAM;
+  st->out = OUT_SAME;
+  int rc = ls->unix_path ? uv_pipe_init(rt->loop, &st->h.pipe, 0)
+                         : uv_tcp_init(rt->loop, &st->h.tcp);
+  if (rc != 0) {
+    st->closing = true;
+    free_stream(st);
+    return;
+  }
+  st->h.handle.data = st;
+  st->h_open = true;
+  rc = uv_accept(server, &st->h.stream);
+  if (rc == 0) rc = ixr__sink_open(rt, &st->sink);
+  if (rc != 0) {
+    ixr__log(rt, IXR_LOG_WARN, "accept failed: %s", uv_strerror(rc));
+    stream_close(st);
+    return;
+  }
+  snprintf(st->name, sizeof(st->name), "connection %u", st->sink.slot);
+  ixr__log(rt, IXR_LOG_DEBUG, "%s: opened", st->name);
+  start_reading(st);
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+  ixr__listener *ls = h->data;
+  ixr_runtime *rt = ls->rt;
+  if (ls->unix_path) {
+    unlink(ls->unix_path);
+    free(ls->unix_path);
+  }
+  free(ls);
+  ixr__handle_closed(rt);
+}
+
+int ixr_listen(ixr_runtime *rt, const char *addr) {
+  if (rt == NULL || addr == NULL) return IXR_EINVAL;
+  if (rt->closing || rt->stopping) return IXR_ECLOSED;
+  ixr__listener *ls = calloc(1, sizeof(*ls));
+  if (ls == NULL) return IXR_ENOMEM;
+  ls->rt = rt;
+  int rc;
+  if (strncmp(addr, "unix:", 5) == 0 && addr[5] != '\0') {
+    ls->unix_path = strdup(addr + 5);
+    if (ls->unix_path == NULL) {
+      free(ls);
+      return IXR_ENOMEM;
+    }
+    rc = uv_pipe_init(rt->loop, &ls->h.pipe, 0);
+    if (rc == 0) {
+      unlink(ls->unix_path); /* a stale socket of an earlier run */
+      rc = uv_pipe_bind(&ls->h.pipe, ls->unix_path);
+    }
+  } else if (strncmp(addr, "tcp:", 4) == 0) {
+    const char *hp = addr + 4;
+    const char *colon = strrchr(hp, ':');
+    if (colon == NULL || colon == hp) {
+      free(ls);
+      return IXR_EADDR;
+    }
+    char host[256];
+    size_t hl = (size_t)(colon - hp);
+    if (hl >= sizeof(host)) {
+      free(ls);
+      return IXR_EADDR;
+    }
+    memcpy(host, hp, hl);
+    host[hl] = '\0';
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+      memmove(host, host + 1, hl - 2);
+      host[hl - 2] = '\0';
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535) {
+      free(ls);
+      return IXR_EADDR;
+    }
+    struct sockaddr_storage sa;
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&sa) != 0) {
+      free(ls);
+      return IXR_EADDR;
+    }
+    rc = uv_tcp_init(rt->loop, &ls->h.tcp);
+    if (rc == 0) rc = uv_tcp_bind(&ls->h.tcp, (struct sockaddr *)&sa, 0);
+  } else {
+    free(ls);
+    return IXR_EADDR;
+  }
+  ls->h.handle.data = ls;
+  if (rc == 0) rc = uv_listen(&ls->h.stream, 511, on_connection);
+  rt->open_handles++;
+  ls->next = rt->listeners;
+  rt->listeners = ls;
+  if (rc != 0) {
+    ixr__log(rt, IXR_LOG_ERROR, "cannot listen on %s: %s", addr, uv_strerror(rc));
+    rt->listeners = ls->next;
+    if (ls->unix_path) { /* do not unlink what another process may own */
+      free(ls->unix_path);
+      ls->unix_path = NULL;
+    }
+    uv_close(&ls->h.handle, on_listener_closed);
+    return IXR_ELISTEN;
+  }
+  ixr__log(rt, IXR_LOG_INFO, "listening on %s", addr);
+  return 0;
+}
+
+/* ---- stopping --------------------------------------------------------- */
+
+int ixr__streams_init(ixr_runtime *rt) {
+  int rc = uv_prepare_init(rt->loop, &rt->prepare);
+  if (rc != 0) return IXR_EIO;
+  rt->prepare.data = rt;
+  uv_prepare_start(&rt->prepare, on_prepare);
+  uv_unref((uv_handle_t *)&rt->prepare);
+  rt->prepare_open = true;
+  rt->open_handles++;
+  return 0;
+}
+
+static void on_prepare_closed(uv_handle_t *h) {
+  ixr_runtime *rt = h->data;
+  ixr__handle_closed(rt);
+}
+
+/* Stops every listener and stream: input stops, output already produced is
+ * written, then each closes. With `now`, streams close without waiting. */
+void ixr__streams_stop(ixr_runtime *rt, bool now) {
+  while (rt->listeners != NULL) {
+    ixr__listener *ls = rt->listeners;
+    rt->listeners = ls->next;
+    uv_close(&ls->h.handle, on_listener_closed);
+  }
+  for (ixr__stream *st = rt->streams, *next; st != NULL; st = next) {
+    next = st->next_stream;
+    if (st->closing) continue;
+    if (now) {
+      stream_close(st);
+      continue;
+    }
+    if (st->in == IN_STREAM && st->reading) uv_read_stop(&st->h.stream);
+    st->reading = false;
+    st->eof = true;
+    st->flags &= ~IXR_SERVE_STOP_AT_EOF;
+    flush(st);
+    if (!st->closing) maybe_finish(st);
+  }
+  if (now && rt->prepare_open) {
+    rt->prepare_open = false;
+    uv_close((uv_handle_t *)&rt->prepare, on_prepare_closed);
+  }
+}

@@ -1,0 +1,170 @@
+/*
+ * timer.c: the runtime's clock and its timers.
+ *
+ * All timers (request and wait timeouts, session:after) live in one binary
+ * heap ordered by (due, seq). With the real clock a single uv_timer_t is
+ * armed for the earliest one, so a million pending timeouts cost a million
+ * heap slots and one libuv handle. With the manual clock nothing fires until
+ * ixr__timers_advance(), which fires every due timer in due order and lets
+ * each one see its own due time as "now".
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+static bool before(const ixr__timer *a, const ixr__timer *b) {
+  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void place(ixr_runtime *rt, size_t i, ixr__timer *t) {
+  rt->heap[i] = t;
+  t->heap_idx = i;
+}
+
+static void sift_up(ixr_runtime *rt, size_t i) {
+  ixr__timer *t = rt->heap[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!before(t, rt->heap[parent])) break;
+    place(rt, i, rt->heap[parent]);
+    i = parent;
+  }
+  place(rt, i, t);
+}
+
+static void sift_down(ixr_runtime *rt, size_t i) {
+  ixr__timer *t = rt->heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= rt->heap_len) break;
+    if (c + 1 < rt->heap_len && before(rt->heap[c + 1], rt->heap[c])) c++;
+    if (!before(rt->heap[c], t)) break;
+    place(rt, i, rt->heap[c]);
+    i = c;
+  }
+  place(rt, i, t);
+}
+
+static void heap_remove(ixr_runtime *rt, ixr__timer *t) {
+  size_t i = t->heap_idx;
+  ixr__timer *last = rt->heap[--rt->heap_len];
+  if (i < rt->heap_len) {
+    place(rt, i, last);
+    sift_down(rt, i);
+    sift_up(rt, last->heap_idx);
+  }
+}
+
+uint64_t ixr__now(ixr_runtime *rt) {
+  if (rt->opt.clock == IXR_CLOCK_MANUAL) return rt->manual_now;
+  return uv_now(rt->loop) - rt->real_base;
+}
+
+static void on_uvtimer(uv_timer_t *h);
+
+static void rearm(ixr_runtime *rt) {
+  if (rt->opt.clock == IXR_CLOCK_MANUAL || !rt->uvtimer_open) return;
+  if (rt->heap_len == 0) {
+    uv_timer_stop(&rt->uvtimer);
+    return;
+  }
+  uint64_t now = ixr__now(rt), due = rt->heap[0]->due;
+  uv_timer_start(&rt->uvtimer, on_uvtimer, due > now ? due - now : 0, 0);
+}
+
+/* Fires every timer due at or before `until`, in due order. */
+static void fire_due(ixr_runtime *rt, uint64_t until) {
+  while (rt->heap_len > 0 && rt->heap[0]->due <= until) {
+    ixr__timer *t = rt->heap[0];
+    heap_remove(rt, t);
+    t->heap_idx = SIZE_MAX;
+    if (rt->opt.clock == IXR_CLOCK_MANUAL) rt->manual_now = t->due;
+    ixr__timer_fire(rt, t); /* frees t */
+  }
+  ixr__reap(rt);
+}
+
+static void on_uvtimer(uv_timer_t *h) {
+  ixr_runtime *rt = h->data;
+  uv_update_time(rt->loop);
+  fire_due(rt, ixr__now(rt));
+  rearm(rt);
+}
+
+int ixr__timers_init(ixr_runtime *rt) {
+  rt->heap = NULL;
+  rt->heap_len = rt->heap_cap = 0;
+  rt->manual_now = 0;
+  uv_update_time(rt->loop);
+  rt->real_base = uv_now(rt->loop);
+  if (rt->opt.clock == IXR_CLOCK_MANUAL) return 0;
+  int rc = uv_timer_init(rt->loop, &rt->uvtimer);
+  if (rc != 0) return IXR_EIO;
+  rt->uvtimer.data = rt;
+  uv_unref((uv_handle_t *)&rt->uvtimer); /* timers alone keep no loop alive */
+  rt->uvtimer_open = true;
+  rt->open_handles++;
+  return 0;
+}
+
+static void on_uvtimer_closed(uv_handle_t *h) {
+  ixr_runtime *rt = h->data;
+  ixr__handle_closed(rt);
+}
+
+void ixr__timers_close(ixr_runtime *rt) {
+  if (rt->uvtimer_open) {
+    rt->uvtimer_open = false;
+    uv_close((uv_handle_t *)&rt->uvtimer, on_uvtimer_closed);
+  }
+}
+
+ixr__timer *ixr__timer_add(ixr_runtime *rt, ixr__session *s,
+                           ixr__timer_kind kind, uint64_t delay_ms) {
+  if (rt->heap_len == rt->heap_cap) {
+    size_t cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
+    ixr__timer **h = realloc(rt->heap, cap * sizeof(*h));
+    if (h == NULL) return NULL;
+    rt->heap = h;
+    rt->heap_cap = cap;
+  }
+  ixr__timer *t = calloc(1, sizeof(*t));
+  if (t == NULL) return NULL;
+  uint64_t now = ixr__now(rt);
+  t->due = delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
+  t->seq = ++rt->timer_seq;
+  t->id = t->seq;
+  t->kind = kind;
+  t->s = s;
+  t->fn_ref = LUA_NOREF;
+  rt->heap[rt->heap_len] = t;
+  t->heap_idx = rt->heap_len++;
+  sift_up(rt, t->heap_idx);
+  if (t->heap_idx == 0) rearm(rt);
+  return t;
+}
+
+/* Removes a pending timer and frees it. Unlinking it from its session and
+ * releasing its Lua function is the caller's job. */
+void ixr__timer_cancel(ixr_runtime *rt, ixr__timer *t) {
+  if (t->heap_idx != SIZE_MAX) {
+    bool was_first = t->heap_idx == 0;
+    heap_remove(rt, t);
+    if (was_first) rearm(rt);
+  }
+  free(t);
+}
+
+void ixr__timers_advance(ixr_runtime *rt, uint64_t ms) {
+  uint64_t target =
+      ms > UINT64_MAX - rt->manual_now ? UINT64_MAX : rt->manual_now + ms;
+  fire_due(rt, target);
+  rt->manual_now = target;
+}
+
+void ixr__timers_free(ixr_runtime *rt) {
+  for (size_t i = 0; i < rt->heap_len; i++) free(rt->heap[i]);
+  free(rt->heap);
+  rt->heap = NULL;
+  rt->heap_len = rt->heap_cap = 0;
+}
