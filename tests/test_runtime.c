@@ -1,0 +1,509 @@
+/* test_runtime.c: sessions, flows, requests, timers and errors, through the
+ * public API with the manual clock. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+typedef struct fixture {
+  char *dir;
+  tcap cap;
+  ixr_runtime *rt;
+} fixture;
+
+static const char *ROUTE_STRATEGY =
+    "return {\n"
+    "  start = function(session, event)\n"
+    "    session.vars.seen = (session.vars.seen or 0) + 1\n"
+    "    local ok, res = session:route({ target = 'A' }, { timeout = 30 })\n"
+    "    if not ok then\n"
+    "      session:queue({ queue = 'Q', why = res == 'timeout' and 'timeout' or res.data.error })\n"
+    "    end\n"
+    "  end,\n"
+    "}\n";
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  f->dir = tdir_new();
+  tdir_write(f->dir, "default.lua", ROUTE_STRATEGY);
+  tdir_write(f->dir, "boom.lua",
+             "return {\n"
+             "  start = function(session, event)\n"
+             "    session:action('hello')\n"
+             "    error('boom in flow')\n"
+             "  end,\n"
+             "  on = {\n"
+             "    ['interaction.poke'] = function(session, event)\n"
+             "      error({ code = 1 })\n"
+             "    end,\n"
+             "    ['interaction.ping'] = function(session, event)\n"
+             "      session:action('pong', { n = event.data.n })\n"
+             "    end,\n"
+             "  },\n"
+             "}\n");
+  tdir_write(f->dir, "waiter.lua",
+             "return {\n"
+             "  defaults = 'none',\n"
+             "  start = function(session, event)\n"
+             "    local ev, err = session:wait('interaction.go', { timeout = 5 })\n"
+             "    session:action('after_wait', { got = ev and ev.data.v or err })\n"
+             "    session:after(2, function(s) s:action('tick') end)\n"
+             "    local t = session:after(3, function(s) s:action('never') end)\n"
+             "    session:cancel(t)\n"
+             "    session:wait('interaction.end')\n"
+             "    session:exit('bye')\n"
+             "    session:action('unreachable')\n"
+             "  end,\n"
+             "  on = {\n"
+             "    ['interaction.bad'] = function(session, event)\n"
+             "      session:request('route', {})\n"
+             "    end,\n"
+             "  },\n"
+             "}\n");
+  tdir_write(f->dir, "syntax.lua", "return {\n  start = function(\n");
+  f->rt = trt_new(f->dir, &f->cap);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  tcap_free(&f->cap);
+  tdir_remove(f->dir);
+  free(f);
+  return 0;
+}
+
+static void expect_line(fixture *f, size_t i, const char *exact) {
+  if (i >= f->cap.n || strcmp(f->cap.lines[i], exact) != 0) {
+    fprintf(stderr, "line %zu: expected\n  %s\n", i, exact);
+    tcap_dump(&f->cap);
+    fail();
+  }
+}
+
+static void test_route_done_completes(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r1\"}}");
+  assert_int_equal(f->cap.n, 3);
+  expect_line(f, 0, "{\"type\":\"session\",\"state\":\"started\",\"session\":\"s1\",\"interactionid\":\"I1\",\"strategy\":\"default\"}");
+  expect_line(f, 1, "{\"type\":\"action\",\"action\":\"route\",\"session\":\"s1\",\"interactionid\":\"I1\",\"requestid\":\"r1\",\"args\":{\"target\":\"A\"}}");
+  expect_line(f, 2, "{\"type\":\"session\",\"state\":\"ended\",\"session\":\"s1\",\"interactionid\":\"I1\",\"reason\":\"completed\"}");
+  ixr_stats st;
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.sessions_active, 0);
+  assert_int_equal(st.sessions_started, 1);
+  assert_int_equal(st.sessions_ended, 1);
+}
+
+static void test_request_error_and_wrong_requestid(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}");
+  /* A result for another request id does not wake the flow. */
+  tfeed(f->rt, "{\"name\":\"error.interaction.route\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r9\",\"error\":\"x\"}}");
+  assert_int_equal(f->cap.n, 2);
+  tfeed(f->rt, "{\"name\":\"error.interaction.route\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r1\",\"error\":\"no_agents\"}}");
+  expect_line(f, 2, "{\"type\":\"action\",\"action\":\"queue\",\"session\":\"s1\",\"interactionid\":\"I1\",\"requestid\":\"r2\",\"args\":{\"queue\":\"Q\",\"why\":\"no_agents\"}}");
+  /* queue is a request too: the flow ends once its result arrives */
+  assert_int_equal(f->cap.n, 3);
+  tfeed(f->rt, "{\"name\":\"interaction.queue.done\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r2\"}}");
+  assert_true(tcap_find(&f->cap, 3, "\"ended\"", "\"completed\"", NULL) == 3);
+}
+
+static void test_request_timeout_manual_clock(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}");
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":29999}}");
+  assert_int_equal(f->cap.n, 2);
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":1}}");
+  expect_line(f, 2, "{\"type\":\"action\",\"action\":\"queue\",\"session\":\"s1\",\"interactionid\":\"I1\",\"requestid\":\"r2\",\"args\":{\"queue\":\"Q\",\"why\":\"timeout\"}}");
+  /* The late result of the timed-out request wakes nothing: the flow now
+   * waits for r2, and no handler asks for route.done. */
+  tfeed(f->rt, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r1\"}}");
+  assert_int_equal(f->cap.n, 3);
+  tfeed(f->rt, "{\"name\":\"interaction.queue.done\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r2\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "completed", NULL) == 3);
+  /* now the interaction has no session */
+  tfeed(f->rt, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r1\"}}");
+  assert_true(tcap_find(&f->cap, 0, "unknown_interaction", "\"line\":6", NULL) == 4);
+}
+
+static void test_timeout_through_api_advance(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}");
+  assert_int_equal(ixr_advance(f->rt, 30000), 0);
+  assert_true(tcap_find(&f->cap, 0, "\"queue\"", "timeout", NULL) == 2);
+}
+
+static void test_failing_flow_does_not_stop_runtime(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B1\",\"strategy\":\"boom\"}}");
+  int e = tcap_find(&f->cap, 0, "\"handler_error\"", NULL);
+  assert_true(e >= 0);
+  assert_non_null(strstr(f->cap.lines[e], "boom.lua:4: boom in flow"));
+  assert_non_null(strstr(f->cap.lines[e], "\"traceback\":\"stack traceback:"));
+  assert_non_null(strstr(f->cap.lines[e], "\"session\":\"s1\""));
+  assert_true(tcap_find(&f->cap, (size_t)e, "\"ended\"", "\"reason\":\"error\"", NULL) > e);
+  /* the runtime carries on */
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I2\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"started\"", "I2", NULL) >= 0);
+}
+
+static void test_failing_handler_keeps_session(void **state) {
+  fixture *f = *state;
+  /* boom's flow fails at once; use a session whose flow waits instead. */
+  tdir_write(f->dir, "poke.lua",
+             "return { start = function(s) s:wait('never') end,\n"
+             "  on = { ['interaction.poke'] = function() error(setmetatable({}, {__tostring = function() return 'custom error' end})) end,\n"
+             "         ['interaction.nil'] = function() error() end,\n"
+             "         ['interaction.ping'] = function(s, e) s:action('pong') end } }\n");
+  ixr_close(f->rt);
+  tcap_clear(&f->cap);
+  f->rt = trt_new(f->dir, &f->cap);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"P\",\"strategy\":\"poke\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.poke\",\"data\":{\"interactionid\":\"P\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.nil\",\"data\":{\"interactionid\":\"P\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.ping\",\"data\":{\"interactionid\":\"P\"}}");
+  assert_true(tcap_find(&f->cap, 0, "handler_error", "custom error", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "handler_error", "error object is a nil value", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"pong\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", NULL) < 0);
+}
+
+static void test_input_errors_lose_nothing(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}");
+  tfeed(f->rt, "{not json");
+  tfeed(f->rt, "{\"data\":{\"interactionid\":\"I1\"},\"id\":7}");
+  tfeed(f->rt, "{\"name\":\"interaction.x\",\"data\":\"str\",\"id\":\"abc\"}");
+  tfeed(f->rt, "[1,2]");
+  tfeed(f->rt, "{\"name\":\"interaction.x\",\"data\":{}}");
+  tfeed(f->rt, "{\"name\":\"interaction.x\",\"data\":{\"interactionid\":\"ghost\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I9\",\"strategy\":\"nope\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I9\",\"strategy\":\"../etc/passwd\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I9\",\"strategy\":\"syntax\"}}");
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":-5}}");
+  tfeed(f->rt, "{\"name\":\"ixr.nonsense\"}");
+  tfeed(f->rt, "   ");
+  tfeed(f->rt, "");
+  /* every error names its line, and echoes the id when there is one */
+  assert_true(tcap_find(&f->cap, 0, "\"bad_json\"", "\"line\":2", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"bad_event\"", "\"line\":3", "\"id\":7", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"bad_event\"", "data must be an object", "\"id\":\"abc\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"bad_event\"", "\"line\":5", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"bad_event\"", "interactionid", "\"line\":6", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"unknown_interaction\"", "ghost", "\"line\":7", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"strategy_not_found\"", "\"line\":8", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"strategy_not_found\"", "\"line\":9", NULL) >= 0);
+  int e = tcap_find(&f->cap, 0, "\"strategy_error\"", "\"line\":10", NULL);
+  assert_true(e >= 0);
+  assert_non_null(strstr(f->cap.lines[e], "syntax.lua:3:"));
+  assert_true(tcap_find(&f->cap, 0, "\"bad_event\"", "\"line\":11", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"bad_event\"", "ixr.nonsense", "\"line\":12", NULL) >= 0);
+  /* and the session started before all that is still there */
+  tfeed(f->rt, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r1\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"I1\"", "completed", NULL) >= 0);
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.sessions_started, 1);
+}
+
+static void test_line_too_long_skips_only_that_line(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.clock = IXR_CLOCK_MANUAL;
+  o.on_output = tcap_output;
+  o.output_ud = &f->cap;
+  o.on_log = tcap_logcb;
+  o.log_ud = &f->cap;
+  o.max_line = 100;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  char big[400];
+  memset(big, 'x', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  tfeed(f->rt, big);
+  /* split across feeds too */
+  ixr_feed(f->rt, big, 50);
+  ixr_feed(f->rt, big, 80);
+  ixr_feed(f->rt, "\n", 1);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"line_too_long\"", "\"line\":1", NULL) == 0);
+  assert_true(tcap_find(&f->cap, 0, "\"line_too_long\"", "\"line\":2", NULL) == 1);
+  assert_true(tcap_find(&f->cap, 0, "\"started\"", NULL) == 2);
+  assert_int_equal(f->cap.n, 4);
+}
+
+static void test_wait_after_cancel_exit(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"W\",\"strategy\":\"waiter\"}}");
+  /* a request from an on handler is refused with a clear message */
+  tfeed(f->rt, "{\"name\":\"interaction.bad\",\"data\":{\"interactionid\":\"W\"}}");
+  assert_true(tcap_find(&f->cap, 0, "handler_error", "only be used in the session's flow", NULL) >= 0);
+  tfeed(f->rt, "{\"name\":\"interaction.go\",\"data\":{\"interactionid\":\"W\",\"v\":42}}");
+  assert_true(tcap_find(&f->cap, 0, "after_wait", "\"got\":42", NULL) >= 0);
+  ixr_advance(f->rt, 10000);
+  assert_true(tcap_find(&f->cap, 0, "\"tick\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"never\"", NULL) < 0);
+  tfeed(f->rt, "{\"name\":\"interaction.end\",\"data\":{\"interactionid\":\"W\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"reason\":\"bye\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "unreachable", NULL) < 0);
+}
+
+static void test_wait_timeout(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"W\",\"strategy\":\"waiter\"}}");
+  ixr_advance(f->rt, 5000);
+  assert_true(tcap_find(&f->cap, 0, "after_wait", "\"got\":\"timeout\"", NULL) >= 0);
+  /* timers set inside a timer's advance fire in the same advance when due */
+  assert_true(tcap_find(&f->cap, 0, "\"tick\"", NULL) < 0);
+  ixr_advance(f->rt, 2000);
+  assert_true(tcap_find(&f->cap, 0, "\"tick\"", NULL) >= 0);
+}
+
+static void test_manual_clock_fires_in_due_order(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "timers.lua",
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:after(3, function(x) x:action('t3') end)\n"
+             "  s:after(1, function(x) x:action('t1')\n"
+             "     x:after(1, function(y) y:action('t1plus1') end) end)\n"
+             "  s:after(2, function(x) x:action('t2') end)\n"
+             "  s:wait('never')\n"
+             "end }\n");
+  ixr_close(f->rt);
+  tcap_clear(&f->cap);
+  f->rt = trt_new(f->dir, &f->cap);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"T\",\"strategy\":\"timers\"}}");
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":3000}}");
+  int a = tcap_find(&f->cap, 0, "\"t1\"", NULL);
+  int b = tcap_find(&f->cap, 0, "\"t2\"", NULL);
+  int c = tcap_find(&f->cap, 0, "\"t1plus1\"", NULL);
+  int d = tcap_find(&f->cap, 0, "\"t3\"", NULL);
+  assert_true(a > 0 && b > a && c > b && d > c);
+}
+
+static void test_clock_advance_needs_manual_clock(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  tcap_clear(&f->cap);
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.on_output = tcap_output;
+  o.output_ud = &f->cap;
+  o.on_log = tcap_logcb;
+  o.log_ud = &f->cap;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":5}}");
+  assert_true(tcap_find(&f->cap, 0, "bad_event", "--clock manual", NULL) == 0);
+  assert_int_equal(ixr_advance(f->rt, 5), IXR_EINVAL);
+}
+
+static void test_session_object(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "obj.lua",
+             "local kept\n"
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  kept = s\n"
+             "  s:action('facts', { id = s.id, iid = s.interactionid, strategy = s.strategy,\n"
+             "    state = s.state, str = tostring(s):match('^session s1') ~= nil })\n"
+             "  local ok, err = pcall(function() s.id = 'x' end)\n"
+             "  s:action('ro', { ok = ok, err = tostring(err):match('read%-only') ~= nil })\n"
+             "  ok, err = pcall(function() s:action('bad name!') end)\n"
+             "  s:action('badname', { ok = ok })\n"
+             "  ok, err = pcall(function() s:action('f', { fn = print }) end)\n"
+             "  s:action('badargs', { err = tostring(err):match('cannot encode a function') ~= nil })\n"
+             "  ok, err = pcall(function() undefined_thing() end)\n"
+             "  s:action('strict', { err = tostring(err):match(\"undefined global 'undefined_thing'\") ~= nil })\n"
+             "  s:exit('done')\n"
+             "end,\n"
+             "on = { ['interaction.late'] = function() end } }\n");
+  ixr_close(f->rt);
+  tcap_clear(&f->cap);
+  f->rt = trt_new(f->dir, &f->cap);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"O\",\"strategy\":\"obj\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"facts\"", "\"id\":\"s1\"", "\"iid\":\"O\"", "\"state\":\"active\"", "\"str\":true", "\"strategy\":\"obj\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ro\"", "\"err\":true", "\"ok\":false", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"badname\"", "\"ok\":false", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"badargs\"", "\"err\":true", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"strict\"", "\"err\":true", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"done\"", NULL) >= 0);
+}
+
+static void test_deterministic_output(void **state) {
+  fixture *f = *state;
+  const char *lines[] = {
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\"}}",
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B\",\"strategy\":\"boom\"}}",
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"C\"}}",
+      "{\"name\":\"error.interaction.route\",\"data\":{\"interactionid\":\"C\",\"requestid\":\"r3\",\"error\":\"e\"}}",
+      "{\"name\":\"clock.advance\",\"data\":{\"ms\":60000}}",
+  };
+  char *first = NULL;
+  for (int run = 0; run < 2; run++) {
+    ixr_close(f->rt);
+    tcap_clear(&f->cap);
+    f->rt = trt_new(f->dir, &f->cap);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) tfeed(f->rt, lines[i]);
+    size_t total = 0;
+    for (size_t i = 0; i < f->cap.n; i++) total += strlen(f->cap.lines[i]) + 1;
+    char *all = calloc(1, total + 1);
+    for (size_t i = 0; i < f->cap.n; i++) {
+      strcat(all, f->cap.lines[i]);
+      strcat(all, "\n");
+    }
+    if (run == 0) first = all;
+    else {
+      assert_string_equal(first, all);
+      free(all);
+    }
+  }
+  free(first);
+}
+
+/* An output callback that feeds another event, re-entrantly. */
+typedef struct reenter {
+  ixr_runtime *rt;
+  tcap cap;
+  int fed;
+} reenter;
+
+static void reenter_output(void *ud, const ixr_output *out) {
+  reenter *r = ud;
+  tcap_output(&r->cap, out);
+  if (out->type == IXR_OUT_ACTION && r->fed == 0) {
+    r->fed = 1;
+    const char *done =
+        "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r1\"}}\n";
+    ixr_feed(r->rt, done, strlen(done));
+  }
+}
+
+static void test_reentrant_feed(void **state) {
+  fixture *f = *state;
+  reenter r;
+  memset(&r, 0, sizeof(r));
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.clock = IXR_CLOCK_MANUAL;
+  o.on_output = reenter_output;
+  o.output_ud = &r;
+  assert_int_equal(ixr_new(&r.rt, &o), 0);
+  const char *p = "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}\n";
+  assert_int_equal(ixr_feed(r.rt, p, strlen(p)), 0);
+  assert_int_equal(r.cap.n, 3);
+  assert_non_null(strstr(r.cap.lines[2], "completed"));
+  ixr_close(r.rt);
+  tcap_free(&r.cap);
+}
+
+static void test_close_with_live_sessions(void **state) {
+  fixture *f = *state;
+  for (int i = 0; i < 100; i++) {
+    char line[200];
+    snprintf(line, sizeof(line),
+             "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L%d\",\"strategy\":\"waiter\"}}", i);
+    tfeed(f->rt, line);
+  }
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.sessions_active, 100);
+  /* teardown closes with 100 live sessions and their timers: ASan checks */
+}
+
+static void test_api_misuse(void **state) {
+  (void)state;
+  assert_int_equal(ixr_new(NULL, NULL), IXR_EINVAL);
+  assert_int_equal(ixr_feed(NULL, "x", 1), IXR_EINVAL);
+  assert_int_equal(ixr_get_stats(NULL, NULL), IXR_EINVAL);
+  assert_int_equal(ixr_listen(NULL, "unix:/tmp/x"), IXR_EINVAL);
+  assert_string_equal(ixr_strerror(IXR_EINVAL), "invalid argument");
+  assert_string_equal(ixr_err_name(IXR_ENOMEM), "ENOMEM");
+  assert_string_equal(ixr_version(), IXR_VERSION_STRING);
+  ixr_options o;
+  ixr_options_init(&o);
+  o.max_line = 0;
+  ixr_runtime *rt = NULL;
+  assert_int_equal(ixr_new(&rt, &o), IXR_EINVAL);
+  assert_null(rt);
+  ixr_close(NULL);
+  ixr_stop(NULL);
+}
+
+/* ixr check: every problem, one line each, FILE:LINE: message. */
+typedef struct reports {
+  char lines[16][512];
+  int n;
+} reports;
+
+static void collect(void *ud, const char *line) {
+  reports *r = ud;
+  if (r->n < 16) snprintf(r->lines[r->n++], 512, "%s", line);
+}
+
+static bool reported(const reports *r, const char *a, const char *b) {
+  for (int i = 0; i < r->n; i++)
+    if (strstr(r->lines[i], a) && strstr(r->lines[i], b)) return true;
+  return false;
+}
+
+static void test_check(void **state) {
+  (void)state;
+  char *dir = tdir_new();
+  tdir_write(dir, "good.lua", "return { start = function() end }\n");
+  tdir_write(dir, "syntax.lua", "local x = \nreturn {\n");
+  tdir_write(dir, "notable.lua", "local x = 1\nreturn 42\n");
+  tdir_write(dir, "nostart.lua", "return {\n  defaults = 'legacy',\n  start = 'no',\n}\n");
+  tdir_write(dir, "baddefaults.lua", "return {\n  start = function() end,\n  defaults = 'bogus',\n}\n");
+  tdir_write(dir, "badtimeout.lua", "return {\n  start = function() end,\n\n  requeue_timeout = -1,\n}\n");
+  tdir_write(dir, "runtime.lua", "local t = nil\nt.x = 1\nreturn {}\n");
+  tdir_write(dir, "badon.lua", "return {\n  start = function() end,\n  on = { ['x'] = 5 },\n}\n");
+  tdir_write(dir, "sub/module.lua", "this is not lua\n");
+  reports r;
+  memset(&r, 0, sizeof(r));
+  int n = ixr_check(dir, NULL, collect, &r);
+  for (int i = 0; i < r.n; i++) fprintf(stderr, "  %s\n", r.lines[i]);
+  assert_int_equal(n, 7);
+  assert_true(reported(&r, "syntax.lua:2:", "unexpected symbol") ||
+              reported(&r, "syntax.lua:3:", "expected"));
+  assert_true(reported(&r, "notable.lua:2:", "must return a table (got number)"));
+  assert_true(reported(&r, "nostart.lua:3:", "start must be a function"));
+  assert_true(reported(&r, "baddefaults.lua:3:", "unknown defaults value 'bogus'"));
+  assert_true(reported(&r, "badtimeout.lua:4:", "requeue_timeout"));
+  assert_true(reported(&r, "runtime.lua:2:", "attempt to index"));
+  assert_true(reported(&r, "badon.lua:3:", "on[\"x\"] must be a function"));
+  assert_int_equal(ixr_check("/nonexistent/dir", NULL, collect, &r), IXR_ENOENT);
+  tdir_remove(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_route_done_completes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_request_error_and_wrong_requestid, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_request_timeout_manual_clock, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_timeout_through_api_advance, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failing_flow_does_not_stop_runtime, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failing_handler_keeps_session, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_input_errors_lose_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_line_too_long_skips_only_that_line, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_wait_after_cancel_exit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_wait_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_manual_clock_fires_in_due_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_clock_advance_needs_manual_clock, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_deterministic_output, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reentrant_feed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_with_live_sessions, setup, teardown),
+      cmocka_unit_test(test_api_misuse),
+      cmocka_unit_test(test_check),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
