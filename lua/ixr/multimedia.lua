@@ -12,6 +12,9 @@
 --             seconds (reason "requeue_timeout"). "deletion" and "detaching"
 --             end it. "routing" ends it too, but when the flow still waits
 --             for the result of its own request, only once the flow finishes.
+--             A suspended session ends only on "deletion", "detaching" or
+--             interaction.deleted; other events go to the strategy's own
+--             `on` handlers.
 --   legacy    any interaction.notcontrolled ends the session, with the
 --             resultof value as the reason ("notcontrolled" when absent).
 --   resultof  interaction.notcontrolled ends the session only when resultof
@@ -81,14 +84,18 @@ function M.requeue.notcontrolled(session, event)
   local resultof = event.data.resultof
   if resultof == "deletion" or resultof == "detaching" then
     session:exit(resultof)
+  elseif core.state(session) ~= "active" then
+    -- Suspended: only deletion and detaching (above) end it; it keeps
+    -- waiting for interaction.present.
+    return
   elseif resultof == "routing" then
     -- The expected result of the session's own action.
-    if core.state(session) == "active" and core.flow_waiting(session) == "request" then
+    if core.flow_waiting(session) == "request" then
       core.end_after_flow(session, "routing")
     else
       session:exit("routing")
     end
-  elseif core.state(session) == "active" then
+  else
     -- revoking, absent, or unknown: control was taken away, and the
     -- interaction will most likely be presented again.
     core.suspend(session, resultof or "notcontrolled")
