@@ -51,7 +51,7 @@ return {
     session.vars.requeues = (session.vars.requeues or 0) + 1
     if userdata(event).IsOnline == "false" then
       -- The customer left during the switchover: do not route a dead chat.
-      session:action("stop", { reason = "customer_offline" })
+      session:stop({ reason = "customer_offline" }, { timeout = 10 })
       return
     end
     route_chat(session, event)

@@ -1,0 +1,385 @@
+/*
+ * test_multimedia.c: the standard handler sets (lua/ixr/multimedia.lua)
+ * through the real runtime. The table below is the table of
+ * docs/multimedia.md, row for row: change one, change the other.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+/* One strategy per behaviour, the same flow for all: route, report the
+ * result, then wait for an event that never comes (so the flow stays). */
+static const char *FLOW =
+    "  start = function(session, event)\n"
+    "    session.vars.starts = (session.vars.starts or 0) + 1\n"
+    "    local ok = session:route({ target = 'A', starts = session.vars.starts,\n"
+    "                               requeued = event.requeued == true })\n"
+    "    session:action('routed', { ok = ok })\n"
+    "    session:wait('interaction.finish')\n"
+    "  end,\n";
+
+typedef enum { PENDING, IDLE } flow_state; /* the flow waits: for its request | in wait() */
+
+typedef struct row {
+  const char *defaults;
+  const char *event;    /* the event name */
+  const char *resultof; /* NULL: absent */
+  flow_state flow;
+  const char *outcome;  /* "ended:R", "suspended:R", or "running" */
+  const char *later;    /* PENDING rows: the outcome once the request's result
+                           has arrived and the flow has finished */
+} row;
+
+/* clang-format off */
+static const row ROWS[] = {
+  /* requeue (the default) */
+  {"requeue", "interaction.notcontrolled", "routing",   IDLE,    "ended:routing",        NULL},
+  {"requeue", "interaction.notcontrolled", "routing",   PENDING, "running",              "ended:routing"},
+  {"requeue", "interaction.notcontrolled", "deletion",  IDLE,    "ended:deletion",       NULL},
+  {"requeue", "interaction.notcontrolled", "deletion",  PENDING, "ended:deletion",       NULL},
+  {"requeue", "interaction.notcontrolled", "detaching", IDLE,    "ended:detaching",      NULL},
+  {"requeue", "interaction.notcontrolled", "revoking",  IDLE,    "suspended:revoking",   NULL},
+  {"requeue", "interaction.notcontrolled", "revoking",  PENDING, "suspended:revoking",   "suspended"},
+  {"requeue", "interaction.notcontrolled", NULL,        IDLE,    "suspended:notcontrolled", NULL},
+  {"requeue", "interaction.notcontrolled", "unheard-of", IDLE,   "suspended:unheard-of", NULL},
+  {"requeue", "interaction.deleted",       NULL,        IDLE,    "ended:deleted",        NULL},
+  {"requeue", "interaction.deleted",       "deletion",  PENDING, "ended:deleted",        NULL},
+  /* legacy */
+  {"legacy",  "interaction.notcontrolled", "routing",   IDLE,    "ended:routing",        NULL},
+  {"legacy",  "interaction.notcontrolled", "routing",   PENDING, "ended:routing",        NULL},
+  {"legacy",  "interaction.notcontrolled", "deletion",  IDLE,    "ended:deletion",       NULL},
+  {"legacy",  "interaction.notcontrolled", "detaching", IDLE,    "ended:detaching",      NULL},
+  {"legacy",  "interaction.notcontrolled", "revoking",  IDLE,    "ended:revoking",       NULL},
+  {"legacy",  "interaction.notcontrolled", NULL,        IDLE,    "ended:notcontrolled",  NULL},
+  {"legacy",  "interaction.deleted",       NULL,        IDLE,    "ended:deleted",        NULL},
+  /* resultof */
+  {"resultof", "interaction.notcontrolled", "routing",   IDLE,   "running",              NULL},
+  {"resultof", "interaction.notcontrolled", "deletion",  IDLE,   "ended:deletion",       NULL},
+  {"resultof", "interaction.notcontrolled", "detaching", IDLE,   "running",              NULL},
+  {"resultof", "interaction.notcontrolled", "revoking",  IDLE,   "running",              NULL},
+  {"resultof", "interaction.notcontrolled", NULL,        IDLE,   "ended:notcontrolled",  NULL},
+  {"resultof", "interaction.deleted",       NULL,        IDLE,   "ended:deleted",        NULL},
+  /* none */
+  {"none",    "interaction.notcontrolled", "deletion",  IDLE,    "running",              NULL},
+  {"none",    "interaction.notcontrolled", NULL,        IDLE,    "running",              NULL},
+  {"none",    "interaction.deleted",       NULL,        IDLE,    "running",              NULL},
+};
+/* clang-format on */
+
+typedef struct fixture {
+  char *dir;
+  tcap cap;
+  ixr_runtime *rt;
+} fixture;
+
+static void write_strategy(const char *dir, const char *name, const char *head,
+                           const char *tail) {
+  char buf[4096];
+  snprintf(buf, sizeof(buf), "return {\n%s%s%s}\n", head, FLOW, tail);
+  char file[128];
+  snprintf(file, sizeof(file), "%s.lua", name);
+  tdir_write(dir, file, buf);
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  f->dir = tdir_new();
+  const char *sets[] = {"requeue", "legacy", "resultof", "none"};
+  for (int i = 0; i < 4; i++) {
+    char head[128];
+    snprintf(head, sizeof(head), "  defaults = '%s',\n  requeue_timeout = 10,\n", sets[i]);
+    write_strategy(f->dir, sets[i], head, "");
+  }
+  /* requeue with its own requeued flow */
+  write_strategy(f->dir, "ownrequeued", "  requeue_timeout = 10,\n",
+                 "  requeued = function(session, event)\n"
+                 "    session:action('welcome_back', { starts = session.vars.starts })\n"
+                 "    session:wait('interaction.finish')\n"
+                 "  end,\n");
+  /* overrides notcontrolled, then calls the standard handler */
+  write_strategy(f->dir, "override", "",
+                 "  on = {\n"
+                 "    ['interaction.notcontrolled'] = function(session, event)\n"
+                 "      session:action('saw', { resultof = event.data.resultof or 'none' })\n"
+                 "      return require('ixr.multimedia').requeue.notcontrolled(session, event)\n"
+                 "    end,\n"
+                 "    ['interaction.note'] = function(session, event)\n"
+                 "      session:action('noted', { state = session.state })\n"
+                 "    end,\n"
+                 "    ['interaction.other'] = function(session, event)\n"
+                 "      local mm = require('ixr.multimedia')\n"
+                 "      local other = { name = 'interaction.notcontrolled',\n"
+                 "                      data = { interactionid = 'SOMEONE-ELSE', resultof = 'deletion' } }\n"
+                 "      mm.requeue.notcontrolled(session, other)\n"
+                 "      mm.legacy.notcontrolled(session, other)\n"
+                 "      mm.resultof.notcontrolled(session, other)\n"
+                 "      mm.requeue.deleted(session, other)\n"
+                 "      session:action('still_here')\n"
+                 "    end,\n"
+                 "  },\n");
+  f->rt = trt_new(f->dir, &f->cap);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  tcap_free(&f->cap);
+  tdir_remove(f->dir);
+  free(f);
+  return 0;
+}
+
+static void feedf(fixture *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void feedf(fixture *f, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  tfeed(f->rt, line);
+}
+
+static void present(fixture *f, const char *iid, const char *strategy) {
+  feedf(f, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"%s\",\"strategy\":\"%s\"}}",
+        iid, strategy);
+}
+
+/* Checks that the lines from `from` on say `outcome` for session sid. */
+static bool outcome_is(fixture *f, size_t from, const char *sid, const char *outcome) {
+  char want[256];
+  if (strcmp(outcome, "running") == 0) {
+    for (size_t i = from; i < f->cap.n; i++)
+      if (strstr(f->cap.lines[i], "\"type\":\"session\"")) return false;
+    return true;
+  }
+  const char *colon = strchr(outcome, ':');
+  if (colon == NULL) { /* a bare state: no new session line at all */
+    for (size_t i = from; i < f->cap.n; i++)
+      if (strstr(f->cap.lines[i], "\"type\":\"session\"")) return false;
+    return true;
+  }
+  snprintf(want, sizeof(want),
+           "{\"type\":\"session\",\"state\":\"%.*s\",\"session\":\"%s\",\"interactionid\":\"X\",\"reason\":\"%s\"}",
+           (int)(colon - outcome), outcome, sid, colon + 1);
+  int n = 0;
+  for (size_t i = from; i < f->cap.n; i++) {
+    if (strstr(f->cap.lines[i], "\"type\":\"session\"") == NULL) continue;
+    if (strcmp(f->cap.lines[i], want) != 0) return false;
+    n++;
+  }
+  return n == 1;
+}
+
+static void test_table(void **state) {
+  fixture *f = *state;
+  for (size_t r = 0; r < sizeof(ROWS) / sizeof(ROWS[0]); r++) {
+    const row *w = &ROWS[r];
+    ixr_close(f->rt);
+    tcap_clear(&f->cap);
+    f->rt = trt_new(f->dir, &f->cap);
+    present(f, "X", w->defaults);
+    if (w->flow == IDLE)
+      feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r1\"}}");
+    size_t mark = f->cap.n;
+    if (w->resultof)
+      feedf(f, "{\"name\":\"%s\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"%s\"}}", w->event, w->resultof);
+    else
+      feedf(f, "{\"name\":\"%s\",\"data\":{\"interactionid\":\"X\"}}", w->event);
+    bool ok = outcome_is(f, mark, "s1", w->outcome);
+    if (ok && w->later != NULL) {
+      mark = f->cap.n;
+      /* the request's result, then the event that lets the flow finish */
+      feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r1\"}}");
+      feedf(f, "{\"name\":\"interaction.finish\",\"data\":{\"interactionid\":\"X\"}}");
+      ok = outcome_is(f, mark, "s1", w->later);
+    }
+    if (!ok) {
+      fprintf(stderr, "row %zu: %s %s resultof=%s flow=%s: expected %s then %s\n", r, w->defaults,
+              w->event, w->resultof ? w->resultof : "(absent)", w->flow == IDLE ? "idle" : "pending",
+              w->outcome, w->later ? w->later : "-");
+      tcap_dump(&f->cap);
+      fail();
+    }
+  }
+}
+
+static void test_represent_after_suspend(void **state) {
+  fixture *f = *state;
+  present(f, "X", "requeue");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"revoking\"}}");
+  size_t mark = f->cap.n;
+  present(f, "X", "requeue");
+  assert_string_equal(f->cap.lines[mark],
+                      "{\"type\":\"session\",\"state\":\"resumed\",\"session\":\"s1\",\"interactionid\":\"X\"}");
+  /* the flow starts again from the top, with its vars and event.requeued */
+  assert_string_equal(f->cap.lines[mark + 1],
+                      "{\"type\":\"action\",\"action\":\"route\",\"session\":\"s1\",\"interactionid\":\"X\",\"requestid\":\"r2\",\"args\":{\"requeued\":true,\"starts\":2,\"target\":\"A\"}}");
+  assert_int_equal(f->cap.n, mark + 2);
+  /* a second present while active is ignored */
+  present(f, "X", "requeue");
+  assert_int_equal(f->cap.n, mark + 2);
+  /* the late result of the request cancelled by the switchover is no one's */
+  feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r1\"}}");
+  assert_int_equal(f->cap.n, mark + 2);
+  feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r2\"}}");
+  assert_true(tcap_find(&f->cap, mark, "\"routed\"", "\"ok\":true", NULL) >= 0);
+}
+
+static void test_own_requeued_flow(void **state) {
+  fixture *f = *state;
+  present(f, "X", "ownrequeued");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\"}}");
+  present(f, "X", "ownrequeued");
+  assert_true(tcap_find(&f->cap, 0, "\"welcome_back\"", "\"starts\":1", NULL) >= 0);
+}
+
+static void test_requeue_timeout(void **state) {
+  fixture *f = *state;
+  present(f, "X", "requeue");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"revoking\"}}");
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":9999}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", NULL) < 0);
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":1}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"reason\":\"requeue_timeout\"", NULL) >= 0);
+  /* re-presented in time: the timeout is cancelled */
+  tcap_clear(&f->cap);
+  present(f, "Y", "requeue");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"Y\",\"resultof\":\"revoking\"}}");
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":5000}}");
+  present(f, "Y", "requeue");
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":60000}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", NULL) < 0);
+  /* and a second switchover starts a fresh timeout */
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"Y\",\"resultof\":\"revoking\"}}");
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":10000}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "requeue_timeout", NULL) >= 0);
+}
+
+static void test_suspended_session_rules(void **state) {
+  fixture *f = *state;
+  present(f, "X", "override");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"revoking\"}}");
+  size_t mark = f->cap.n;
+  /* other events reach the strategy's on handlers only */
+  feedf(f, "{\"name\":\"interaction.note\",\"data\":{\"interactionid\":\"X\"}}");
+  assert_true(tcap_find(&f->cap, mark, "\"noted\"", "\"state\":\"suspended\"", NULL) >= 0);
+  /* the flow stays stopped: its wait does not wake */
+  feedf(f, "{\"name\":\"interaction.finish\",\"data\":{\"interactionid\":\"X\"}}");
+  assert_true(tcap_find(&f->cap, mark, "\"ended\"", NULL) < 0);
+  /* routing and revoking again leave it suspended; detaching ends it */
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"routing\"}}");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"revoking\"}}");
+  assert_true(tcap_find(&f->cap, mark, "\"type\":\"session\"", NULL) < 0);
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"detaching\"}}");
+  assert_true(tcap_find(&f->cap, mark, "\"ended\"", "\"reason\":\"detaching\"", NULL) >= 0);
+  /* deleted ends a suspended session too */
+  present(f, "Z", "requeue");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"Z\"}}");
+  feedf(f, "{\"name\":\"interaction.deleted\",\"data\":{\"interactionid\":\"Z\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"Z\"", "\"reason\":\"deleted\"", NULL) >= 0);
+}
+
+static void test_override_calls_standard(void **state) {
+  fixture *f = *state;
+  present(f, "X", "override");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"revoking\"}}");
+  int saw = tcap_find(&f->cap, 0, "\"saw\"", "\"resultof\":\"revoking\"", NULL);
+  int sus = tcap_find(&f->cap, 0, "\"suspended\"", "revoking", NULL);
+  assert_true(saw > 0 && sus > saw);
+}
+
+static void test_other_interaction_is_ignored(void **state) {
+  fixture *f = *state;
+  present(f, "X", "override");
+  feedf(f, "{\"name\":\"interaction.other\",\"data\":{\"interactionid\":\"X\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"still_here\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", NULL) < 0);
+  assert_true(tcap_find(&f->cap, 0, "\"suspended\"", NULL) < 0);
+}
+
+static void test_two_switched_over_at_once(void **state) {
+  fixture *f = *state;
+  present(f, "A", "requeue");
+  present(f, "B", "legacy");
+  present(f, "C", "requeue");
+  feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"C\",\"requestid\":\"r3\"}}");
+  size_t mark = f->cap.n;
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"A\",\"resultof\":\"revoking\"}}");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"B\",\"resultof\":\"revoking\"}}");
+  /* exactly two session lines: A suspended, B (legacy) ended; C untouched */
+  assert_int_equal(f->cap.n, mark + 2);
+  assert_true(tcap_find(&f->cap, mark, "\"suspended\"", "\"s1\"", NULL) == (int)mark);
+  assert_true(tcap_find(&f->cap, mark, "\"ended\"", "\"s2\"", "revoking", NULL) == (int)mark + 1);
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.sessions_active, 1);
+  assert_int_equal(st.sessions_suspended, 1);
+}
+
+/* 10,000 live sessions, all revoked, all presented again. */
+static void test_switchover_storm(void **state) {
+  fixture *f = *state;
+  enum { N = 10000 };
+  tdir_write(f->dir, "storm.lua",
+             "return {\n"
+             "  start = function(session, event)\n"
+             "    local v = session.vars\n"
+             "    if event.requeued then\n"
+             "      v.resumes = (v.resumes or 0) + 1\n"
+             "      session:action('back', { key = v.key, resumes = v.resumes })\n"
+             "    else\n"
+             "      v.key = event.data.interactionid .. ':secret'\n"
+             "    end\n"
+             "    session:wait('interaction.finish')\n"
+             "  end,\n"
+             "}\n");
+  ixr_close(f->rt);
+  tcap_clear(&f->cap);
+  f->rt = trt_new(f->dir, &f->cap);
+  for (int i = 0; i < N; i++)
+    feedf(f, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S%d\",\"strategy\":\"storm\"}}", i);
+  for (int i = 0; i < N; i++)
+    feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"S%d\",\"resultof\":\"revoking\"}}", i);
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.sessions_suspended, N);
+  assert_int_equal(st.sessions_active, 0);
+  size_t mark = f->cap.n;
+  for (int i = 0; i < N; i++)
+    feedf(f, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S%d\",\"strategy\":\"storm\"}}", i);
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.sessions_active, N);
+  assert_int_equal(st.sessions_suspended, 0);
+  assert_int_equal(st.sessions_started, N); /* none duplicated */
+  assert_int_equal(st.sessions_ended, 0);   /* none ended */
+  /* each resumed with its own id and its vars intact, exactly once */
+  assert_int_equal(f->cap.n, mark + 2 * N);
+  for (int i = 0; i < N; i++) {
+    char resumed[160], back[200];
+    snprintf(resumed, sizeof(resumed),
+             "{\"type\":\"session\",\"state\":\"resumed\",\"session\":\"s%d\",\"interactionid\":\"S%d\"}", i + 1, i);
+    snprintf(back, sizeof(back), "\"args\":{\"key\":\"S%d:secret\",\"resumes\":1}", i);
+    assert_string_equal(f->cap.lines[mark + 2 * (size_t)i], resumed);
+    assert_non_null(strstr(f->cap.lines[mark + 2 * (size_t)i + 1], back));
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_table, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_represent_after_suspend, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_own_requeued_flow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_requeue_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_suspended_session_rules, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_override_calls_standard, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_other_interaction_is_ignored, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_two_switched_over_at_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_switchover_storm, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
