@@ -358,6 +358,7 @@ int ixr__open_core(lua_State *L);
 
 /* codec.c, more */
 void *ixr__null(void);
+bool ixr__utf8_valid(const char *s, size_t len);
 
 /* strategy.c, more */
 int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud);

@@ -148,6 +148,43 @@ IXR_EXTERN int ixr_feed(ixr_runtime *rt, const char *bytes, size_t len);
 IXR_EXTERN int ixr_feed_end(ixr_runtime *rt);
 
 /*
+ * A structured event, for hosts that have the fields at hand: no JSON is
+ * written or parsed. `data` is a flat list of fields; IXR_V_OBJECT and
+ * IXR_V_ARRAY open a nested value whose fields follow, up to the matching
+ * IXR_V_END (keys are ignored inside arrays). Strings must be valid UTF-8;
+ * `len` 0 means NUL-terminated. Nesting is limited to 64 levels.
+ */
+typedef enum {
+  IXR_V_STRING = 1,
+  IXR_V_INT = 2,
+  IXR_V_DOUBLE = 3,
+  IXR_V_BOOL = 4,
+  IXR_V_NULL = 5,
+  IXR_V_OBJECT = 6,
+  IXR_V_ARRAY = 7,
+  IXR_V_END = 8
+} ixr_value_type;
+
+typedef struct ixr_field {
+  const char *key;
+  ixr_value_type type;
+  const char *str; /* IXR_V_STRING */
+  size_t len;
+  int64_t i;       /* IXR_V_INT */
+  double d;        /* IXR_V_DOUBLE */
+  int b;           /* IXR_V_BOOL */
+} ixr_field;
+
+/*
+ * Feeds one event {"name": name, "data": {fields}}, processed before this
+ * returns; output goes to on_output as for ixr_feed(). Returns IXR_EINVAL
+ * for malformed fields (unbalanced nesting, invalid UTF-8, a NULL key in
+ * an object), and nothing is dispatched then.
+ */
+IXR_EXTERN int ixr_feed_event(ixr_runtime *rt, const char *name,
+                              const ixr_field *data, size_t n);
+
+/*
  * Serves a stream of events on file descriptors (a pipe, a tty or a regular
  * file for input; output is written to out_fd). With IXR_SERVE_STOP_AT_EOF
  * the runtime stops once the input ends and all output is written.

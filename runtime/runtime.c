@@ -186,6 +186,118 @@ int ixr_feed(ixr_runtime *rt, const char *bytes, size_t len) {
   return rc;
 }
 
+/* [-0, +1] pushes the value of fields[*i] (advancing *i past it), or
+ * returns IXR_EINVAL with nothing pushed. */
+static int push_field(lua_State *L, const ixr_field *f, size_t n, size_t *i,
+                      int depth) {
+  const ixr_field *x = &f[*i];
+  (*i)++;
+  switch (x->type) {
+    case IXR_V_STRING: {
+      if (x->str == NULL) return IXR_EINVAL;
+      size_t len = x->len ? x->len : strlen(x->str);
+      if (!ixr__utf8_valid(x->str, len)) return IXR_EINVAL;
+      lua_pushlstring(L, x->str, len);
+      return 0;
+    }
+    case IXR_V_INT: lua_pushinteger(L, (lua_Integer)x->i); return 0;
+    case IXR_V_DOUBLE:
+      if (x->d != x->d || x->d > 1.7976931348623157e308 || x->d < -1.7976931348623157e308)
+        return IXR_EINVAL;
+      lua_pushnumber(L, x->d);
+      return 0;
+    case IXR_V_BOOL: lua_pushboolean(L, x->b); return 0;
+    case IXR_V_NULL: lua_pushlightuserdata(L, ixr__null()); return 0;
+    case IXR_V_OBJECT:
+    case IXR_V_ARRAY: {
+      if (depth >= 64 || !lua_checkstack(L, 4)) return IXR_EINVAL;
+      bool arr = x->type == IXR_V_ARRAY;
+      lua_newtable(L);
+      lua_Integer idx = 1;
+      while (*i < n && f[*i].type != IXR_V_END) {
+        const char *key = f[*i].key;
+        if (!arr && (key == NULL || !ixr__utf8_valid(key, strlen(key)))) {
+          lua_pop(L, 1);
+          return IXR_EINVAL;
+        }
+        bool null_member = !arr && f[*i].type == IXR_V_NULL;
+        int rc = push_field(L, f, n, i, depth + 1);
+        if (rc != 0) {
+          lua_pop(L, 1);
+          return rc;
+        }
+        if (null_member) lua_pop(L, 1); /* as in JSON: a null member is absent */
+        else if (arr) lua_rawseti(L, -2, idx++);
+        else lua_setfield(L, -2, key);
+      }
+      if (*i >= n) { /* no IXR_V_END */
+        lua_pop(L, 1);
+        return IXR_EINVAL;
+      }
+      (*i)++;
+      return 0;
+    }
+    default: return IXR_EINVAL;
+  }
+}
+
+int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
+                   size_t n) {
+  if (rt == NULL || name == NULL || (data == NULL && n > 0)) return IXR_EINVAL;
+  if (rt->closing) return IXR_ECLOSED;
+  if (!ixr__utf8_valid(name, strlen(name))) return IXR_EINVAL;
+  lua_State *L = rt->L;
+  int top = lua_gettop(L);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "name");
+  /* data: an object of the n fields, closed here */
+  lua_createtable(L, 0, 4);
+  size_t i = 0;
+  while (i < n) {
+    const char *key = data[i].key;
+    if (key == NULL || data[i].type == IXR_V_END || !ixr__utf8_valid(key, strlen(key))) {
+      lua_settop(L, top);
+      return IXR_EINVAL;
+    }
+    bool null_member = data[i].type == IXR_V_NULL;
+    int rc = push_field(L, data, n, &i, 1);
+    if (rc != 0) {
+      lua_settop(L, top);
+      return rc;
+    }
+    if (null_member) lua_pop(L, 1);
+    else lua_setfield(L, -2, key);
+  }
+  lua_setfield(L, -2, "data");
+  if (rt->depth > 0 || rt->draining) {
+    /* From an output callback: queue it, as JSON, behind the current event. */
+    char err[128];
+    ixr__jw *w = ixr__jw_new();
+    int rc = IXR_ENOMEM;
+    if (w != NULL) {
+      ixr__jw_begin(w);
+      ixr__jw_str(w, "name", name, strlen(name));
+      lua_getfield(L, -1, "data");
+      rc = ixr__jw_lua(w, "data", L, -1, err, sizeof(err)) == 0 ? 0 : IXR_EINVAL;
+      const char *line;
+      size_t len;
+      ixr__jw_end(w, &line, &len);
+      if (rc == 0) rc = ixr__buf_append(&rt->reentrant, line, len);
+      if (rc == 0) rc = ixr__buf_append(&rt->reentrant, "\n", 1);
+      ixr__jw_free(w);
+    }
+    lua_settop(L, top);
+    return rc;
+  }
+  rt->draining = true;
+  ixr__dispatch(rt, &rt->api.sink, 0); /* pops the event */
+  int rc = drain_reentrant(rt);
+  rt->draining = false;
+  IXR_STACK_CHECK(L, top, 0);
+  return rc;
+}
+
 int ixr_feed_end(ixr_runtime *rt) {
   if (rt == NULL) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
