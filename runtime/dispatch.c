@@ -164,6 +164,10 @@ void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
   lua_State *L = rt->L;
   ixr__session *s = t->s;
   rt->depth++;
+  if (rt->opt.on_trace != NULL)
+    ixr__trace(rt, "timer at %llu ms: s%llu %s", (unsigned long long)t->due,
+               (unsigned long long)s->id,
+               t->kind == IXR__TIMER_FLOW ? "flow timeout" : "session:after");
   if (t->kind == IXR__TIMER_FLOW) {
     ixr__wait_kind kind = s->wait_kind;
     s->wait_timer = NULL;
@@ -223,6 +227,10 @@ static void deliver(ixr_runtime *rt, ixr__session *s, int ev, const char *name,
   if (s->state == IXR__ACTIVE && s->wait_kind != IXR__WAIT_NONE &&
       flow_wants(rt, s, name, len, data, &ok)) {
     ixr__wait_kind kind = s->wait_kind;
+    if (rt->opt.on_trace != NULL)
+      ixr__trace(rt, "  s%llu %s -> the flow, waiting in %s",
+                 (unsigned long long)s->id, name,
+                 kind == IXR__WAIT_REQUEST ? "request" : "wait");
     clear_wait(rt, s);
     lua_State *co = s->co;
     if (kind == IXR__WAIT_REQUEST) lua_pushboolean(co, ok);
@@ -234,11 +242,20 @@ static void deliver(ixr_runtime *rt, ixr__session *s, int ev, const char *name,
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->strategy->handlers_ref);
   if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
     lua_pop(L, 2);
-    ixr__log(rt, IXR_LOG_TRACE, "s%llu: no handler for %s",
-             (unsigned long long)s->id, name);
+    if (rt->opt.on_trace != NULL)
+      ixr__trace(rt, "  s%llu %s -> no handler: dropped",
+                 (unsigned long long)s->id, name);
     return;
   }
   lua_remove(L, -2);
+  if (rt->opt.on_trace != NULL) {
+    char where[512];
+    ixr__where(L, -1, where, sizeof(where));
+    size_t dl = strlen(rt->lua_dir);
+    bool standard = strncmp(where, rt->lua_dir, dl) == 0 && where[dl] == '/';
+    ixr__trace(rt, "  s%llu %s -> %s handler %s", (unsigned long long)s->id,
+               name, standard ? "standard" : "strategy's own", where);
+  }
   ixr__push_session(rt, s);
   lua_pushvalue(L, ev);
   ixr__invoke(rt, s, NULL, 2, name);
@@ -309,6 +326,11 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
   rt->stats.sessions_started++;
   ixr__emit_session(rt, s, "started", NULL);
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->start_ref);
+  if (rt->opt.on_trace != NULL) {
+    char where[512];
+    ixr__trace(rt, "  s%llu %s -> new session, flow start %s",
+               (unsigned long long)s->id, iid, ixr__where(L, -1, where, sizeof(where)));
+  }
   ixr__push_session(rt, s);
   lua_pushvalue(L, ev);
   ixr__flow_start(rt, s);
@@ -377,6 +399,14 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
     ixr__emit_error(rt, from, NULL, "bad_event", "data must be an object",
                     lineno, id_idx, NULL);
     goto done;
+  }
+  if (rt->opt.on_trace != NULL) {
+    const char *tiid = NULL;
+    if (data != 0 && lua_getfield(L, data, "interactionid") == LUA_TSTRING)
+      tiid = lua_tostring(L, -1);
+    ixr__trace(rt, "in line %llu: %s %s", (unsigned long long)lineno, name,
+               tiid ? tiid : "");
+    if (data != 0) lua_pop(L, 1);
   }
   if (strncmp(name, "clock.", 6) == 0 || strncmp(name, "ixr.", 4) == 0) {
     control(rt, from, name, data, lineno, id_idx);

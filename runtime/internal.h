@@ -262,6 +262,11 @@ void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
                      const char *code, const char *message, uint64_t lineno,
                      int id_idx, const char *traceback);
 void ixr__held_flush(ixr_runtime *rt, ixr__sink *to);
+/* A trace line; call only when rt->opt.on_trace is set. */
+void ixr__trace(ixr_runtime *rt, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* "FILE:LINE" of the function at idx, for traces. */
+const char *ixr__where(lua_State *L, int idx, char *buf, size_t n);
 void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -113,6 +113,18 @@ typedef void (*ixr_log_cb)(void *ud, ixr_log_level level, const char *msg);
 
 typedef enum { IXR_CLOCK_REAL = 0, IXR_CLOCK_MANUAL = 1 } ixr_clock;
 
+/*
+ * Input callback: every input line, as received (without its newline),
+ * with the runtime clock's time in ms, before it is decoded. For recording
+ * traffic (ixr run --record). Must not feed the runtime.
+ */
+typedef void (*ixr_input_cb)(void *ud, const char *line, size_t len,
+                             uint64_t now_ms);
+
+/* Trace callback: one readable line per step (event in, handler chosen
+ * with its FILE:LINE, action out, session state change). */
+typedef void (*ixr_trace_cb)(void *ud, const char *line);
+
 typedef struct ixr_options {
   const char *handlers_dir; /* strategies; default "handlers" */
   const char *lua_dir;      /* standard library; default: the installed one,
@@ -127,6 +139,10 @@ typedef struct ixr_options {
   size_t max_line;          /* longest input line in bytes; default 1 MiB */
   size_t max_held;          /* output lines held while no stream is open;
                                default 100000 */
+  ixr_input_cb on_input;    /* NULL: no recording */
+  void *input_ud;
+  ixr_trace_cb on_trace;    /* NULL: no tracing (and no cost) */
+  void *trace_ud;
 } ixr_options;
 
 /* Fills `o` with the defaults. */

@@ -118,6 +118,9 @@ void ixr__held_flush(ixr_runtime *rt, ixr__sink *to) {
 
 void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out) {
   rt->stats.lines_out++;
+  if (rt->opt.on_trace != NULL)
+    ixr__trace(rt, "  out %.*s", (int)(out->json_len > 300 ? 300 : out->json_len),
+               out->json);
   ixr__sink *sk = resolve(rt, to);
   if (sk == NULL) {
     hold(rt, out);
@@ -210,6 +213,27 @@ void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
   else if (s != NULL) to = s->sink;
   ixr__emit(rt, to, &out);
   free(clean);
+}
+
+/* ---- tracing ---------------------------------------------------------- */
+
+void ixr__trace(ixr_runtime *rt, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  rt->opt.on_trace(rt->opt.trace_ud, msg);
+}
+
+const char *ixr__where(lua_State *L, int idx, char *buf, size_t n) {
+  lua_Debug ar;
+  lua_pushvalue(L, idx);
+  if (lua_getinfo(L, ">S", &ar) && ar.source[0] == '@')
+    snprintf(buf, n, "%s:%d", ar.source + 1, ar.linedefined);
+  else
+    snprintf(buf, n, "%s", lua_isfunction(L, idx) ? "(C or string chunk)" : "?");
+  return buf;
 }
 
 /* ---- the log ---------------------------------------------------------- */

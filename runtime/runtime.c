@@ -135,6 +135,8 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
   size_t i = 0;
   while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
   if (i == len) return 0;
+  if (rt->opt.on_input != NULL)
+    rt->opt.on_input(rt->opt.input_ud, line, len, ixr__now(rt));
   char err[256];
   if (ixr__decode(rt, line, len, err, sizeof(err)) != 0) {
     rt->stats.events_in++;
