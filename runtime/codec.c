@@ -58,7 +58,10 @@ static int store(decoder *d) {
 static int on_null(void *ctx) {
   decoder *d = ctx;
   if (d->depth > 0 && d->index[d->depth] == 0) {
-    lua_pop(d->L, 1); /* the key: an object member with null is absent */
+    /* An object member with null is absent, also when an earlier duplicate
+     * of its key had a value: the last one wins. */
+    lua_pushnil(d->L);
+    lua_rawset(d->L, -3);
     return 1;
   }
   lua_pushlightuserdata(d->L, IXR__NULL);
@@ -92,14 +95,25 @@ static int on_number(void *ctx, const char *s, size_t len) {
   return store(d);
 }
 
+/* yajl's own UTF-8 check lets overlong forms, surrogates and code points
+ * above U+10FFFF through, and a \uDC00 escape decodes to a surrogate: check
+ * the decoded text strictly, as ixr_feed_event() does. */
 static int on_string(void *ctx, const unsigned char *s, size_t len) {
   decoder *d = ctx;
+  if (!ixr__utf8_valid((const char *)s, len)) {
+    d->error = "string is not valid UTF-8";
+    return 0;
+  }
   lua_pushlstring(d->L, (const char *)s, len);
   return store(d);
 }
 
 static int on_key(void *ctx, const unsigned char *s, size_t len) {
   decoder *d = ctx;
+  if (!ixr__utf8_valid((const char *)s, len)) {
+    d->error = "key is not valid UTF-8";
+    return 0;
+  }
   lua_pushlstring(d->L, (const char *)s, len);
   return 1;
 }
@@ -251,8 +265,10 @@ static void key(ixr__jw *w, const char *k) {
 
 void ixr__jw_str(ixr__jw *w, const char *k, const char *val, size_t len) {
   key(w, k);
-  if (yajl_gen_string(w->g, (const unsigned char *)val, len) !=
-      yajl_gen_status_ok) {
+  /* yajl's check alone would let overlong forms and surrogates through. */
+  if (!ixr__utf8_valid(val, len) ||
+      yajl_gen_string(w->g, (const unsigned char *)val, len) !=
+          yajl_gen_status_ok) {
     /* Only invalid UTF-8 can fail here; never emit a broken line. */
     w->failed = true;
   }
@@ -261,6 +277,21 @@ void ixr__jw_str(ixr__jw *w, const char *k, const char *val, size_t len) {
 void ixr__jw_int(ixr__jw *w, const char *k, int64_t val) {
   key(w, k);
   yajl_gen_integer(w->g, (long long)val);
+}
+
+void ixr__jw_bool(ixr__jw *w, const char *k, bool val) {
+  key(w, k);
+  yajl_gen_bool(w->g, val);
+}
+
+static int format_double(char *buf, size_t n, double v);
+
+void ixr__jw_double(ixr__jw *w, const char *k, double val) {
+  key(w, k);
+  char buf[40];
+  if (!isfinite(val)) val = 0;
+  int n = format_double(buf, sizeof(buf), val);
+  yajl_gen_number(w->g, buf, (size_t)n);
 }
 
 /* Shortest of %.15g..%.17g that reads back as the same double. */
@@ -307,6 +338,7 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
   keyref small[8];
   keyref *keys = small;
   size_t nkeys = 0, cap = IXR_ARRAY_SIZE(small);
+  lua_Integer maxkey = 0;
   bool seq = true;
   int rc = 0;
   lua_pushnil(L);
@@ -333,10 +365,19 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
       k->len = (size_t)snprintf(k->num, sizeof(k->num), "%lld", (long long)k->ik);
       k->s = NULL;
       if (k->ik < 1) seq = false;
+      if (k->ik > maxkey) maxkey = k->ik;
     } else if (kt == LUA_TSTRING) {
       k->isnum = false;
       k->s = lua_tolstring(L, -1, &k->len); /* anchored by the table */
       seq = false;
+      /* Checked before anything is written: a key yajl refused would leave
+       * the value in the key's place. */
+      if (!ixr__utf8_valid(k->s, k->len)) {
+        snprintf(err, errlen, "key is not valid UTF-8");
+        lua_pop(L, 1);
+        rc = -1;
+        goto done;
+      }
     } else {
       snprintf(err, errlen, "cannot encode a %s key", lua_typename(L, kt));
       lua_pop(L, 1);
@@ -345,8 +386,10 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
     }
     nkeys++;
   }
-  if (seq && nkeys > 0 && lua_rawlen(L, idx) == nkeys) {
-    /* Positive integer keys, as many as the border: exactly 1..n. */
+  if (seq && nkeys > 0 && (lua_Unsigned)maxkey == nkeys) {
+    /* n distinct positive integer keys, the largest n: exactly 1..n. (The
+     * border from lua_rawlen() is not enough: {1, nil, 3, [5] = 5} can have
+     * border 3.) */
     yajl_gen_array_open(g);
     for (size_t i = 1; i <= nkeys && rc == 0; i++) {
       lua_rawgeti(L, idx, (lua_Integer)i);
@@ -408,7 +451,8 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
-      if (yajl_gen_string(g, (const unsigned char *)s, len) != yajl_gen_status_ok) {
+      if (!ixr__utf8_valid(s, len) ||
+          yajl_gen_string(g, (const unsigned char *)s, len) != yajl_gen_status_ok) {
         snprintf(err, errlen, "string is not valid UTF-8");
         return -1;
       }

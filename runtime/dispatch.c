@@ -239,7 +239,8 @@ static void deliver(ixr_runtime *rt, ixr__session *s, int ev, const char *name,
     run_flow(rt, s, kind == IXR__WAIT_REQUEST ? 2 : 1);
     return;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->strategy->handlers_ref);
+  ixr__strategy *st = ixr__strategy_current(rt, s);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->handlers_ref);
   if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
     lua_pop(L, 2);
     if (rt->opt.on_trace != NULL)
@@ -364,9 +365,7 @@ static void control(ixr_runtime *rt, ixr__sink *from, const char *name,
     ixr__timers_advance(rt, (uint64_t)ms);
     return;
   }
-  char msg[160];
-  snprintf(msg, sizeof(msg), "unknown control event '%.64s'", name);
-  ixr__emit_error(rt, from, NULL, "bad_event", msg, lineno, id_idx, NULL);
+  ixr__control(rt, from, name, lineno, id_idx);
 }
 
 void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
@@ -460,6 +459,7 @@ void ixr__dispatch_free(ixr_runtime *rt) {
         ixr__timer_cancel(rt, t);
       }
       if (s->wait_timer) ixr__timer_cancel(rt, s->wait_timer);
+      ixr__strategy_release(rt, s->strategy);
       free_session(s);
       n = next;
     }

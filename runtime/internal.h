@@ -140,10 +140,25 @@ typedef struct ixr__strategy {
   int start_ref;
   int requeued_ref;  /* LUA_NOREF when absent */
   double requeue_timeout;
+  bool pin;          /* sessions stay on the generation they started on */
+  uint64_t generation;
+  uint64_t source_hash;
   int refs;          /* sessions using it, plus one while in a generation */
 } ixr__strategy;
 
-int ixr__strategies_load(ixr_runtime *rt);
+/* A set of strategies loaded together, with their standard sets. */
+typedef struct ixr__generation {
+  ixr__map strategies;
+  int sets_ref;
+  unsigned files;
+  ixr__buf errors; /* "FILE:LINE: message" lines */
+} ixr__generation;
+
+int ixr__generation_build(ixr_runtime *rt, ixr__generation *g);
+void ixr__generation_install(ixr_runtime *rt, ixr__generation *g);
+void ixr__generation_discard(ixr_runtime *rt, ixr__generation *g);
+unsigned ixr__generation_changes(ixr_runtime *rt, const ixr__generation *g);
+ixr__strategy *ixr__strategy_current(ixr_runtime *rt, ixr__session *s);
 ixr__strategy *ixr__strategy_find(ixr_runtime *rt, const char *name,
                                   size_t len);
 void ixr__strategy_release(ixr_runtime *rt, ixr__strategy *st);
@@ -226,7 +241,7 @@ ixr__call_result ixr__invoke(ixr_runtime *rt, ixr__session *s, lua_State *co,
 void ixr__push_sandbox(ixr_runtime *rt);
 /* [-0, +1] loads a file as a text chunk, or returns an error (message set). */
 int ixr__load_file(ixr_runtime *rt, const char *path, const char *chunkname,
-                   char **errmsg);
+                   char **errmsg, uint64_t *hash);
 /* [-0, +1] pushes the session userdata */
 void ixr__push_session(ixr_runtime *rt, ixr__session *s);
 int ixr__new_session_ud(ixr_runtime *rt, ixr__session *s);
@@ -244,6 +259,8 @@ void ixr__jw_free(ixr__jw *w);
 void ixr__jw_begin(ixr__jw *w);
 void ixr__jw_str(ixr__jw *w, const char *key, const char *val, size_t len);
 void ixr__jw_int(ixr__jw *w, const char *key, int64_t val);
+void ixr__jw_bool(ixr__jw *w, const char *key, bool val);
+void ixr__jw_double(ixr__jw *w, const char *key, double val);
 /* Writes the Lua value at idx; returns 0 or sets a message in err. */
 int ixr__jw_lua(ixr__jw *w, const char *key, lua_State *L, int idx, char *err,
                 size_t errlen);
@@ -304,6 +321,7 @@ struct ixr_runtime {
   uint64_t sessions_active, sessions_suspended;
   ixr__session *dead; /* ended sessions, freed once the event is done */
   int depth;          /* nesting of dispatch; re-entrant feeds are queued */
+  int in_output;      /* inside a sink's write (a host's output callback) */
   ixr__buf reentrant; /* bytes fed while dispatching */
   bool draining;
 
@@ -339,6 +357,11 @@ struct ixr_runtime {
   bool prepare_open;
   unsigned open_handles; /* handles and streams whose close is pending */
 
+  /* reload (reload.c) */
+  ixr_reload_result last_reload;
+  bool reloaded_once;
+  void *watch; /* the file watcher, or NULL */
+
   /* output */
   ixr__jw *jw;
   char *last_traceback;
@@ -358,6 +381,13 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
 int ixr__call_quiet(ixr_runtime *rt, int nargs, int nres, char **errmsg);
 void ixr__seal_env(lua_State *L, int idx);
 void ixr__reset_modules(ixr_runtime *rt);
+int ixr__modules_save(ixr_runtime *rt);
+void ixr__modules_restore(ixr_runtime *rt, int ref);
+
+/* reload.c */
+void ixr__control(ixr_runtime *rt, ixr__sink *from, const char *name,
+                  uint64_t lineno, int id_idx);
+void ixr__watch_close(ixr_runtime *rt);
 int ixr__open_session(lua_State *L);
 int ixr__open_core(lua_State *L);
 

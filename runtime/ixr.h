@@ -230,6 +230,37 @@ IXR_EXTERN void ixr_stop(ixr_runtime *rt);
  */
 IXR_EXTERN void ixr_close(ixr_runtime *rt);
 
+/* What a reload did. */
+typedef struct ixr_reload_result {
+  int ok;              /* 1: the new generation serves; 0: rejected, the old
+                          one keeps serving */
+  uint64_t generation; /* the generation in service after the reload */
+  unsigned files;      /* strategy files loaded */
+  unsigned changed;    /* strategies added, changed or removed */
+  double ms;           /* how long the loop was busy with it */
+  char errors[4096];   /* "FILE:LINE: message" lines, newline separated
+                          (truncated to fit) */
+} ixr_reload_result;
+
+/*
+ * Reloads every strategy and the standard library into a new generation.
+ * Only when every file loads and validates is it put in service, between
+ * two events; otherwise the old generation keeps serving and the errors
+ * are reported. New sessions use the new generation; existing sessions
+ * handle their next event with it (unless their strategy has pin = true);
+ * a flow waiting in request/wait finishes on the code it started with.
+ * Returns 0 when swapped in, IXR_ESTRATEGY when rejected, IXR_EBUSY when
+ * called from an output callback. `res` may be NULL.
+ */
+IXR_EXTERN int ixr_reload(ixr_runtime *rt, ixr_reload_result *res);
+
+/*
+ * Watches the handlers directory (and its subdirectories, one level) and
+ * the standard library for changes, and reloads `debounce_ms` after the
+ * last change (editors write a file in several steps).
+ */
+IXR_EXTERN int ixr_watch(ixr_runtime *rt, unsigned debounce_ms);
+
 /* Counts of live sessions by state. */
 typedef struct ixr_stats {
   uint64_t sessions_active;

@@ -153,7 +153,7 @@ int ixr__call_quiet(ixr_runtime *rt, int nargs, int nres, char **errmsg) {
 /* ---- loading files ---------------------------------------------------- */
 
 int ixr__load_file(ixr_runtime *rt, const char *path, const char *chunkname,
-                   char **errmsg) {
+                   char **errmsg, uint64_t *hash) {
   lua_State *L = rt->L;
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
@@ -174,6 +174,14 @@ int ixr__load_file(ixr_runtime *rt, const char *path, const char *chunkname,
     }
   }
   fclose(f);
+  if (hash != NULL) { /* FNV-1a 64: tells a changed file from an unchanged one */
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < b.len; i++) {
+      h ^= (unsigned char)b.data[i];
+      h *= 1099511628211ull;
+    }
+    *hash = h;
+  }
   int st = luaL_loadbufferx(L, b.data ? b.data : "", b.len, chunkname, "t");
   ixr__buf_free(&b);
   if (st != LUA_OK) {
@@ -272,7 +280,7 @@ static int l_require(lua_State *L) {
   char chunkname[4100];
   snprintf(chunkname, sizeof(chunkname), "@%s", path);
   char *err = NULL;
-  if (ixr__load_file(rt, path, chunkname, &err) != 0) {
+  if (ixr__load_file(rt, path, chunkname, &err, NULL) != 0) {
     lua_pushstring(L, err);
     free(err);
     return lua_error(L);
@@ -386,6 +394,19 @@ void ixr__reset_modules(ixr_runtime *rt) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
   lua_setfield(L, -2, "ixr.core");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &LOADED_KEY);
+}
+
+/* A registry ref to the module cache in use, to restore it after a failed
+ * reload; ixr__modules_restore puts it back and releases the ref. */
+int ixr__modules_save(ixr_runtime *rt) {
+  lua_rawgetp(rt->L, LUA_REGISTRYINDEX, &LOADED_KEY);
+  return luaL_ref(rt->L, LUA_REGISTRYINDEX);
+}
+
+void ixr__modules_restore(ixr_runtime *rt, int ref) {
+  lua_rawgeti(rt->L, LUA_REGISTRYINDEX, ref);
+  lua_rawsetp(rt->L, LUA_REGISTRYINDEX, &LOADED_KEY);
+  luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
 }
 
 int ixr__lua_open(ixr_runtime *rt) {

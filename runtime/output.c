@@ -126,7 +126,9 @@ void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out) {
     hold(rt, out);
     return;
   }
+  rt->in_output++;
   sk->write(sk, out);
+  rt->in_output--;
 }
 
 /* ---- building lines --------------------------------------------------- */

@@ -41,28 +41,19 @@ static const char *find_lua_dir(const ixr_options *o) {
   return IXR_INSTALL_LUA_DIR;
 }
 
-/* Loads require("ixr.multimedia").sets, the standard handler sets. */
-static int load_sets(ixr_runtime *rt) {
-  lua_State *L = rt->L;
-  ixr__push_sandbox(rt);
-  lua_getfield(L, -1, "require");
-  lua_remove(L, -2);
-  lua_pushliteral(L, "ixr.multimedia");
-  char *err = NULL;
-  if (ixr__call_quiet(rt, 1, 1, &err) != 0) {
-    ixr__log(rt, IXR_LOG_ERROR, "cannot load the standard library from %s: %s",
-             rt->lua_dir, err);
-    free(err);
+/* Loads the first generation. A broken strategy file is logged and kept as
+ * an error record; a broken standard library stops the start. */
+static int load_first_generation(ixr_runtime *rt) {
+  ixr__generation g;
+  int rc = ixr__generation_build(rt, &g);
+  if (g.errors.len > 0)
+    ixr__log(rt, rc < 0 || g.sets_ref == LUA_NOREF ? IXR_LOG_ERROR : IXR_LOG_WARN,
+             "loading strategies: %.*s", (int)g.errors.len - 1, g.errors.data);
+  if (g.sets_ref == LUA_NOREF) {
+    ixr__generation_discard(rt, &g);
     return IXR_ESTRATEGY;
   }
-  if (!lua_istable(L, -1) || lua_getfield(L, -1, "sets") != LUA_TTABLE) {
-    lua_settop(L, 0);
-    ixr__log(rt, IXR_LOG_ERROR, "%s/ixr/multimedia.lua has no table 'sets'",
-             rt->lua_dir);
-    return IXR_ESTRATEGY;
-  }
-  rt->sets_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pop(L, 1);
+  ixr__generation_install(rt, &g);
   return 0;
 }
 
@@ -110,13 +101,11 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
   }
   rt->jw = ixr__jw_new();
   if (rt->jw == NULL) goto fail;
-  if ((rc = ixr__map_init(&rt->strategies, 16)) != 0) goto fail;
   if ((rc = ixr__dispatch_init(rt)) != 0) goto fail;
   if ((rc = ixr__timers_init(rt)) != 0) goto fail;
   if ((rc = ixr__streams_init(rt)) != 0) goto fail;
   if ((rc = ixr__lua_open(rt)) != 0) goto fail;
-  if ((rc = load_sets(rt)) != 0) goto fail;
-  ixr__strategies_load(rt); /* a missing dir or a broken file is logged */
+  if ((rc = load_first_generation(rt)) != 0) goto fail;
   ixr__framer_init(&rt->api.framer, rt->opt.max_line);
   rt->api.sink.write = api_write;
   if ((rc = ixr__sink_open(rt, &rt->api.sink)) != 0) goto fail;
@@ -315,7 +304,7 @@ int ixr_advance(ixr_runtime *rt, uint64_t ms) {
   if (rt == NULL) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
   if (rt->opt.clock != IXR_CLOCK_MANUAL) return IXR_EINVAL;
-  if (rt->depth > 0) return IXR_EBUSY;
+  if (rt->depth > 0 || rt->in_output > 0) return IXR_EBUSY;
   ixr__timers_advance(rt, ms);
   return 0;
 }
@@ -362,6 +351,7 @@ void ixr__handle_closed(ixr_runtime *rt) {
 static void destroy(ixr_runtime *rt) {
   rt->closing = true;
   rt->stopping = true;
+  ixr__watch_close(rt);
   ixr__streams_stop(rt, true);
   ixr__timers_close(rt);
   ixr__dispatch_free(rt);

@@ -75,7 +75,7 @@ static char *fail_at(const char *path, const char *field, const char *fmt,
 
 /* [-1, +0] validates the strategy table on top and fills st; returns an
  * error message (malloc'd) or NULL. */
-static char *adopt(ixr_runtime *rt, ixr__strategy *st) {
+static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
   lua_State *L = rt->L;
   int tbl = lua_gettop(L);
   char *err = NULL;
@@ -110,6 +110,16 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st) {
     st->requeue_timeout = v;
   }
   lua_pop(L, 1);
+  t = lua_getfield(L, tbl, "pin");
+  lua_pop(L, 1);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN) {
+    err = fail_at(st->path, "pin", "pin must be true or false (got %s)",
+                  lua_typename(L, t));
+    goto out;
+  }
+  lua_getfield(L, tbl, "pin");
+  st->pin = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   /* defaults: a key of the standard sets */
   const char *defaults = "requeue";
   t = lua_getfield(L, tbl, "defaults");
@@ -122,7 +132,7 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st) {
                   lua_typename(L, t));
     goto out;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->sets_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sets_ref);
   if (lua_getfield(L, -1, defaults) != LUA_TTABLE) {
     lua_pop(L, 3);
     err = fail_at(st->path, "defaults",
@@ -179,7 +189,8 @@ out:
 
 /* Loads one strategy file into a new record. Never fails for the file's
  * sake: a broken file gives a record with `error` set. */
-static ixr__strategy *load_one(ixr_runtime *rt, const char *name) {
+static ixr__strategy *load_one(ixr_runtime *rt, const char *name,
+                               int sets_ref) {
   lua_State *L = rt->L;
   ixr__strategy *st = calloc(1, sizeof(*st));
   if (st == NULL) return NULL;
@@ -204,13 +215,13 @@ static ixr__strategy *load_one(ixr_runtime *rt, const char *name) {
   st->refs = 1;
   char *err = NULL;
   int top = lua_gettop(L);
-  if (ixr__load_file(rt, st->path, chunk, &err) == 0) {
+  if (ixr__load_file(rt, st->path, chunk, &err, &st->source_hash) == 0) {
     ixr__push_sandbox(rt);              /* fn, env */
     lua_pushvalue(L, -1);
     lua_setupvalue(L, -3, 1);           /* the chunk's _ENV */
     lua_insert(L, -2);                  /* env, fn */
     if (ixr__call_quiet(rt, 0, 1, &err) == 0) { /* env, result */
-      err = adopt(rt, st);              /* env */
+      err = adopt(rt, st, sets_ref);    /* env */
       ixr__seal_env(L, -1);
     }
   }
@@ -281,30 +292,145 @@ static int list_strategies(const char *dir, char ***names, size_t *count) {
   return 0;
 }
 
-/* Loads every strategy of the handlers dir into rt->strategies. */
-int ixr__strategies_load(ixr_runtime *rt) {
+/* [-0, +0] loads require("ixr.multimedia").sets into *ref. */
+static int load_sets(ixr_runtime *rt, int *ref, ixr__buf *errors) {
+  lua_State *L = rt->L;
+  ixr__push_sandbox(rt);
+  lua_getfield(L, -1, "require");
+  lua_remove(L, -2);
+  lua_pushliteral(L, "ixr.multimedia");
+  char *err = NULL;
+  if (ixr__call_quiet(rt, 1, 1, &err) != 0) {
+    ixr__buf_append(errors, err, strlen(err));
+    ixr__buf_append(errors, "\n", 1);
+    free(err);
+    return IXR_ESTRATEGY;
+  }
+  if (!lua_istable(L, -1) || lua_getfield(L, -1, "sets") != LUA_TTABLE) {
+    lua_settop(L, lua_gettop(L) - (lua_istable(L, -2) ? 2 : 1));
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg), "%s/ixr/multimedia.lua: no table 'sets'\n",
+                     rt->lua_dir);
+    ixr__buf_append(errors, msg, (size_t)n);
+    return IXR_ESTRATEGY;
+  }
+  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);
+  return 0;
+}
+
+void ixr__generation_discard(ixr_runtime *rt, ixr__generation *g) {
+  ixr__map *m = &g->strategies;
+  for (size_t i = 0; m->buckets && i <= m->mask; i++) {
+    ixr__mapnode *node = m->buckets[i];
+    while (node != NULL) {
+      ixr__mapnode *next = node->next;
+      ixr__strategy_release(rt, (ixr__strategy *)node);
+      node = next;
+    }
+  }
+  ixr__map_free(m);
+  if (rt->L != NULL) luaL_unref(rt->L, LUA_REGISTRYINDEX, g->sets_ref);
+  g->sets_ref = LUA_NOREF;
+  ixr__buf_free(&g->errors);
+}
+
+/*
+ * Loads the standard library and every strategy of the handlers dir into
+ * g, with a fresh module cache (nothing of an older generation is reused).
+ * Returns the number of problems, each a line in g->errors; a negative
+ * error when the directory cannot be read or memory runs out.
+ */
+int ixr__generation_build(ixr_runtime *rt, ixr__generation *g) {
+  memset(g, 0, sizeof(*g));
+  g->sets_ref = LUA_NOREF;
+  int rc = ixr__map_init(&g->strategies, 16);
+  if (rc != 0) return rc;
+  ixr__reset_modules(rt);
+  if (load_sets(rt, &g->sets_ref, &g->errors) != 0) return 1;
   char **names = NULL;
   size_t n = 0;
-  int rc = list_strategies(rt->handlers_dir, &names, &n);
+  rc = list_strategies(rt->handlers_dir, &names, &n);
   if (rc != 0) {
-    ixr__log(rt, IXR_LOG_WARN, "cannot read the handlers directory %s",
-             rt->handlers_dir);
+    char msg[600];
+    int len = snprintf(msg, sizeof(msg), "%s: cannot read the directory\n",
+                       rt->handlers_dir);
+    ixr__buf_append(&g->errors, msg, (size_t)len);
     return rc;
   }
+  int problems = 0;
   for (size_t i = 0; i < n; i++) {
-    ixr__strategy *st = load_one(rt, names[i]);
+    ixr__strategy *st = load_one(rt, names[i], g->sets_ref);
     free(names[i]);
     if (st == NULL) {
-      rc = IXR_ENOMEM;
+      problems++;
+      ixr__buf_append(&g->errors, "out of memory\n", 14);
       continue;
     }
-    if (st->error != NULL)
-      ixr__log(rt, IXR_LOG_ERROR, "strategy %s: %s", st->name, st->error);
-    ixr__map_put(&rt->strategies, &st->node);
+    g->files++;
+    if (st->error != NULL) {
+      problems++;
+      ixr__buf_append(&g->errors, st->error, strlen(st->error));
+      ixr__buf_append(&g->errors, "\n", 1);
+    }
+    ixr__map_put(&g->strategies, &st->node);
   }
   free(names);
+  return problems;
+}
+
+/* How many strategies differ between the generation in service and g:
+ * added, removed, or with other source bytes. */
+unsigned ixr__generation_changes(ixr_runtime *rt, const ixr__generation *g) {
+  unsigned changed = 0;
+  const ixr__map *m = &g->strategies;
+  for (size_t i = 0; i <= m->mask; i++)
+    for (ixr__mapnode *node = m->buckets[i]; node; node = node->next) {
+      ixr__strategy *st = (ixr__strategy *)node;
+      ixr__strategy *old = (ixr__strategy *)ixr__map_get(
+          &rt->strategies, node->key, node->len, node->hash);
+      if (old == NULL || old->source_hash != st->source_hash) changed++;
+    }
+  m = &rt->strategies;
+  for (size_t i = 0; i <= m->mask; i++)
+    for (ixr__mapnode *node = m->buckets[i]; node; node = node->next)
+      if (ixr__map_get(&g->strategies, node->key, node->len, node->hash) == NULL)
+        changed++;
+  return changed;
+}
+
+/* Puts g in service: new sessions use it, and the old generation's
+ * strategies live on only as long as sessions pinned to them. */
+void ixr__generation_install(ixr_runtime *rt, ixr__generation *g) {
+  ixr__generation old;
+  memset(&old, 0, sizeof(old));
+  old.strategies = rt->strategies;
+  old.sets_ref = rt->sets_ref;
+  rt->strategies = g->strategies;
+  rt->sets_ref = g->sets_ref;
   rt->generation++;
-  return rc;
+  const ixr__map *m = &rt->strategies;
+  for (size_t i = 0; i <= m->mask; i++)
+    for (ixr__mapnode *node = m->buckets[i]; node; node = node->next)
+      ((ixr__strategy *)node)->generation = rt->generation;
+  ixr__buf_free(&g->errors);
+  memset(g, 0, sizeof(*g));
+  g->sets_ref = LUA_NOREF;
+  if (old.strategies.buckets != NULL) ixr__generation_discard(rt, &old);
+  else if (rt->L != NULL) luaL_unref(rt->L, LUA_REGISTRYINDEX, old.sets_ref);
+}
+
+/* The strategy a session should use for its next event: its own, or the
+ * one of the same name in the generation in service (unless pinned). */
+ixr__strategy *ixr__strategy_current(ixr_runtime *rt, ixr__session *s) {
+  ixr__strategy *st = s->strategy;
+  if (st->generation == rt->generation || st->pin) return st;
+  ixr__strategy *now = ixr__strategy_find(rt, st->name, strlen(st->name));
+  if (now == NULL || now->error != NULL) return st; /* removed: keep its own */
+  now->refs++;
+  s->strategy = now;
+  ixr__strategy_release(rt, st);
+  return now;
 }
 
 ixr__strategy *ixr__strategy_find(ixr_runtime *rt, const char *name,
@@ -315,33 +441,31 @@ ixr__strategy *ixr__strategy_find(ixr_runtime *rt, const char *name,
 }
 
 void ixr__strategies_free(ixr_runtime *rt) {
-  ixr__map *m = &rt->strategies;
-  for (size_t i = 0; m->buckets && i <= m->mask; i++) {
-    ixr__mapnode *node = m->buckets[i];
-    while (node != NULL) {
-      ixr__mapnode *next = node->next;
-      free_strategy(rt, (ixr__strategy *)node);
-      node = next;
-    }
-  }
-  ixr__map_free(m);
+  ixr__generation g;
+  memset(&g, 0, sizeof(g));
+  g.strategies = rt->strategies;
+  g.sets_ref = rt->sets_ref;
+  ixr__generation_discard(rt, &g);
+  memset(&rt->strategies, 0, sizeof(rt->strategies));
+  rt->sets_ref = LUA_NOREF;
 }
 
 /* ixr check: every problem of every strategy, one report line each. */
 int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud) {
-  char **names = NULL;
-  size_t n = 0;
-  int rc = list_strategies(rt->handlers_dir, &names, &n);
-  if (rc != 0) return rc;
-  int problems = 0;
-  for (size_t i = 0; i < n; i++) {
-    ixr__strategy *st = ixr__strategy_find(rt, names[i], strlen(names[i]));
-    if (st != NULL && st->error != NULL) {
-      report(ud, st->error);
-      problems++;
-    }
-    free(names[i]);
+  ixr__generation g;
+  int rc = ixr__generation_build(rt, &g);
+  if (rc < 0) {
+    ixr__generation_discard(rt, &g);
+    return rc;
   }
-  free(names);
-  return problems;
+  char *p = g.errors.data, *end = p + g.errors.len;
+  while (p < end) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL) nl = end;
+    *nl = '\0';
+    report(ud, p);
+    p = nl + 1;
+  }
+  ixr__generation_discard(rt, &g);
+  return rc;
 }

@@ -105,12 +105,33 @@ static void flush(ixr__stream *st);
 
 /* ---- the flush list --------------------------------------------------- */
 
+/*
+ * The prepare handle is unreferenced while nothing waits to be flushed, so
+ * that it keeps no loop alive by itself. Output waiting for it must keep the
+ * loop alive, though: otherwise the lines produced by the last input of a
+ * stream (whose read handle is no longer active) would never be written,
+ * because uv_run would return before the next prepare phase.
+ */
 static void mark_dirty(ixr__stream *st) {
   ixr_runtime *rt = st->rt;
   if (st->dirty) return;
   st->dirty = true;
+  if (rt->dirty_streams == NULL && rt->prepare_open)
+    uv_ref((uv_handle_t *)&rt->prepare);
   st->next_dirty = (ixr__stream *)rt->dirty_streams;
   rt->dirty_streams = st;
+}
+
+/* Takes a stream off the flush list (before it is freed). */
+static void unmark_dirty(ixr__stream *st) {
+  ixr_runtime *rt = st->rt;
+  if (!st->dirty) return;
+  ixr__stream **pp = (ixr__stream **)&rt->dirty_streams;
+  while (*pp != st) pp = &(*pp)->next_dirty;
+  *pp = st->next_dirty;
+  st->dirty = false;
+  if (rt->dirty_streams == NULL && rt->prepare_open)
+    uv_unref((uv_handle_t *)&rt->prepare);
 }
 
 static void on_prepare(uv_prepare_t *h) {
@@ -121,6 +142,7 @@ static void on_prepare(uv_prepare_t *h) {
     st->dirty = false;
     flush(st);
   }
+  uv_unref((uv_handle_t *)h);
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -299,7 +321,7 @@ static void on_fs_read(uv_fs_t *req) {
   ssize_t n = req->result;
   uv_fs_req_cleanup(req);
   st->fs_busy = false;
-  if (st->closing) {
+  if (st->closing || st->eof) { /* closed, or stopped by ixr_stop() */
     maybe_finish(st);
     return;
   }
@@ -349,6 +371,7 @@ static void start_reading(ixr__stream *st) {
 
 static void free_stream(ixr__stream *st) {
   ixr_runtime *rt = st->rt;
+  unmark_dirty(st);
   if (st->prev_stream) st->prev_stream->next_stream = st->next_stream;
   else rt->streams = st->next_stream;
   if (st->next_stream) st->next_stream->prev_stream = st->prev_stream;

@@ -1,0 +1,256 @@
+/*
+ * reload.c: hot reload (validate, then swap generations), the file watcher,
+ * and the ixr.* control events.
+ *
+ * A reload builds a whole new generation (standard library and every
+ * strategy, each in a fresh sandboxed environment and a fresh module
+ * cache) while the old one keeps its state untouched. Only if every file
+ * loads and validates does the new generation go into service, in one
+ * assignment between two events. Otherwise it is thrown away, the old
+ * module cache is put back, and the errors are reported: a broken file
+ * never replaces a working one, and nothing is half-applied.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+static double ms_since(uint64_t t0) {
+  return (double)(uv_hrtime() - t0) / 1e6;
+}
+
+int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
+  ixr_reload_result local;
+  if (res == NULL) res = &local;
+  memset(res, 0, sizeof(*res));
+  if (rt == NULL) return IXR_EINVAL;
+  if (rt->closing) return IXR_ECLOSED;
+  res->generation = rt->generation;
+  if (rt->in_output > 0) return IXR_EBUSY; /* from an output callback */
+  uint64_t t0 = uv_hrtime();
+  int saved = ixr__modules_save(rt);
+  ixr__generation g;
+  int problems = ixr__generation_build(rt, &g);
+  res->files = g.files;
+  res->changed = ixr__generation_changes(rt, &g);
+  if (problems != 0) {
+    size_t n = g.errors.len < sizeof(res->errors) - 1 ? g.errors.len
+                                                      : sizeof(res->errors) - 1;
+    memcpy(res->errors, g.errors.data, n);
+    res->errors[n] = '\0';
+    ixr__generation_discard(rt, &g);
+    ixr__modules_restore(rt, saved);
+    res->ok = 0;
+  } else {
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, saved);
+    ixr__generation_install(rt, &g);
+    res->ok = 1;
+  }
+  res->generation = rt->generation;
+  res->ms = ms_since(t0);
+  rt->last_reload = *res;
+  rt->reloaded_once = true;
+  if (res->ok)
+    ixr__log(rt, IXR_LOG_INFO,
+             "reload: generation %llu in service: %u files, %u changed, %.2f ms",
+             (unsigned long long)res->generation, res->files, res->changed,
+             res->ms);
+  else
+    ixr__log(rt, IXR_LOG_ERROR,
+             "reload rejected, generation %llu keeps serving (%u files, %.2f "
+             "ms):\n%s",
+             (unsigned long long)res->generation, res->files, res->ms,
+             res->errors);
+  return res->ok ? 0 : IXR_ESTRATEGY;
+}
+
+/* ---- control events --------------------------------------------------- */
+
+static void reply(ixr_runtime *rt, ixr__sink *from, const char *name,
+                  int id_idx, void (*fill)(ixr_runtime *, ixr__jw *)) {
+  ixr__jw *w = rt->jw;
+  ixr__jw_begin(w);
+  ixr__jw_str(w, "type", "reply", 5);
+  ixr__jw_str(w, "name", name, strlen(name));
+  if (id_idx != 0) {
+    char err[64];
+    ixr__jw_lua(w, "id", rt->L, id_idx, err, sizeof(err));
+  }
+  fill(rt, w);
+  ixr_output out;
+  memset(&out, 0, sizeof(out));
+  ixr__jw_end(w, &out.json, &out.json_len);
+  out.type = IXR_OUT_REPLY;
+  ixr__sinkref to = {0, 0};
+  if (from != NULL && from->open) to = ixr__sink_ref(from);
+  ixr__emit(rt, to, &out);
+}
+
+static void fill_reload(ixr_runtime *rt, ixr__jw *w) {
+  const ixr_reload_result *r = &rt->last_reload;
+  ixr__jw_bool(w, "ok", r->ok);
+  ixr__jw_int(w, "generation", (int64_t)r->generation);
+  ixr__jw_int(w, "files", r->files);
+  ixr__jw_int(w, "changed", r->changed);
+  ixr__jw_double(w, "ms", r->ms);
+  if (!r->ok) ixr__jw_str(w, "errors", r->errors, strlen(r->errors));
+}
+
+static void fill_status(ixr_runtime *rt, ixr__jw *w) {
+  ixr_stats st;
+  ixr_get_stats(rt, &st);
+  ixr__jw_int(w, "generation", (int64_t)st.generation);
+  ixr__jw_int(w, "sessions_active", (int64_t)st.sessions_active);
+  ixr__jw_int(w, "sessions_suspended", (int64_t)st.sessions_suspended);
+  ixr__jw_int(w, "sessions_started", (int64_t)st.sessions_started);
+  ixr__jw_int(w, "sessions_ended", (int64_t)st.sessions_ended);
+  ixr__jw_int(w, "events_in", (int64_t)st.events_in);
+  ixr__jw_int(w, "lines_out", (int64_t)st.lines_out);
+  ixr__jw_int(w, "errors", (int64_t)st.errors);
+  ixr__jw_int(w, "held_dropped", (int64_t)st.held_dropped);
+  ixr__jw_int(w, "lua_bytes", (int64_t)st.lua_bytes);
+  if (rt->reloaded_once) {
+    const ixr_reload_result *r = &rt->last_reload;
+    ixr__jw_bool(w, "last_reload_ok", r->ok);
+    ixr__jw_double(w, "last_reload_ms", r->ms);
+    if (!r->ok)
+      ixr__jw_str(w, "last_reload_errors", r->errors, strlen(r->errors));
+  }
+}
+
+void ixr__control(ixr_runtime *rt, ixr__sink *from, const char *name,
+                  uint64_t lineno, int id_idx) {
+  if (strcmp(name, "ixr.reload") == 0) {
+    ixr_reload_result r;
+    ixr_reload(rt, &r);
+    reply(rt, from, name, id_idx, fill_reload);
+    return;
+  }
+  if (strcmp(name, "ixr.status") == 0) {
+    reply(rt, from, name, id_idx, fill_status);
+    return;
+  }
+  char msg[160];
+  snprintf(msg, sizeof(msg),
+           "unknown control event '%.64s' (known: clock.advance, ixr.reload, "
+           "ixr.status)",
+           name);
+  ixr__emit_error(rt, from, NULL, "bad_event", msg, lineno, id_idx, NULL);
+}
+
+/* ---- the watcher ------------------------------------------------------ */
+
+#define MAX_WATCHED 64
+
+typedef struct watcher {
+  ixr_runtime *rt;
+  uv_timer_t debounce;
+  uv_fs_event_t ev[MAX_WATCHED];
+  int nev;
+  unsigned debounce_ms;
+  unsigned open; /* handles whose close callback is pending */
+} watcher;
+
+static void on_debounced(uv_timer_t *t) {
+  watcher *w = t->data;
+  ixr__log(w->rt, IXR_LOG_INFO, "watch: files changed: reloading");
+  ixr_reload(w->rt, NULL);
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *file, int events,
+                        int status) {
+  watcher *w = h->data;
+  (void)events;
+  if (status < 0) {
+    ixr__log(w->rt, IXR_LOG_WARN, "watch: %s", uv_strerror(status));
+    return;
+  }
+  if (file != NULL && strstr(file, ".lua") == NULL) return; /* editor temp files */
+  /* Restarting the timer on every event: one reload per burst of writes. */
+  uv_timer_start(&w->debounce, on_debounced, w->debounce_ms, 0);
+}
+
+static int watch_dir(watcher *w, const char *dir) {
+  if (w->nev == MAX_WATCHED) return IXR_ELIMIT;
+  uv_fs_event_t *h = &w->ev[w->nev];
+  int rc = uv_fs_event_init(w->rt->loop, h);
+  if (rc != 0) return IXR_EIO;
+  h->data = w;
+  w->nev++;
+  w->open++;
+  w->rt->open_handles++;
+  rc = uv_fs_event_start(h, on_fs_event, dir, 0);
+  if (rc != 0) {
+    ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s: %s", dir,
+             uv_strerror(rc));
+    return IXR_EIO;
+  }
+  return 0;
+}
+
+/* The directory and its subdirectories, one level down. */
+static int watch_tree(watcher *w, const char *dir) {
+  int rc = watch_dir(w, dir);
+  if (rc != 0) return rc;
+  DIR *d = opendir(dir);
+  if (d == NULL) return 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL && rc == 0) {
+    if (e->d_name[0] == '.') continue;
+    char sub[4096];
+    snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+    struct stat sb;
+    if (stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode)) rc = watch_dir(w, sub);
+  }
+  closedir(d);
+  return rc;
+}
+
+int ixr_watch(ixr_runtime *rt, unsigned debounce_ms) {
+  if (rt == NULL) return IXR_EINVAL;
+  if (rt->closing || rt->stopping) return IXR_ECLOSED;
+  if (rt->watch != NULL) return IXR_EBUSY;
+  watcher *w = calloc(1, sizeof(*w));
+  if (w == NULL) return IXR_ENOMEM;
+  w->rt = rt;
+  w->debounce_ms = debounce_ms;
+  if (uv_timer_init(rt->loop, &w->debounce) != 0) {
+    free(w);
+    return IXR_EIO;
+  }
+  w->debounce.data = w;
+  uv_unref((uv_handle_t *)&w->debounce);
+  w->open++;
+  rt->open_handles++;
+  rt->watch = w;
+  int rc = watch_tree(w, rt->handlers_dir);
+  if (rc == 0) rc = watch_tree(w, rt->lua_dir);
+  for (int i = 0; i < w->nev; i++) uv_unref((uv_handle_t *)&w->ev[i]);
+  if (rc != 0) {
+    ixr__watch_close(rt);
+    return rc;
+  }
+  ixr__log(rt, IXR_LOG_INFO, "watching %s and %s (%d directories)",
+           rt->handlers_dir, rt->lua_dir, w->nev);
+  return 0;
+}
+
+static void on_watch_closed(uv_handle_t *h) {
+  watcher *w = h->data;
+  ixr_runtime *rt = w->rt;
+  if (--w->open == 0) free(w);
+  ixr__handle_closed(rt);
+}
+
+void ixr__watch_close(ixr_runtime *rt) {
+  watcher *w = rt->watch;
+  if (w == NULL) return;
+  rt->watch = NULL;
+  uv_close((uv_handle_t *)&w->debounce, on_watch_closed);
+  for (int i = 0; i < w->nev; i++)
+    uv_close((uv_handle_t *)&w->ev[i], on_watch_closed);
+}

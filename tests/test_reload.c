@@ -1,0 +1,421 @@
+/* test_reload.c: hot reload. Generations are validated, then swapped; a
+ * broken file never replaces a working one; nothing is lost under load. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+typedef struct fixture {
+  char *dir;
+  tcap cap;
+  ixr_runtime *rt;
+} fixture;
+
+static void strategy(const char *dir, const char *name, int version, const char *extra) {
+  char buf[2048];
+  snprintf(buf, sizeof(buf),
+           "local counter = 0\n"
+           "return {\n"
+           "  %s\n"
+           "  start = function(session, event)\n"
+           "    counter = counter + 1\n"
+           "    session:action('hello', { v = %d, counter = counter })\n"
+           "    local ok = session:route({ v = %d })\n"
+           "    session:action('after_route', { v = %d })\n"
+           "    session:wait('interaction.finish')\n"
+           "  end,\n"
+           "  on = { ['interaction.ping'] = function(session, event)\n"
+           "    session:action('pong', { v = %d }) end },\n"
+           "}\n",
+           extra ? extra : "", version, version, version, version);
+  char file[128];
+  snprintf(file, sizeof(file), "%s.lua", name);
+  tdir_write(dir, file, buf);
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  f->dir = tdir_new();
+  strategy(f->dir, "default", 1, NULL);
+  strategy(f->dir, "pinned", 1, "pin = true,");
+  f->rt = trt_new(f->dir, &f->cap);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  tcap_free(&f->cap);
+  tdir_remove(f->dir);
+  free(f);
+  return 0;
+}
+
+static void present(fixture *f, const char *iid, const char *strat) {
+  char line[256];
+  snprintf(line, sizeof(line),
+           "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"%s\",\"strategy\":\"%s\"}}", iid, strat);
+  tfeed(f->rt, line);
+}
+
+static void send_ev(fixture *f, const char *name, const char *iid, const char *extra) {
+  char line[256];
+  snprintf(line, sizeof(line), "{\"name\":\"%s\",\"data\":{\"interactionid\":\"%s\"%s}}", name, iid,
+           extra ? extra : "");
+  tfeed(f->rt, line);
+}
+
+static void test_broken_reload_keeps_old_generation(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "default.lua", "return {\n  start = function(\n");
+  ixr_reload_result r;
+  assert_int_equal(ixr_reload(f->rt, &r), IXR_ESTRATEGY);
+  assert_int_equal(r.ok, 0);
+  assert_int_equal(r.generation, 1);
+  assert_non_null(strstr(r.errors, "default.lua:3:"));
+  /* the old code still serves new sessions */
+  present(f, "A", "default");
+  assert_true(tcap_find(&f->cap, 0, "\"hello\"", "\"v\":1", NULL) >= 0);
+  /* a file that loads but breaks the rules is rejected the same way */
+  tdir_write(f->dir, "default.lua", "return { start = 42 }\n");
+  assert_int_equal(ixr_reload(f->rt, &r), IXR_ESTRATEGY);
+  assert_non_null(strstr(r.errors, "start must be a function"));
+  /* a broken standard library module too */
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.generation, 1);
+}
+
+static void test_add_change_remove(void **state) {
+  fixture *f = *state;
+  strategy(f->dir, "extra", 1, NULL);
+  strategy(f->dir, "default", 2, NULL);
+  ixr_reload_result r;
+  assert_int_equal(ixr_reload(f->rt, &r), 0);
+  assert_int_equal(r.generation, 2);
+  assert_int_equal(r.files, 3);
+  assert_int_equal(r.changed, 2); /* extra added, default changed */
+  present(f, "A", "extra");
+  present(f, "B", "default");
+  assert_true(tcap_find(&f->cap, 0, "\"hello\"", "\"A\"", "\"v\":1", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"hello\"", "\"B\"", "\"v\":2", NULL) >= 0);
+  /* remove extra: its live session keeps running, new ones are refused */
+  char path[1024];
+  snprintf(path, sizeof(path), "%s/extra.lua", f->dir);
+  unlink(path);
+  assert_int_equal(ixr_reload(f->rt, &r), 0);
+  assert_int_equal(r.changed, 1);
+  send_ev(f, "interaction.ping", "A", NULL);
+  assert_true(tcap_find(&f->cap, 0, "\"pong\"", "\"A\"", NULL) >= 0);
+  present(f, "C", "extra");
+  assert_true(tcap_find(&f->cap, 0, "strategy_not_found", NULL) >= 0);
+}
+
+static void test_next_event_uses_new_generation(void **state) {
+  fixture *f = *state;
+  present(f, "A", "default");
+  send_ev(f, "interaction.route.done", "A", ",\"requestid\":\"r2\"");
+  assert_true(tcap_find(&f->cap, 0, "\"after_route\"", "\"v\":1", NULL) >= 0);
+  strategy(f->dir, "default", 2, NULL);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  send_ev(f, "interaction.ping", "A", NULL);
+  assert_true(tcap_find(&f->cap, 0, "\"pong\"", "\"v\":2", NULL) >= 0);
+}
+
+static void test_pinned_sessions_stay(void **state) {
+  fixture *f = *state;
+  present(f, "P", "pinned");
+  strategy(f->dir, "pinned", 2, "pin = true,");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  send_ev(f, "interaction.ping", "P", NULL);
+  assert_true(tcap_find(&f->cap, 0, "\"pong\"", "\"P\"", "\"v\":1", NULL) >= 0);
+  /* new sessions of a pinned strategy start on the new generation */
+  present(f, "Q", "pinned");
+  assert_true(tcap_find(&f->cap, 0, "\"hello\"", "\"Q\"", "\"v\":2", NULL) >= 0);
+}
+
+static void test_waiting_flow_finishes_on_old_code(void **state) {
+  fixture *f = *state;
+  present(f, "A", "default"); /* hello is r1; waits in route, r2, on version 1 */
+  strategy(f->dir, "default", 2, NULL);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  send_ev(f, "interaction.route.done", "A", ",\"requestid\":\"r2\"");
+  assert_true(tcap_find(&f->cap, 0, "\"after_route\"", "\"v\":1", NULL) >= 0);
+}
+
+static void test_module_state_does_not_survive(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "lib/count.lua", "local M = { n = 0 }\nfunction M.bump() M.n = M.n + 1; return M.n end\nreturn M\n");
+  tdir_write(f->dir, "counting.lua",
+             "local count = require('lib.count')\n"
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:action('n', { n = count.bump() })\n"
+             "end }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  present(f, "A", "counting");
+  present(f, "B", "counting");
+  assert_true(tcap_find(&f->cap, 0, "\"n\"", "\"B\"", "\"n\":2", NULL) >= 0);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  present(f, "C", "counting");
+  assert_true(tcap_find(&f->cap, 0, "\"n\"", "\"C\"", "\"n\":1", NULL) >= 0);
+  /* and the strategy's own file-level locals start over too */
+  present(f, "D", "default");
+  assert_true(tcap_find(&f->cap, 0, "\"hello\"", "\"D\"", "\"counter\":1", NULL) >= 0);
+}
+
+static void test_control_events(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"ixr.reload\",\"id\":\"r-1\"}");
+  assert_true(tcap_find(&f->cap, 0, "\"type\":\"reply\"", "\"name\":\"ixr.reload\"", "\"id\":\"r-1\"",
+                        "\"ok\":true", "\"generation\":2", NULL) >= 0);
+  tdir_write(f->dir, "default.lua", "syntax error here\n");
+  tfeed(f->rt, "{\"name\":\"ixr.reload\"}");
+  assert_true(tcap_find(&f->cap, 0, "\"ok\":false", "\"generation\":2", "default.lua:1:", NULL) >= 0);
+  present(f, "A", "pinned");
+  tfeed(f->rt, "{\"name\":\"ixr.status\"}");
+  assert_true(tcap_find(&f->cap, 0, "\"name\":\"ixr.status\"", "\"generation\":2",
+                        "\"sessions_active\":1", "\"last_reload_ok\":false", NULL) >= 0);
+}
+
+/* Rapid successive writes: one reload, not many. */
+typedef struct watchctx {
+  ixr_runtime *rt;
+  const char *dir;
+  int writes;
+  uv_timer_t writer, stopper;
+} watchctx;
+
+static void on_write_tick(uv_timer_t *t) {
+  watchctx *w = t->data;
+  strategy(w->dir, "default", 10 + w->writes, NULL);
+  if (++w->writes == 5) uv_timer_stop(t);
+}
+
+static void on_stop(uv_timer_t *t) {
+  watchctx *w = t->data;
+  uv_close((uv_handle_t *)&w->writer, NULL);
+  uv_close((uv_handle_t *)&w->stopper, NULL);
+  ixr_stop(w->rt);
+}
+
+static void test_watch_debounces(void **state) {
+  fixture *f = *state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.loop = &loop;
+  o.on_log = tcap_logcb;
+  o.log_ud = &f->cap;
+  ixr_runtime *rt;
+  assert_int_equal(ixr_new(&rt, &o), 0);
+  assert_int_equal(ixr_watch(rt, 150), 0);
+  assert_int_equal(ixr_watch(rt, 150), IXR_EBUSY);
+  watchctx w = {rt, f->dir, 0, {0}, {0}};
+  uv_timer_init(&loop, &w.writer);
+  uv_timer_init(&loop, &w.stopper);
+  w.writer.data = w.stopper.data = &w;
+  uv_timer_start(&w.writer, on_write_tick, 10, 20); /* 5 writes, 20 ms apart */
+  uv_timer_start(&w.stopper, on_stop, 600, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ixr_stats st;
+  ixr_get_stats(rt, &st);
+  assert_int_equal(w.writes, 5);
+  assert_int_equal(st.generation, 2); /* exactly one reload */
+  ixr_close(rt);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/*
+ * Reload under load: events for thousands of sessions stream in over a unix
+ * socket while the handlers are rewritten 50 times, some of them broken.
+ */
+enum { SESSIONS = 3000, REWRITES = 50 };
+
+typedef struct load {
+  ixr_runtime *rt;
+  const char *dir;
+  uv_pipe_t client;
+  uv_connect_t conn;
+  char *out;
+  size_t outlen, outcap;
+  int sent_chunks;
+  int rewrites, rejected, accepted;
+  bool done_sending;
+  int connect_status;
+  char *payload;
+  size_t payload_len, payload_off;
+  uv_write_t wreq;
+} load;
+
+static void load_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
+  (void)h;
+  b->base = malloc(hint);
+  b->len = hint;
+}
+
+static size_t count(const char *hay, size_t len, const char *needle) {
+  size_t n = 0, nl = strlen(needle);
+  for (const char *p = hay; (p = memmem(p, len - (size_t)(p - hay), needle, nl)) != NULL; p += nl) n++;
+  return n;
+}
+
+static void load_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  load *l = s->data;
+  if (n > 0) {
+    if (l->outlen + (size_t)n > l->outcap) {
+      l->outcap = (l->outlen + (size_t)n) * 2;
+      l->out = realloc(l->out, l->outcap);
+    }
+    memcpy(l->out + l->outlen, b->base, (size_t)n);
+    l->outlen += (size_t)n;
+    /* every session ends: stop when all ended lines are in */
+    if (count(l->out, l->outlen, "\"state\":\"ended\"") == SESSIONS) {
+      uv_close((uv_handle_t *)&l->client, NULL);
+      ixr_stop(l->rt);
+    }
+  }
+  free(b->base);
+}
+
+static void send_chunk(load *l);
+
+static void rewrite(load *l);
+
+static void on_chunk_written(uv_write_t *req, int status) {
+  load *l = req->data;
+  (void)status;
+  /* handlers rewritten (and reloaded) every 8 chunks while events flow */
+  if (++l->sent_chunks % 8 == 0) rewrite(l);
+  send_chunk(l);
+}
+
+/* The payload goes out in small chunks, so that reloads fall between them. */
+static void send_chunk(load *l) {
+  if (l->payload_off >= l->payload_len) {
+    l->done_sending = true;
+    return;
+  }
+  size_t n = l->payload_len - l->payload_off;
+  if (n > 1500) n = 1500;
+  uv_buf_t b = uv_buf_init(l->payload + l->payload_off, (unsigned)n);
+  l->payload_off += n;
+  l->wreq.data = l;
+  uv_write(&l->wreq, (uv_stream_t *)&l->client, &b, 1, on_chunk_written);
+}
+
+static void rewrite(load *l) {
+  if (l->rewrites == REWRITES) return;
+  l->rewrites++;
+  if (l->rewrites % 5 == 0)
+    tdir_write(l->dir, "default.lua", "return { start = function(s) s:route( end }\n");
+  else
+    strategy(l->dir, "default", 100 + l->rewrites, NULL);
+  if (ixr_reload(l->rt, NULL) == 0) l->accepted++;
+  else l->rejected++;
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+  load *l = req->data;
+  l->connect_status = status; /* asserted after uv_run */
+  uv_read_start((uv_stream_t *)&l->client, load_alloc, load_read);
+  send_chunk(l);
+}
+
+static void test_reload_under_load(void **state) {
+  fixture *f = *state;
+  /* a strategy whose sessions end: present -> route -> done -> finish */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.loop = &loop;
+  o.on_log = tcap_logcb;
+  o.log_ud = &f->cap;
+  ixr_runtime *rt;
+  assert_int_equal(ixr_new(&rt, &o), 0);
+  char sock[128];
+  snprintf(sock, sizeof(sock), "/tmp/ixr-reload-%d.sock", (int)getpid());
+  char addr[140];
+  snprintf(addr, sizeof(addr), "unix:%s", sock);
+  assert_int_equal(ixr_listen(rt, addr), 0);
+
+  load l;
+  memset(&l, 0, sizeof(l));
+  l.rt = rt;
+  l.dir = f->dir;
+  /* request ids: each present emits hello (r<2i+1>) then route (r<2i+2>) */
+  size_t cap = (size_t)SESSIONS * 400;
+  l.payload = malloc(cap);
+  for (int i = 0; i < SESSIONS; i++)
+    l.payload_len += (size_t)snprintf(l.payload + l.payload_len, cap - l.payload_len,
+        "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L%d\"}}\n", i);
+  for (int i = 0; i < SESSIONS; i++)
+    l.payload_len += (size_t)snprintf(l.payload + l.payload_len, cap - l.payload_len,
+        "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"L%d\",\"requestid\":\"r%d\"}}\n"
+        "{\"name\":\"interaction.finish\",\"data\":{\"interactionid\":\"L%d\"}}\n", i, 2 * i + 2, i);
+  uv_pipe_init(&loop, &l.client, 0);
+  l.client.data = &l;
+  l.conn.data = &l;
+  uv_pipe_connect(&l.conn, &l.client, sock, on_connected);
+  uv_run(&loop, UV_RUN_DEFAULT);
+
+  assert_int_equal(l.connect_status, 0);
+  assert_true(l.done_sending);
+  /* every input event produced its output; none lost, none duplicated */
+  assert_int_equal(count(l.out, l.outlen, "\"state\":\"started\""), SESSIONS);
+  assert_int_equal(count(l.out, l.outlen, "\"action\":\"route\""), SESSIONS);
+  assert_int_equal(count(l.out, l.outlen, "\"action\":\"after_route\""), SESSIONS);
+  assert_int_equal(count(l.out, l.outlen, "\"reason\":\"completed\""), SESSIONS);
+  assert_int_equal(count(l.out, l.outlen, "\"type\":\"error\""), 0);
+  for (int i = 0; i < SESSIONS; i += 97) {
+    char want[96];
+    snprintf(want, sizeof(want), "\"state\":\"started\",\"session\":\"s%d\",\"interactionid\":\"L%d\"", i + 1, i);
+    assert_int_equal(count(l.out, l.outlen, want), 1);
+  }
+  /* every broken write was rejected, every good one accepted */
+  fprintf(stderr, "  rewrites %d: %d accepted, %d rejected\n", l.rewrites, l.accepted, l.rejected);
+  assert_int_equal(l.rewrites, REWRITES);
+  assert_int_equal(l.rejected, l.rewrites / 5);
+  assert_int_equal(l.accepted, l.rewrites - l.rewrites / 5);
+  ixr_stats st;
+  ixr_get_stats(rt, &st);
+  assert_int_equal(st.sessions_active, 0);
+  assert_int_equal(st.generation, 1 + (uint64_t)l.accepted);
+  ixr_close(rt);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  free(l.payload);
+  free(l.out);
+}
+
+/* The version under load finishes with the flow's `finish` wait. */
+static int setup_load(void **state) {
+  int rc = setup(state);
+  fixture *f = *state;
+  ixr_close(f->rt);
+  f->rt = trt_new(f->dir, &f->cap);
+  return rc;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_broken_reload_keeps_old_generation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_add_change_remove, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_next_event_uses_new_generation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pinned_sessions_stay, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_waiting_flow_finishes_on_old_code, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_module_state_does_not_survive, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_control_events, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_debounces, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reload_under_load, setup_load, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
