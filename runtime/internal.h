@@ -221,6 +221,8 @@ void ixr__reap(ixr_runtime *rt);
 
 /* ---- luahost.c: the Lua state and the one way into it ------------------ */
 
+enum { IXR__KILL_NONE = 0, IXR__KILL_INSTRUCTIONS = 1, IXR__KILL_MEMORY = 2 };
+
 typedef enum {
   IXR__CALL_DONE = 0,
   IXR__CALL_YIELDED = 1,
@@ -237,10 +239,11 @@ void ixr__lua_close(ixr_runtime *rt);
  */
 ixr__call_result ixr__invoke(ixr_runtime *rt, ixr__session *s, lua_State *co,
                              int nargs, const char *what);
-/* [-0, +1] pushes a new sandboxed environment table for one file. */
-void ixr__push_sandbox(ixr_runtime *rt);
+/* [-0, +1] pushes a new sandboxed environment table for one file, on L
+ * (the thread that asks: a flow may call load or require). */
+void ixr__push_sandbox(lua_State *L);
 /* [-0, +1] loads a file as a text chunk, or returns an error (message set). */
-int ixr__load_file(ixr_runtime *rt, const char *path, const char *chunkname,
+int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
                    char **errmsg, uint64_t *hash);
 /* [-0, +1] pushes the session userdata */
 void ixr__push_session(ixr_runtime *rt, ixr__session *s);
@@ -313,6 +316,14 @@ struct ixr_runtime {
 
   lua_State *L;
   size_t lua_bytes;
+
+  /* limits of one call into Lua (luahost.c) */
+  lua_State *call_thread; /* the thread of the call in progress, or NULL */
+  lua_Hook hook;
+  uint64_t budget;        /* instructions left */
+  size_t call_base_bytes; /* lua_bytes when the call began */
+  int kill;               /* IXR__KILL_*: why the call in progress must die */
+  int last_kill;          /* the reason of the last call's failure */
 
   /* sessions */
   ixr__map sessions;

@@ -143,6 +143,14 @@ typedef struct ixr_options {
   void *input_ud;
   ixr_trace_cb on_trace;    /* NULL: no tracing (and no cost) */
   void *trace_ud;
+  /* Limits on strategies. A call into Lua (one event for one session, one
+   * timer, one file load) that breaks one fails with limit_exceeded, and
+   * a flow that does so ends its session with reason "error"; a pcall in
+   * the script cannot catch it. 0 means no limit. */
+  uint64_t max_instructions; /* per call; default 10,000,000 */
+  size_t max_memory;         /* the whole Lua state; default 4 GiB */
+  size_t max_call_growth;    /* net heap growth in one call (a soft
+                                per-session limit); default 0 */
 } ixr_options;
 
 /* Fills `o` with the defaults. */
@@ -271,6 +279,7 @@ typedef struct ixr_stats {
   uint64_t lines_out;
   uint64_t errors;
   uint64_t held_dropped;      /* output lines dropped while no stream was open */
+  uint64_t limit_kills;       /* calls killed by a limit */
   uint64_t lua_bytes;         /* memory used by the Lua state */
   uint64_t generation;        /* strategy generation in service */
 } ixr_stats;

@@ -23,8 +23,16 @@ static const char STRICT_KEY = 0;  /* the metatable of strategy environments */
 static const char CORE_KEY = 0;    /* the ixr.core table */
 
 
-/* ---- the allocator ---------------------------------------------------- */
+/* ---- limits: the allocator and the instruction budget ----------------- */
 
+/*
+ * The allocator counts every byte of the Lua state. While a script runs
+ * (inside call_protected) it also enforces the limits: the state's total
+ * (max_memory) and the net growth of one call (max_call_growth, a soft
+ * per-session limit: garbage not yet collected counts too). Outside script
+ * calls (decoding events, building session objects) it never refuses: a
+ * refusal there would have no protected call to land in.
+ */
 static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   ixr_runtime *rt = ud;
   if (ptr == NULL) osize = 0;
@@ -33,9 +41,66 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     rt->lua_bytes -= osize;
     return NULL;
   }
+  if (nsize > osize && rt->call_thread != NULL) {
+    size_t after = rt->lua_bytes + (nsize - osize);
+    bool over = (rt->opt.max_memory != 0 && after > rt->opt.max_memory) ||
+                (rt->opt.max_call_growth != 0 && after > rt->call_base_bytes &&
+                 after - rt->call_base_bytes > rt->opt.max_call_growth);
+    if (over) {
+      if (rt->kill == IXR__KILL_NONE) {
+        rt->kill = IXR__KILL_MEMORY;
+        /* From now on every instruction of the call fails, so a pcall in
+         * the script cannot swallow the kill. */
+        lua_sethook(rt->call_thread, rt->hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+      }
+      return NULL;
+    }
+  }
   void *p = realloc(ptr, nsize);
   if (p != NULL) rt->lua_bytes = rt->lua_bytes - osize + nsize;
   return p;
+}
+
+static const char *kill_message(ixr_runtime *rt, char *buf, size_t n) {
+  if (rt->kill == IXR__KILL_INSTRUCTIONS)
+    snprintf(buf, n, "instruction budget exceeded: more than %llu Lua "
+             "instructions in one call",
+             (unsigned long long)rt->opt.max_instructions);
+  else if (rt->opt.max_call_growth != 0 &&
+           rt->lua_bytes - rt->call_base_bytes > rt->opt.max_call_growth / 2)
+    snprintf(buf, n, "memory limit exceeded: one call may grow the Lua heap "
+             "by at most %zu bytes", rt->opt.max_call_growth);
+  else
+    snprintf(buf, n, "memory limit exceeded: the Lua state may use at most "
+             "%zu bytes", rt->opt.max_memory);
+  return buf;
+}
+
+#define BUDGET_STEP 1000 /* instructions between two looks at the budget */
+
+/*
+ * The count hook. Every BUDGET_STEP instructions it charges the budget of
+ * the call; once it is spent (or memory ran out) it raises, and keeps
+ * raising at every instruction and line until the call has unwound.
+ */
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  ixr_runtime *rt = *(ixr_runtime **)lua_getextraspace(L);
+  (void)ar;
+  if (rt->kill == IXR__KILL_NONE) {
+    /* A thread made during a killed call inherited the per-instruction
+     * hook: put it back to the normal pace. */
+    if (lua_gethookcount(L) != BUDGET_STEP)
+      lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_STEP);
+    if (rt->opt.max_instructions == 0) return;
+    if (rt->budget > BUDGET_STEP) {
+      rt->budget -= BUDGET_STEP;
+      return;
+    }
+    rt->kill = IXR__KILL_INSTRUCTIONS;
+  }
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+  char buf[200];
+  luaL_error(L, "%s", kill_message(rt, buf, sizeof(buf)));
 }
 
 /* ---- the protected path ----------------------------------------------- */
@@ -86,6 +151,18 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
   lua_State *L = rt->L;
   *msg = NULL;
   *tb = NULL;
+  /* Nested calls (a flow started from a handler) share the outer budget. */
+  bool outer = rt->call_thread == NULL;
+  lua_State *prev_thread = rt->call_thread;
+  lua_State *T = co ? co : L;
+  if (outer) {
+    rt->budget = rt->opt.max_instructions;
+    rt->kill = IXR__KILL_NONE;
+    rt->call_base_bytes = rt->lua_bytes;
+  }
+  rt->call_thread = T;
+  lua_sethook(T, budget_hook, LUA_MASKCOUNT, BUDGET_STEP);
+  ixr__call_result result;
   if (co == NULL) {
     int base = lua_gettop(L) - nargs; /* the function's slot */
     lua_pushcfunction(L, msgh);
@@ -94,30 +171,52 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
     if (st == LUA_OK) {
       lua_remove(L, base);
       IXR_STACK_CHECK(L, base - 1, nres);
-      return IXR__CALL_DONE;
+      result = IXR__CALL_DONE;
+    } else {
+      *msg = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
+      if (rt->last_traceback != NULL) {
+        *tb = rt->last_traceback;
+        rt->last_traceback = NULL;
+      }
+      lua_settop(L, base - 1);
+      result = IXR__CALL_FAILED;
     }
-    *msg = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
-    if (rt->last_traceback != NULL) {
-      *tb = rt->last_traceback;
-      rt->last_traceback = NULL;
+  } else {
+    int nout = 0;
+    int st = lua_resume(co, L, nargs, &nout);
+    if (st == LUA_OK || st == LUA_YIELD) {
+      lua_pop(co, nout);
+      result = st == LUA_OK ? IXR__CALL_DONE : IXR__CALL_YIELDED;
+    } else {
+      /* A failed coroutine keeps its stack: take the traceback from it. */
+      const char *m = error_message(co, -1, false);
+      *msg = strdup(m ? m : "(no message)");
+      luaL_traceback(L, co, NULL, 0);
+      *tb = strdup(lua_tostring(L, -1));
+      lua_pop(L, 1);
+      lua_settop(co, 0);
+      result = IXR__CALL_FAILED;
     }
-    lua_settop(L, base - 1);
-    return IXR__CALL_FAILED;
   }
-  int nout = 0;
-  int st = lua_resume(co, L, nargs, &nout);
-  if (st == LUA_OK || st == LUA_YIELD) {
-    lua_pop(co, nout);
-    return st == LUA_OK ? IXR__CALL_DONE : IXR__CALL_YIELDED;
+  /* A kill that a script's pcall caught and that then ran to completion
+   * cannot happen (every instruction raises), but a yield right after the
+   * kill can: the call still counts as killed. */
+  if (rt->kill != IXR__KILL_NONE && result != IXR__CALL_FAILED) {
+    char buf[200];
+    free(*msg);
+    *msg = strdup(kill_message(rt, buf, sizeof(buf)));
+    result = IXR__CALL_FAILED;
   }
-  /* A failed coroutine keeps its stack: take the traceback from it. */
-  const char *m = error_message(co, -1, false);
-  *msg = strdup(m ? m : "(no message)");
-  luaL_traceback(L, co, NULL, 0);
-  *tb = strdup(lua_tostring(L, -1));
-  lua_pop(L, 1);
-  lua_settop(co, 0);
-  return IXR__CALL_FAILED;
+  lua_sethook(T, budget_hook, LUA_MASKCOUNT, BUDGET_STEP);
+  rt->call_thread = prev_thread;
+  if (outer && result == IXR__CALL_FAILED && rt->kill != IXR__KILL_NONE) {
+    rt->stats.limit_kills++;
+    rt->last_kill = rt->kill;
+  } else if (outer) {
+    rt->last_kill = IXR__KILL_NONE;
+  }
+  if (outer) rt->kill = IXR__KILL_NONE;
+  return result;
 }
 
 ixr__call_result ixr__invoke(ixr_runtime *rt, ixr__session *s, lua_State *co,
@@ -126,12 +225,13 @@ ixr__call_result ixr__invoke(ixr_runtime *rt, ixr__session *s, lua_State *co,
   ixr__call_result r = call_protected(rt, co, nargs, 0, &msg, &tb);
   if (r != IXR__CALL_FAILED) return r;
   const char *m = msg ? msg : "out of memory";
+  const char *code = rt->last_kill != IXR__KILL_NONE ? "limit_exceeded" : "handler_error";
   if (s != NULL)
     ixr__log(rt, IXR_LOG_ERROR, "s%llu %s %s: error in %s: %s",
              (unsigned long long)s->id, s->iid, s->strategy->name, what, m);
   else
     ixr__log(rt, IXR_LOG_ERROR, "error in %s: %s", what, m);
-  ixr__emit_error(rt, NULL, s, "handler_error", m, 0, 0, tb);
+  ixr__emit_error(rt, NULL, s, code, m, 0, 0, tb);
   free(msg);
   free(tb);
   return r;
@@ -152,9 +252,8 @@ int ixr__call_quiet(ixr_runtime *rt, int nargs, int nres, char **errmsg) {
 
 /* ---- loading files ---------------------------------------------------- */
 
-int ixr__load_file(ixr_runtime *rt, const char *path, const char *chunkname,
+int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
                    char **errmsg, uint64_t *hash) {
-  lua_State *L = rt->L;
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
     char buf[512];
@@ -212,7 +311,6 @@ static int l_print(lua_State *L) {
 
 /* load() of text only, in a sandboxed environment unless one is given. */
 static int l_load(lua_State *L) {
-  ixr_runtime *rt = runtime_of(L);
   size_t len;
   const char *s = lua_tolstring(L, 1, &len);
   if (s == NULL) return luaL_argerror(L, 1, "only a string chunk is accepted");
@@ -227,7 +325,7 @@ static int l_load(lua_State *L) {
     return 2; /* nil, message */
   }
   if (has_env) lua_pushvalue(L, 4);
-  else ixr__push_sandbox(rt);
+  else ixr__push_sandbox(L);
   if (lua_setupvalue(L, -2, 1) == NULL) lua_pop(L, 1);
   return 1;
 }
@@ -280,7 +378,7 @@ static int l_require(lua_State *L) {
   char chunkname[4100];
   snprintf(chunkname, sizeof(chunkname), "@%s", path);
   char *err = NULL;
-  if (ixr__load_file(rt, path, chunkname, &err, NULL) != 0) {
+  if (ixr__load_file(L, path, chunkname, &err, NULL) != 0) {
     lua_pushstring(L, err);
     free(err);
     return lua_error(L);
@@ -289,13 +387,14 @@ static int l_require(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_pushlightuserdata(L, (void *)&LOADED_KEY);
   lua_rawset(L, 2);
-  ixr__push_sandbox(rt);
+  ixr__push_sandbox(L);
   lua_pushvalue(L, -1);
   lua_setupvalue(L, -3, 1);        /* fn, env */
   lua_insert(L, -2);               /* env, fn */
   lua_pushvalue(L, 1);
   lua_pushstring(L, path);
   lua_call(L, 2, 1);               /* env, result */
+  ixr__seal_env(L, -2);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_pushboolean(L, 1);
@@ -321,19 +420,35 @@ static int strict_newindex(lua_State *L) {
                     k ? k : "?");
 }
 
-void ixr__push_sandbox(ixr_runtime *rt) {
-  lua_State *L = rt->L;
+/*
+ * [-0, +1] a new environment: the allow-listed globals, with private copies
+ * of the library tables, so that a strategy that changes string.format or
+ * table.insert changes them for itself only.
+ */
+void ixr__push_sandbox(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &SANDBOX_KEY);
+  int base = lua_gettop(L);
   lua_createtable(L, 0, 32);
+  int env = base + 1;
   lua_pushnil(L);
-  while (lua_next(L, -3) != 0) {
+  while (lua_next(L, base) != 0) {
+    if (lua_type(L, -1) == LUA_TTABLE) { /* a library: copy it */
+      lua_createtable(L, 0, 32);
+      lua_pushnil(L);
+      while (lua_next(L, -3) != 0) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+      }
+      lua_remove(L, -2);
+    }
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
-    lua_rawset(L, -4);
+    lua_rawset(L, env);
   }
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "_G");
-  lua_remove(L, -2);
+  lua_pushvalue(L, env);
+  lua_setfield(L, env, "_G");
+  lua_remove(L, base);
   /* While the file runs, globals may be defined; reads are strict already. */
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, strict_index);
@@ -413,6 +528,7 @@ int ixr__lua_open(ixr_runtime *rt) {
   lua_State *L = lua_newstate(lua_alloc, rt);
   if (L == NULL) return IXR_ENOMEM;
   rt->L = L;
+  rt->hook = budget_hook;
   *(ixr_runtime **)lua_getextraspace(L) = rt;
   static const luaL_Reg libs[] = {
       {LUA_GNAME, luaopen_base},          {LUA_COLIBNAME, luaopen_coroutine},
@@ -423,6 +539,17 @@ int ixr__lua_open(ixr_runtime *rt) {
     luaL_requiref(L, lib->name, lib->func, 1);
     lua_pop(L, 1);
   }
+  /* string.dump would hand out bytecode, and the string metatable is
+   * shared by every string of every strategy: neither is reachable. */
+  lua_getglobal(L, "string");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushliteral(L, "the string metatable is protected");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 2);
   build_sandbox(L);
   ixr__open_session(L);
   ixr__open_core(L);

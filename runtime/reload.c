@@ -113,6 +113,8 @@ static void fill_status(ixr_runtime *rt, ixr__jw *w) {
   ixr__jw_int(w, "errors", (int64_t)st.errors);
   ixr__jw_int(w, "held_dropped", (int64_t)st.held_dropped);
   ixr__jw_int(w, "lua_bytes", (int64_t)st.lua_bytes);
+  ixr__jw_int(w, "max_memory", (int64_t)rt->opt.max_memory);
+  ixr__jw_int(w, "limit_kills", (int64_t)st.limit_kills);
   if (rt->reloaded_once) {
     const ixr_reload_result *r = &rt->last_reload;
     ixr__jw_bool(w, "last_reload_ok", r->ok);

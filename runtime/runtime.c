@@ -23,6 +23,8 @@ void ixr_options_init(ixr_options *o) {
   o->log_level = IXR_LOG_INFO;
   o->max_line = 1024 * 1024;
   o->max_held = 100000;
+  o->max_instructions = 10000000;
+  o->max_memory = (size_t)4 << 30;
 }
 
 static bool is_dir(const char *p) {

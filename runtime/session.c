@@ -36,8 +36,18 @@ void ixr__push_session(ixr_runtime *rt, ixr__session *s) {
   lua_rawgeti(rt->L, LUA_REGISTRYINDEX, s->ref);
 }
 
+/* A call killed by a limit may still run a few instructions before the
+ * count hook fires again (up to one budget step, in another coroutine):
+ * none of them may have an effect. */
+static void check_not_killed(lua_State *L) {
+  ixr_runtime *rt = runtime_of(L);
+  if (rt->kill != IXR__KILL_NONE)
+    luaL_error(L, "the call was stopped by a limit");
+}
+
 /* The live session of argument `arg`, or an error. */
 static ixr__session *check_live(lua_State *L, int arg) {
+  check_not_killed(L);
   sessionud *ud = luaL_checkudata(L, arg, SESSION_MT);
   if (ud->s == NULL)
     luaL_error(L, "session s%llu has ended", (unsigned long long)ud->id);
@@ -238,6 +248,7 @@ static int s_cancel(lua_State *L) {
 /* session:exit(reason): ends the session now. In the flow it also stops the
  * flow: nothing after the call runs. */
 static int s_exit(lua_State *L) {
+  check_not_killed(L);
   sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
   size_t len = 0;
   const char *reason = luaL_optlstring(L, 2, "exit", &len);

@@ -215,8 +215,8 @@ static ixr__strategy *load_one(ixr_runtime *rt, const char *name,
   st->refs = 1;
   char *err = NULL;
   int top = lua_gettop(L);
-  if (ixr__load_file(rt, st->path, chunk, &err, &st->source_hash) == 0) {
-    ixr__push_sandbox(rt);              /* fn, env */
+  if (ixr__load_file(L, st->path, chunk, &err, &st->source_hash) == 0) {
+    ixr__push_sandbox(L);              /* fn, env */
     lua_pushvalue(L, -1);
     lua_setupvalue(L, -3, 1);           /* the chunk's _ENV */
     lua_insert(L, -2);                  /* env, fn */
@@ -295,7 +295,7 @@ static int list_strategies(const char *dir, char ***names, size_t *count) {
 /* [-0, +0] loads require("ixr.multimedia").sets into *ref. */
 static int load_sets(ixr_runtime *rt, int *ref, ixr__buf *errors) {
   lua_State *L = rt->L;
-  ixr__push_sandbox(rt);
+  ixr__push_sandbox(L);
   lua_getfield(L, -1, "require");
   lua_remove(L, -2);
   lua_pushliteral(L, "ixr.multimedia");

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -578,7 +579,12 @@ int ixr_listen(ixr_runtime *rt, const char *addr) {
     }
     rc = uv_pipe_init(rt->loop, &ls->h.pipe, 0);
     if (rc == 0) {
-      unlink(ls->unix_path); /* a stale socket of an earlier run */
+      /* A stale socket of an earlier run is replaced; anything else that
+       * is not a socket (a file named by mistake) is left alone, and the
+       * bind below fails with EADDRINUSE. */
+      struct stat sb;
+      if (lstat(ls->unix_path, &sb) == 0 && S_ISSOCK(sb.st_mode))
+        unlink(ls->unix_path);
       rc = uv_pipe_bind(&ls->h.pipe, ls->unix_path);
     }
   } else if (strncmp(addr, "tcp:", 4) == 0) {
@@ -600,9 +606,14 @@ int ixr_listen(ixr_runtime *rt, const char *addr) {
       memmove(host, host + 1, hl - 2);
       host[hl - 2] = '\0';
     }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535) {
+    /* Only digits: strtol alone would take "" as port 0 (any free port)
+     * and accept signs and leading spaces. */
+    const char *ps = colon + 1;
+    size_t pl = strlen(ps);
+    long port = -1;
+    if (pl >= 1 && pl <= 5 && strspn(ps, "0123456789") == pl)
+      port = strtol(ps, NULL, 10);
+    if (port < 0 || port > 65535) {
       free(ls);
       return IXR_EADDR;
     }

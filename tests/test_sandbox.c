@@ -1,0 +1,307 @@
+/*
+ * test_sandbox.c: the strategy sandbox and the limits. One named test per
+ * escape attempt; each must fail safely, and the runtime must carry on.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+typedef struct fixture {
+  char *dir;
+  tcap cap;
+  ixr_runtime *rt;
+  int n;
+} fixture;
+
+/* probe: runs data.code (Lua source) in the flow under pcall and reports
+ * {ok, res}; the code runs in the same kind of sandbox as strategy files. */
+static const char *PROBE =
+    "return {\n"
+    "  defaults = 'none',\n"
+    "  start = function(session, event)\n"
+    "    local f, lerr = load(event.data.code, '=probe')\n"
+    "    if not f then session:action('r', { ok = false, res = 'load: ' .. lerr }) return end\n"
+    "    local ok, res = pcall(f, session)\n"
+    "    session:action('r', { ok = ok, res = tostring(res) })\n"
+    "  end,\n"
+    "}\n";
+
+static const char *NORMAL =
+    "return {\n"
+    "  defaults = 'none',\n"
+    "  start = function(session, event)\n"
+    "    session.vars.n = tonumber(event.data.n)\n"
+    "    local e = session:wait('interaction.ping')\n"
+    "    session:action('pong', { n = session.vars.n, up = ('abc'):upper() })\n"
+    "  end,\n"
+    "}\n";
+
+static ixr_runtime *make(fixture *f, uint64_t max_instr, size_t max_mem) {
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.clock = IXR_CLOCK_MANUAL;
+  o.on_output = tcap_output;
+  o.output_ud = &f->cap;
+  o.on_log = tcap_logcb;
+  o.log_ud = &f->cap;
+  o.max_instructions = max_instr;
+  o.max_memory = max_mem;
+  ixr_runtime *rt = NULL;
+  assert_int_equal(ixr_new(&rt, &o), 0);
+  return rt;
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  f->dir = tdir_new();
+  tdir_write(f->dir, "probe.lua", PROBE);
+  tdir_write(f->dir, "normal.lua", NORMAL);
+  f->rt = make(f, 2000000, 256u << 20);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  tcap_free(&f->cap);
+  tdir_remove(f->dir);
+  free(f);
+  return 0;
+}
+
+/* Runs `code` in a fresh probe session; returns the index of its r line. */
+static int probe(fixture *f, const char *code) {
+  char esc[2048];
+  size_t j = 0;
+  for (const char *p = code; *p && j < sizeof(esc) - 3; p++) {
+    if (*p == '"' || *p == '\\') esc[j++] = '\\';
+    if (*p == '\n') {
+      esc[j++] = '\\';
+      esc[j++] = 'n';
+      continue;
+    }
+    esc[j++] = *p;
+  }
+  esc[j] = '\0';
+  char line[4096];
+  snprintf(line, sizeof(line),
+           "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"P%d\",\"strategy\":\"probe\",\"code\":\"%s\"}}",
+           ++f->n, esc);
+  size_t mark = f->cap.n;
+  tfeed(f->rt, line);
+  return tcap_find(&f->cap, mark, "\"action\":\"r\"", NULL);
+}
+
+/* The probe's code failed, with a message containing `why`. */
+static void refused(fixture *f, const char *code, const char *why) {
+  int i = probe(f, code);
+  if (i < 0 || strstr(f->cap.lines[i], "\"ok\":false") == NULL ||
+      strstr(f->cap.lines[i], why) == NULL) {
+    fprintf(stderr, "code: %s\nexpected a refusal with: %s\n", code, why);
+    tcap_dump(&f->cap);
+    fail();
+  }
+}
+
+/* The probe's code ran and returned a value whose text contains `what`. */
+static void returned(fixture *f, const char *code, const char *what) {
+  int i = probe(f, code);
+  if (i < 0 || strstr(f->cap.lines[i], "\"ok\":true") == NULL ||
+      strstr(f->cap.lines[i], what) == NULL) {
+    fprintf(stderr, "code: %s\nexpected success with: %s\n", code, what);
+    tcap_dump(&f->cap);
+    fail();
+  }
+}
+
+static void test_no_io(void **state) { refused(*state, "return io.open('/etc/passwd')", "undefined global 'io'"); }
+static void test_no_os_execute(void **state) { refused(*state, "return os.execute('touch /tmp/ixr-pwned')", "field 'execute'"); }
+static void test_no_os_exit(void **state) { refused(*state, "os.exit(1)", "field 'exit'"); }
+static void test_no_os_remove(void **state) { refused(*state, "return os.remove('/tmp/x')", "field 'remove'"); }
+static void test_no_os_rename(void **state) { refused(*state, "return os.rename('/tmp/x', '/tmp/y')", "field 'rename'"); }
+static void test_no_os_getenv(void **state) { refused(*state, "return os.getenv('HOME')", "field 'getenv'"); }
+static void test_os_time_allowed(void **state) { returned(*state, "return type(os.time())", "number"); }
+static void test_no_loadfile(void **state) { refused(*state, "return loadfile('/etc/passwd')", "undefined global 'loadfile'"); }
+static void test_no_dofile(void **state) { refused(*state, "return dofile('/etc/passwd')", "undefined global 'dofile'"); }
+static void test_no_binary_load(void **state) {
+  refused(*state, "return load('\\27Lua', 'x', 'b')", "only text chunks");
+  refused(*state, "local f, e = load('\\27LuaT') error(e)", "attempt to load a binary chunk");
+}
+static void test_no_string_dump(void **state) {
+  refused(*state, "return string.dump(print)", "field 'dump'");
+  refused(*state, "return ('').dump(print)", "field 'dump'");
+}
+static void test_no_package(void **state) { refused(*state, "return package.loadlib('libc.so.6', 'system')", "undefined global 'package'"); }
+static void test_no_debug(void **state) { refused(*state, "return debug.getregistry()", "undefined global 'debug'"); }
+static void test_no_collectgarbage(void **state) { refused(*state, "collectgarbage('stop')", "undefined global 'collectgarbage'"); }
+static void test_require_confined(void **state) {
+  fixture *f = *state;
+  refused(f, "return require('io')", "not found");
+  refused(f, "return require('os')", "not found");
+  refused(f, "return require('../../etc/passwd')", "bad module name");
+  refused(f, "return require('/etc/passwd')", "bad module name");
+  returned(f, "return type(require('ixr.multimedia').requeue.notcontrolled)", "function");
+}
+static void test_string_metatable_trick(void **state) {
+  fixture *f = *state;
+  returned(f, "return getmetatable('')", "protected");
+  refused(f, "getmetatable('').__index.upper = nil", "attempt to");
+  /* changing its own copy of string changes nothing for others */
+  returned(f, "string.upper = nil; return tostring(string.upper)", "nil");
+  returned(f, "return ('x'):upper()", "X");
+  returned(f, "return string.upper('y')", "Y");
+}
+static void test_load_with_custom_env(void **state) {
+  fixture *f = *state;
+  returned(f, "return load('x = 41; return x + 1', 'c', 't', {})()", "42");
+  returned(f, "return tostring(load('return io or os or require', 'c', 't', {})())", "nil");
+  refused(f, "return load('return _ENV.debug.traceback()', 'c', 't', {})()", "attempt to index");
+}
+static void test_global_writes_are_errors(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "typo.lua",
+             "return { defaults = 'none', start = function(s)\n"
+             "  counter = 1\n"
+             "end }\n");
+  ixr_close(f->rt);
+  f->rt = make(f, 2000000, 256u << 20);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"T\",\"strategy\":\"typo\"}}");
+  assert_true(tcap_find(&f->cap, 0, "handler_error", "typo.lua:2:", "assignment to undefined global 'counter'", NULL) >= 0);
+}
+
+static void test_pcall_around_infinite_loop(void **state) {
+  fixture *f = *state;
+  int i = probe(f, "pcall(function() while true do end end) session_survived = true");
+  assert_true(i < 0); /* the flow never got to report */
+  assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", "instruction budget", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"reason\":\"error\"", NULL) >= 0);
+}
+
+static void test_coroutine_wrap_around_killed_call(void **state) {
+  fixture *f = *state;
+  int i = probe(f,
+                "local ok = pcall(coroutine.wrap(function() while true do end end))\n"
+                "local co = coroutine.create(function() while true do end end)\n"
+                "coroutine.resume(co)\n"
+                "return 'escaped'");
+  assert_true(i < 0);
+  assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", NULL) >= 0);
+  /* a later call has its full budget again */
+  i = probe(f, "local n = 0 for k = 1, 100000 do n = n + k end return n");
+  assert_true(i >= 0 && strstr(f->cap.lines[i], "\"ok\":true"));
+}
+
+static void test_infinite_loop_in_strategy_file_load(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "spin.lua", "while true do end\nreturn {}\n");
+  ixr_reload_result r;
+  assert_int_equal(ixr_reload(f->rt, &r), IXR_ESTRATEGY);
+  assert_non_null(strstr(r.errors, "instruction budget"));
+}
+
+static void test_memory_bomb(void **state) {
+  fixture *f = *state;
+  int i = probe(f, "local t = {} for k = 1, 1e9 do t[k] = ('x'):rep(1000) .. k end");
+  assert_true(i < 0);
+  assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", "memory limit", NULL) >= 0);
+  /* caught by pcall or not, the call dies */
+  i = probe(f, "pcall(function() local s = ('x'):rep(1 << 30) end) return 'caught'");
+  assert_true(i < 0);
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_true(st.limit_kills >= 2);
+  /* and the state is usable afterwards */
+  i = probe(f, "return #('y'):rep(1000)");
+  assert_true(i >= 0 && strstr(f->cap.lines[i], "\"res\":\"1000\""));
+}
+
+static void test_deep_recursion(void **state) {
+  fixture *f = *state;
+  int i = probe(f, "local function g(n) return 1 + g(n + 1) end return g(1)");
+  assert_true(i >= 0);
+  assert_non_null(strstr(f->cap.lines[i], "stack overflow"));
+  /* unprotected, it ends the session with an error and a traceback */
+  tdir_write(f->dir, "deep.lua",
+             "local function g(n) return 1 + g(n + 1) end\n"
+             "return { defaults = 'none', start = function() g(1) end }\n");
+  ixr_close(f->rt);
+  f->rt = make(f, 2000000, 256u << 20);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"D\",\"strategy\":\"deep\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"D\"", "\"reason\":\"error\"", NULL) >= 0);
+}
+
+/* One session loops, one bombs memory, one recurses, while 1,000 others
+ * keep getting correct output. */
+static void test_bad_sessions_do_not_hurt_others(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "bad.lua",
+             "local function g(n) return 1 + g(n + 1) end\n"
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  s:wait('interaction.ping')\n"
+             "  if e.data.kind == 'loop' then while true do end\n"
+             "  elseif e.data.kind == 'bomb' then local t = {} for k = 1, 1e9 do t[k] = ('x'):rep(4096) end\n"
+             "  else g(1) end\n"
+             "end }\n");
+  ixr_close(f->rt);
+  f->rt = make(f, 2000000, 128u << 20);
+  enum { N = 1000 };
+  char line[256];
+  const char *kinds[3] = {"loop", "bomb", "deep"};
+  for (int i = 0; i < N; i++) {
+    snprintf(line, sizeof(line),
+             "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"N%d\",\"strategy\":\"normal\",\"n\":%d}}", i, i);
+    tfeed(f->rt, line);
+    if (i % 333 == 100) {
+      int k = i / 333;
+      snprintf(line, sizeof(line),
+               "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"BAD%d\",\"strategy\":\"bad\",\"kind\":\"%s\"}}", k, kinds[k]);
+      tfeed(f->rt, line);
+    }
+  }
+  for (int i = 0; i < N; i++) {
+    snprintf(line, sizeof(line), "{\"name\":\"interaction.ping\",\"data\":{\"interactionid\":\"N%d\"}}", i);
+    tfeed(f->rt, line);
+    if (i % 333 == 200) {
+      snprintf(line, sizeof(line), "{\"name\":\"interaction.ping\",\"data\":{\"interactionid\":\"BAD%d\"}}", i / 333);
+      tfeed(f->rt, line);
+    }
+  }
+  for (int i = 0; i < N; i++) {
+    char want[128];
+    snprintf(want, sizeof(want), "\"args\":{\"n\":%d,\"up\":\"ABC\"}", i);
+    char who[32];
+    snprintf(who, sizeof(who), "\"interactionid\":\"N%d\"", i);
+    assert_true(tcap_find(&f->cap, 0, "\"pong\"", who, want, NULL) >= 0);
+    assert_true(tcap_find(&f->cap, 0, "\"ended\"", who, "completed", NULL) >= 0);
+  }
+  assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", "BAD0", "instruction budget", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", "BAD1", "memory limit", NULL) >= 0);
+  /* deep recursion dies of stack overflow, or of the memory cap first */
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "BAD2", "stack overflow", NULL) >= 0 ||
+              tcap_find(&f->cap, 0, "\"limit_exceeded\"", "BAD2", "memory limit", NULL) >= 0);
+  for (int k = 0; k < 3; k++) {
+    char who[32];
+    snprintf(who, sizeof(who), "\"interactionid\":\"BAD%d\"", k);
+    assert_true(tcap_find(&f->cap, 0, "\"ended\"", who, "\"reason\":\"error\"", NULL) >= 0);
+  }
+}
+
+int main(void) {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_no_io), T(test_no_os_execute), T(test_no_os_exit), T(test_no_os_remove),
+      T(test_no_os_rename), T(test_no_os_getenv), T(test_os_time_allowed), T(test_no_loadfile),
+      T(test_no_dofile), T(test_no_binary_load), T(test_no_string_dump), T(test_no_package),
+      T(test_no_debug), T(test_no_collectgarbage), T(test_require_confined),
+      T(test_string_metatable_trick), T(test_load_with_custom_env), T(test_global_writes_are_errors),
+      T(test_pcall_around_infinite_loop), T(test_coroutine_wrap_around_killed_call),
+      T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_deep_recursion),
+      T(test_bad_sessions_do_not_hurt_others),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
