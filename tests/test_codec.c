@@ -1,0 +1,759 @@
+/* test_codec.c: JSON lines to Lua values and back (codec.c), driven directly
+ * on the Lua state of a real runtime with an empty handlers directory. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "internal.h"
+
+typedef struct fixture {
+  char *dir;
+  tcap cap;
+  ixr_runtime *rt;
+  lua_State *L;
+  ixr__jw *w;
+} fixture;
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  assert_non_null(f);
+  f->dir = tdir_new();
+  f->rt = trt_new(f->dir, &f->cap);
+  f->L = f->rt->L;
+  assert_int_equal(lua_gettop(f->L), 0); /* the tests count from an empty stack */
+  f->w = ixr__jw_new();
+  assert_non_null(f->w);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  int top = lua_gettop(f->L);
+  ixr__jw_free(f->w);
+  ixr_close(f->rt);
+  tcap_free(&f->cap);
+  tdir_remove(f->dir);
+  free(f);
+  if (top != 0) {
+    fprintf(stderr, "Lua stack left at %d\n", top);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- decoding helpers ------------------------------------------------- */
+
+/* Two sentinels under the decoded value, to see that a failed decode leaves
+ * the stack exactly as it found it. */
+static void push_sentinels(lua_State *L) {
+  lua_pushliteral(L, "sentinel");
+  lua_pushinteger(L, 4242);
+}
+
+static void check_sentinels(lua_State *L) {
+  assert_int_equal(lua_gettop(L), 2);
+  assert_string_equal(lua_tostring(L, 1), "sentinel");
+  assert_int_equal(lua_tointeger(L, 2), 4242);
+  lua_settop(L, 0);
+}
+
+/* [-0, +1] decodes, asserting success; the value is left on top. */
+static void decode_ok_n(fixture *f, const char *json, size_t len) {
+  char err[256] = "";
+  int top = lua_gettop(f->L);
+  int rc = ixr__decode(f->rt, json, len, err, sizeof(err));
+  if (rc != 0) fail_msg("decode of %.200s failed: %s", json, err);
+  assert_int_equal(lua_gettop(f->L), top + 1);
+}
+
+static void decode_ok(fixture *f, const char *json) {
+  decode_ok_n(f, json, strlen(json));
+}
+
+/* A decode that must fail with a message containing `frag`, leaving the
+ * stack alone. */
+static void decode_fail_n(fixture *f, const char *json, size_t len,
+                          const char *frag) {
+  char err[256] = "";
+  push_sentinels(f->L);
+  int rc = ixr__decode(f->rt, json, len, err, sizeof(err));
+  if (rc == 0) fail_msg("decode of %.200s succeeded", json);
+  assert_int_equal(rc, IXR_EINVAL);
+  assert_true(strlen(err) > 0);
+  if (frag != NULL && strstr(err, frag) == NULL)
+    fail_msg("decode of %.200s: message \"%s\" lacks \"%s\"", json, err, frag);
+  check_sentinels(f->L);
+}
+
+static void decode_fail(fixture *f, const char *json, const char *frag) {
+  decode_fail_n(f, json, strlen(json), frag);
+}
+
+/* [-0, +0] the type of t[k] for the table on top. */
+static int field_type(lua_State *L, const char *k) {
+  int t = lua_getfield(L, -1, k);
+  lua_pop(L, 1);
+  return t;
+}
+
+static void expect_int_field(lua_State *L, const char *k, lua_Integer v) {
+  lua_getfield(L, -1, k);
+  assert_true(lua_isinteger(L, -1));
+  assert_true(lua_tointeger(L, -1) == v);
+  lua_pop(L, 1);
+}
+
+static void expect_float_field(lua_State *L, const char *k, double v) {
+  lua_getfield(L, -1, k);
+  assert_int_equal(lua_type(L, -1), LUA_TNUMBER);
+  assert_false(lua_isinteger(L, -1));
+  assert_true(lua_tonumber(L, -1) == v);
+  lua_pop(L, 1);
+}
+
+static void expect_str_field(lua_State *L, const char *k, const char *v,
+                             size_t vlen) {
+  lua_getfield(L, -1, k);
+  assert_int_equal(lua_type(L, -1), LUA_TSTRING);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  assert_int_equal(len, vlen);
+  assert_memory_equal(s, v, vlen);
+  lua_pop(L, 1);
+}
+
+static size_t count_keys(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    n++;
+  }
+  return n;
+}
+
+static char *nested(const char *open, const char *inner, const char *close,
+                    int depth) {
+  size_t lo = strlen(open), li = strlen(inner), lc = strlen(close);
+  char *s = malloc((size_t)depth * (lo + lc) + li + 1);
+  assert_non_null(s);
+  char *p = s;
+  for (int i = 0; i < depth; i++, p += lo) memcpy(p, open, lo);
+  memcpy(p, inner, li);
+  p += li;
+  for (int i = 0; i < depth; i++, p += lc) memcpy(p, close, lc);
+  *p = '\0';
+  return s;
+}
+
+/* ---- decoding --------------------------------------------------------- */
+
+static void test_decode_event(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  decode_ok(f, "{\"name\":\"interaction.start\",\"interactionid\":\"i-1\","
+               "\"data\":{\"n\":5,\"ok\":true,\"no\":false,\"txt\":\"h\xc3\xa9llo\"}}");
+  assert_int_equal(lua_type(L, -1), LUA_TTABLE);
+  assert_int_equal(count_keys(L, -1), 3);
+  expect_str_field(L, "name", "interaction.start", 17);
+  expect_str_field(L, "interactionid", "i-1", 3);
+  assert_int_equal(lua_getfield(L, -1, "data"), LUA_TTABLE);
+  expect_int_field(L, "n", 5);
+  lua_getfield(L, -1, "ok");
+  assert_true(lua_isboolean(L, -1) && lua_toboolean(L, -1));
+  lua_getfield(L, -2, "no");
+  assert_true(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+  lua_pop(L, 2);
+  expect_str_field(L, "txt", "h\xc3\xa9llo", 6);
+  assert_int_equal(field_type(L, "missing"), LUA_TNIL);
+  lua_settop(L, 0);
+}
+
+static void test_decode_nested(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  decode_ok(f, " { \"a\" : {\"b\":[1,[2,3],{\"c\":\"d\"}, []]}, \"e\":[], \"o\":{} } ");
+  assert_int_equal(lua_getfield(L, -1, "a"), LUA_TTABLE);
+  assert_int_equal(lua_getfield(L, -1, "b"), LUA_TTABLE);
+  assert_int_equal(lua_rawlen(L, -1), 4);
+  assert_int_equal(count_keys(L, -1), 4);
+  lua_rawgeti(L, -1, 1);
+  assert_true(lua_isinteger(L, -1) && lua_tointeger(L, -1) == 1);
+  lua_pop(L, 1);
+  assert_int_equal(lua_rawgeti(L, -1, 2), LUA_TTABLE);
+  assert_int_equal(lua_rawlen(L, -1), 2);
+  lua_rawgeti(L, -1, 2);
+  assert_int_equal(lua_tointeger(L, -1), 3);
+  lua_pop(L, 2);
+  assert_int_equal(lua_rawgeti(L, -1, 3), LUA_TTABLE);
+  expect_str_field(L, "c", "d", 1);
+  lua_pop(L, 1);
+  assert_int_equal(lua_rawgeti(L, -1, 4), LUA_TTABLE);
+  assert_int_equal(count_keys(L, -1), 0);
+  lua_pop(L, 3);
+  assert_int_equal(lua_getfield(L, -1, "e"), LUA_TTABLE);
+  assert_int_equal(count_keys(L, -1), 0);
+  lua_pop(L, 1);
+  assert_int_equal(lua_getfield(L, -1, "o"), LUA_TTABLE);
+  assert_int_equal(count_keys(L, -1), 0);
+  lua_settop(L, 0);
+}
+
+static void test_decode_null(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  decode_ok(f, "{\"a\":null,\"b\":1,\"arr\":[null,1,null],\"o\":{\"x\":null}}");
+  /* In an object: the key is absent. */
+  assert_int_equal(field_type(L, "a"), LUA_TNIL);
+  assert_int_equal(count_keys(L, -1), 3);
+  assert_int_equal(lua_getfield(L, -1, "o"), LUA_TTABLE);
+  assert_int_equal(count_keys(L, -1), 0);
+  lua_pop(L, 1);
+  /* In an array: ixr.null, so the length is kept. */
+  assert_int_equal(lua_getfield(L, -1, "arr"), LUA_TTABLE);
+  assert_int_equal(lua_rawlen(L, -1), 3);
+  assert_int_equal(lua_rawgeti(L, -1, 1), LUA_TLIGHTUSERDATA);
+  assert_ptr_equal(lua_touserdata(L, -1), ixr__null());
+  lua_pop(L, 1);
+  assert_int_equal(lua_rawgeti(L, -1, 2), LUA_TNUMBER);
+  lua_pop(L, 1);
+  assert_int_equal(lua_rawgeti(L, -1, 3), LUA_TLIGHTUSERDATA);
+  assert_ptr_equal(lua_touserdata(L, -1), ixr__null());
+  lua_settop(L, 0);
+}
+
+static void test_decode_numbers(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  decode_ok(f, "{\"i\":42,\"neg\":-7,\"z\":0,\"f\":1.5,\"e\":1e2,\"E\":2E-1,"
+               "\"fz\":0.0,\"nz\":-0.0,\"max\":9223372036854775807,"
+               "\"min\":-9223372036854775808,\"tiny\":1e-400}");
+  expect_int_field(L, "i", 42);
+  expect_int_field(L, "neg", -7);
+  expect_int_field(L, "z", 0);
+  expect_float_field(L, "f", 1.5);
+  expect_float_field(L, "e", 100.0);
+  expect_float_field(L, "E", 0.2);
+  expect_float_field(L, "fz", 0.0);
+  expect_float_field(L, "nz", 0.0);
+  expect_int_field(L, "max", LUA_MAXINTEGER);
+  expect_int_field(L, "min", LUA_MININTEGER);
+  expect_float_field(L, "tiny", 0.0); /* underflow is not an error */
+  lua_settop(L, 0);
+
+  /* Integers beyond 64 bits become floats. */
+  decode_ok(f, "{\"big\":9223372036854775808,\"nbig\":-9223372036854775809,"
+               "\"huge\":123456789012345678901234567890}");
+  expect_float_field(L, "big", 9223372036854775808.0);
+  expect_float_field(L, "nbig", -9223372036854775808.0);
+  expect_float_field(L, "huge", 123456789012345678901234567890.0);
+  lua_settop(L, 0);
+
+  /* Beyond the range of a double: an error, not inf. */
+  decode_fail(f, "{\"x\":1e400}", "out of range");
+  decode_fail(f, "{\"x\":-1e400}", "out of range");
+  decode_fail(f, "[1, 2, 1e999]", "out of range");
+  /* Not JSON numbers, although Lua would read them. */
+  decode_fail(f, "{\"x\":0x10}", NULL);
+  decode_fail(f, "{\"x\":.5}", NULL);
+  decode_fail(f, "{\"x\":+1}", NULL);
+  decode_fail(f, "{\"x\":inf}", NULL);
+  decode_fail(f, "{\"x\":NaN}", NULL);
+  decode_fail(f, "{\"x\":01}", NULL);
+}
+
+static void test_decode_duplicate_keys(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  decode_ok(f, "{\"a\":1,\"b\":\"x\",\"a\":2,\"b\":{\"c\":3}}");
+  expect_int_field(L, "a", 2);
+  assert_int_equal(field_type(L, "b"), LUA_TTABLE);
+  assert_int_equal(count_keys(L, -1), 2);
+  lua_settop(L, 0);
+  /* The last one wins also when it is null (absent) or follows a null. */
+  decode_ok(f, "{\"a\":1,\"a\":null,\"b\":null,\"b\":3}");
+  assert_int_equal(field_type(L, "a"), LUA_TNIL);
+  expect_int_field(L, "b", 3);
+  assert_int_equal(count_keys(L, -1), 1);
+  lua_settop(L, 0);
+}
+
+static void test_decode_strings(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  /* \u0000 is kept: Lua strings hold NULs. */
+  decode_ok(f, "{\"s\":\"a\\u0000b\",\"k\\u0000\":1}");
+  expect_str_field(L, "s", "a\0b", 3);
+  lua_pushlstring(L, "k\0", 2);
+  lua_rawget(L, -2);
+  assert_int_equal(lua_tointeger(L, -1), 1);
+  lua_settop(L, 0);
+  decode_ok(f, "{\"esc\":\"q\\\"b\\\\s\\/n\\nt\\tr\\rb\\bf\\f\","
+               "\"u\":\"\\u00e9\\u20AC\",\"pair\":\"\\ud83d\\ude00\","
+               "\"raw\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}");
+  expect_str_field(L, "esc", "q\"b\\s/n\nt\tr\rb\bf\f", 16);
+  expect_str_field(L, "u", "\xc3\xa9\xe2\x82\xac", 5);
+  expect_str_field(L, "pair", "\xf0\x9f\x98\x80", 4);
+  expect_str_field(L, "raw", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9);
+  lua_settop(L, 0);
+}
+
+static void test_decode_invalid_utf8(void **state) {
+  fixture *f = *state;
+  decode_fail(f, "{\"s\":\"\xff\"}", NULL);
+  decode_fail(f, "{\"s\":\"a\xc3\"}", NULL);             /* cut short */
+  decode_fail(f, "{\"s\":\"\x80\"}", NULL);              /* lone continuation */
+  decode_fail(f, "{\"s\":\"\xc0\x80\"}", "UTF-8");       /* overlong NUL */
+  decode_fail(f, "{\"s\":\"\xe0\x80\xaf\"}", "UTF-8");   /* overlong '/' */
+  decode_fail(f, "{\"s\":\"\xed\xa0\x80\"}", "UTF-8");   /* surrogate */
+  decode_fail(f, "{\"s\":\"\xf4\x90\x80\x80\"}", "UTF-8"); /* > U+10FFFF */
+  decode_fail(f, "{\"s\":\"\\udc00\"}", "UTF-8");        /* lone low surrogate */
+  decode_fail(f, "{\"\xc0\x80\":1}", "UTF-8");           /* in a key */
+  decode_fail(f, "{\"k\xff\":1}", NULL);
+  decode_fail(f, "{\"a\":[1,{\"b\":[\"\xed\xbf\xbf\"]}]}", "UTF-8"); /* deep */
+}
+
+static void test_decode_malformed(void **state) {
+  fixture *f = *state;
+  /* Truncated. */
+  decode_fail(f, "{\"a\":1", NULL);
+  decode_fail(f, "{\"a\":", NULL);
+  decode_fail(f, "{\"a\"", NULL);
+  decode_fail(f, "{\"a\":\"abc", NULL);
+  decode_fail(f, "{\"a\":[1,2", NULL);
+  decode_fail(f, "{", NULL);
+  decode_fail(f, "[[[[", NULL);
+  /* Trailing garbage. */
+  decode_fail(f, "{\"a\":1}x", "trailing garbage");
+  decode_fail(f, "{\"a\":1}}", NULL);
+  decode_fail(f, "{\"a\":1},", NULL);
+  /* Two values on one line. */
+  decode_fail(f, "{\"a\":1} {\"b\":2}", NULL);
+  decode_fail(f, "{}{}", NULL);
+  decode_fail(f, "1 2", NULL);
+  /* Other mistakes. */
+  decode_fail(f, "{'a':1}", NULL);
+  decode_fail(f, "{a:1}", NULL);
+  decode_fail(f, "{\"a\":1,}", NULL);
+  decode_fail(f, "[1,]", NULL);
+  decode_fail(f, "{\"a\":tru}", NULL);
+  decode_fail(f, "{\"a\":\"tab\there\"}", NULL); /* raw control character */
+  decode_fail(f, "{\"a\":\"\\x41\"}", NULL);
+  decode_fail(f, "{\"a\":1 /* c */}", NULL);
+  decode_fail_n(f, "{\"a\":\"x\0y\"}", 11, NULL);  /* raw NUL */
+  decode_fail_n(f, "{\"a\":1}\0", 8, NULL);
+  /* Empty and blank lines: no value. */
+  decode_fail_n(f, "", 0, NULL);
+  decode_fail(f, "   ", NULL);
+  decode_fail(f, "\t\r", NULL);
+}
+
+/* The decoder takes any JSON value; dispatch is what asks for an object. */
+static void test_decode_top_level_values(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  decode_ok(f, "[1,2,3]");
+  assert_int_equal(lua_type(L, -1), LUA_TTABLE);
+  assert_int_equal(lua_rawlen(L, -1), 3);
+  lua_settop(L, 0);
+  decode_ok(f, "\"str\"");
+  assert_string_equal(lua_tostring(L, -1), "str");
+  lua_settop(L, 0);
+  decode_ok(f, " 42 ");
+  assert_true(lua_isinteger(L, -1) && lua_tointeger(L, -1) == 42);
+  lua_settop(L, 0);
+  decode_ok(f, "2.5");
+  assert_true(lua_tonumber(L, -1) == 2.5);
+  lua_settop(L, 0);
+  decode_ok(f, "true");
+  assert_true(lua_isboolean(L, -1) && lua_toboolean(L, -1));
+  lua_settop(L, 0);
+  decode_ok(f, "null");
+  assert_ptr_equal(lua_touserdata(L, -1), ixr__null());
+  lua_settop(L, 0);
+}
+
+static void test_decode_nesting_limit(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  /* 64 levels: fine, and all of them are there. */
+  char *ok = nested("[", "7", "]", 64);
+  decode_ok(f, ok);
+  for (int i = 0; i < 64; i++) {
+    assert_int_equal(lua_type(L, -1), LUA_TTABLE);
+    assert_int_equal(lua_rawlen(L, -1), 1);
+    lua_rawgeti(L, -1, 1);
+  }
+  assert_int_equal(lua_tointeger(L, -1), 7);
+  lua_settop(L, 0);
+  free(ok);
+  ok = nested("{\"a\":", "{}", "}", 63);
+  decode_ok(f, ok);
+  lua_settop(L, 0);
+  free(ok);
+  ok = nested("{\"a\":[", "1", "]}", 32);
+  decode_ok(f, ok);
+  lua_settop(L, 0);
+  free(ok);
+
+  /* 65 levels: rejected, whatever the containers. */
+  char *bad = nested("[", "7", "]", 65);
+  decode_fail(f, bad, "nesting");
+  free(bad);
+  bad = nested("{\"a\":", "{}", "}", 64);
+  decode_fail(f, bad, "nesting");
+  free(bad);
+  bad = nested("[", "{\"a\":1}", "]", 64);
+  decode_fail(f, bad, "nesting");
+  free(bad);
+  bad = nested("[", "", "]", 100000); /* deep enough to hurt a recursive parser */
+  decode_fail(f, bad, "nesting");
+  free(bad);
+}
+
+static void test_decode_long_string(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  enum { N = 1 << 20 };
+  size_t pre = strlen("{\"s\":\"");
+  char *json = malloc(pre + N + 3);
+  assert_non_null(json);
+  memcpy(json, "{\"s\":\"", pre);
+  for (size_t i = 0; i < N; i++) json[pre + i] = (char)('a' + i % 26);
+  /* A multibyte character at the very end of the string. */
+  memcpy(json + pre + N - 2, "\xc3\xa9", 2);
+  memcpy(json + pre + N, "\"}", 3);
+  decode_ok_n(f, json, pre + N + 2);
+  expect_str_field(L, "s", json + pre, N);
+  lua_settop(L, 0);
+  free(json);
+}
+
+/* A failure in the middle of a big document leaves nothing behind. */
+static void test_decode_failure_restores_stack(void **state) {
+  fixture *f = *state;
+  decode_fail(f, "{\"a\":{\"b\":[1,2,{\"c\":[3,\"x\",1e400]}]}}", "out of range");
+  decode_fail(f, "{\"a\":{\"b\":[1,2,{\"c\":[3,\"x\"]}]}} 5", NULL);
+  decode_fail(f, "{\"a\":{\"b\":[1,2,{\"c\":[3,\"x\"", NULL);
+  /* And success on top of other values leaves them alone too. */
+  push_sentinels(f->L);
+  decode_ok(f, "{\"a\":1}");
+  lua_pop(f->L, 1);
+  check_sentinels(f->L);
+}
+
+/* ---- encoding helpers ------------------------------------------------- */
+
+/* [-0, +1] evaluates a Lua expression (literals and operators only). */
+static void push_expr(lua_State *L, const char *expr) {
+  char chunk[4096];
+  snprintf(chunk, sizeof(chunk), "return %s", expr);
+  if (luaL_loadstring(L, chunk) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK)
+    fail_msg("Lua: %s", lua_tostring(L, -1));
+}
+
+/* Encodes the value on top as {"v": value} and pops it. Returns the rc of
+ * ixr__jw_lua; the line (when rc is 0) and the message go into out/err. */
+static int encode_top(fixture *f, char *out, size_t outlen, char *err,
+                      size_t errlen) {
+  lua_State *L = f->L;
+  int top = lua_gettop(L);
+  err[0] = '\0';
+  ixr__jw_begin(f->w);
+  int rc = ixr__jw_lua(f->w, "v", L, -1, err, errlen);
+  assert_int_equal(lua_gettop(L), top); /* [-0, +0], failed or not */
+  const char *line;
+  size_t len;
+  ixr__jw_end(f->w, &line, &len);
+  assert_int_equal(ixr__jw_failed(f->w), rc != 0);
+  if (rc == 0) {
+    assert_true(len < outlen);
+    memcpy(out, line, len);
+    out[len] = '\0';
+    assert_int_equal(strlen(out), len); /* no raw NUL in a line */
+  } else {
+    assert_true(strlen(err) > 0);
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* Every line written decodes again. */
+static void check_decodes(fixture *f, const char *line) {
+  decode_ok(f, line);
+  lua_pop(f->L, 1);
+}
+
+static void expect_encoding(fixture *f, const char *expr, const char *json) {
+  char out[4096], err[256];
+  push_expr(f->L, expr);
+  if (encode_top(f, out, sizeof(out), err, sizeof(err)) != 0)
+    fail_msg("encoding %s failed: %s", expr, err);
+  if (strcmp(out, json) != 0)
+    fail_msg("encoding %s:\n  got  %s\n  want %s", expr, out, json);
+  check_decodes(f, out);
+}
+
+static void expect_encoding_error(fixture *f, const char *expr,
+                                  const char *frag) {
+  char out[4096], err[256];
+  push_expr(f->L, expr);
+  if (encode_top(f, out, sizeof(out), err, sizeof(err)) == 0)
+    fail_msg("encoding %s succeeded: %s", expr, out);
+  if (strstr(err, frag) == NULL)
+    fail_msg("encoding %s: message \"%s\" lacks \"%s\"", expr, err, frag);
+}
+
+/* ---- encoding --------------------------------------------------------- */
+
+static void test_encode_scalars_and_fields(void **state) {
+  fixture *f = *state;
+  expect_encoding(f, "true", "{\"v\":true}");
+  expect_encoding(f, "false", "{\"v\":false}");
+  expect_encoding(f, "nil", "{\"v\":null}");
+  expect_encoding(f, "42", "{\"v\":42}");
+  expect_encoding(f, "-7", "{\"v\":-7}");
+  expect_encoding(f, "9223372036854775807",
+                  "{\"v\":9223372036854775807}");
+  expect_encoding(f, "-9223372036854775807 - 1", "{\"v\":-9223372036854775808}");
+  expect_encoding(f, "'hi'", "{\"v\":\"hi\"}");
+  expect_encoding(f, "''", "{\"v\":\"\"}");
+
+  /* The writer's own fields, in the order written. */
+  char err[64];
+  const char *line;
+  size_t len;
+  ixr__jw_begin(f->w);
+  ixr__jw_str(f->w, "type", "x", 1);
+  ixr__jw_int(f->w, "n", -5);
+  lua_pushinteger(f->L, 1);
+  assert_int_equal(ixr__jw_lua(f->w, "v", f->L, -1, err, sizeof(err)), 0);
+  lua_pop(f->L, 1);
+  ixr__jw_str(f->w, "nul", "a\0b", 3);
+  ixr__jw_end(f->w, &line, &len);
+  assert_false(ixr__jw_failed(f->w));
+  const char *want = "{\"type\":\"x\",\"n\":-5,\"v\":1,\"nul\":\"a\\u0000b\"}";
+  assert_int_equal(len, strlen(want));
+  assert_memory_equal(line, want, len);
+}
+
+static void test_encode_null(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  char out[256], err[128];
+  lua_pushlightuserdata(L, ixr__null());
+  assert_int_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  assert_string_equal(out, "{\"v\":null}");
+  /* In an array it keeps its place. */
+  lua_createtable(L, 3, 0);
+  lua_pushinteger(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pushlightuserdata(L, ixr__null());
+  lua_rawseti(L, -2, 2);
+  lua_pushinteger(L, 3);
+  lua_rawseti(L, -2, 3);
+  assert_int_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  assert_string_equal(out, "{\"v\":[1,null,3]}");
+  /* Any other light userdata is not null. */
+  static const char other = 0;
+  lua_pushlightuserdata(L, (void *)&other);
+  assert_int_not_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  assert_non_null(strstr(err, "cannot encode"));
+  /* Decoding and encoding again gives the same line. */
+  decode_ok(f, "{\"a\":[null,1,null],\"b\":null}");
+  assert_int_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  assert_string_equal(out, "{\"v\":{\"a\":[null,1,null]}}");
+}
+
+static void test_encode_tables(void **state) {
+  fixture *f = *state;
+  /* Objects: keys sorted bytewise, at every level. */
+  expect_encoding(f, "{ b = 1, a = 2, c = { z = 1, y = 2, Z = 3 }, aa = 0 }",
+                  "{\"v\":{\"a\":2,\"aa\":0,\"b\":1,\"c\":{\"Z\":3,\"y\":2,\"z\":1}}}");
+  /* Arrays: keys exactly 1..n. */
+  expect_encoding(f, "{ 1, 'two', true, false, { 3 }, { x = 1 } }",
+                  "{\"v\":[1,\"two\",true,false,[3],{\"x\":1}]}");
+  expect_encoding(f, "{ [3] = 'c', [1] = 'a', [2] = 'b' }",
+                  "{\"v\":[\"a\",\"b\",\"c\"]}");
+  /* Empty: an object. */
+  expect_encoding(f, "{}", "{\"v\":{}}");
+  expect_encoding(f, "{ {}, { {} } }", "{\"v\":[{},[{}]]}");
+  /* Integer keys that are not 1..n: an object with string keys, sorted as
+   * text. */
+  expect_encoding(f, "{ [1] = 1, [2] = 2, [4] = 4 }",
+                  "{\"v\":{\"1\":1,\"2\":2,\"4\":4}}");
+  expect_encoding(f, "{ [0] = 0, [1] = 1 }", "{\"v\":{\"0\":0,\"1\":1}}");
+  expect_encoding(f, "{ [-1] = 'm' }", "{\"v\":{\"-1\":\"m\"}}");
+  expect_encoding(f, "{ [2] = 2 }", "{\"v\":{\"2\":2}}");
+  expect_encoding(f, "{ 1, 2, x = 3 }", "{\"v\":{\"1\":1,\"2\":2,\"x\":3}}");
+  expect_encoding(f, "{ [1] = 1, [2] = 2, [10] = 10 }",
+                  "{\"v\":{\"1\":1,\"10\":10,\"2\":2}}");
+  expect_encoding(f, "{ 'a', nil, 'c' }", "{\"v\":{\"1\":\"a\",\"3\":\"c\"}}");
+  /* A table whose border (#t) is 3 while its keys are 1, 3 and 5: all three
+   * must be written. */
+  expect_encoding(f,
+                  "(function() local t = { 1, 2, 3, 4, x = 0 }; t.x = nil; "
+                  "t[5] = 5; t[2] = nil; t[4] = nil; return t end)()",
+                  "{\"v\":{\"1\":1,\"3\":3,\"5\":5}}");
+  /* Many keys (past the writer's small key buffer). */
+  expect_encoding(f, "{ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17 }",
+                  "{\"v\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}");
+  expect_encoding(f,
+                  "{ k = 1, j = 2, i = 3, h = 4, g = 5, f = 6, e = 7, d = 8, "
+                  "c = 9, b = 10, a = 11 }",
+                  "{\"v\":{\"a\":11,\"b\":10,\"c\":9,\"d\":8,\"e\":7,\"f\":6,"
+                  "\"g\":5,\"h\":4,\"i\":3,\"j\":2,\"k\":1}}");
+}
+
+static void test_encode_floats(void **state) {
+  fixture *f = *state;
+  expect_encoding(f, "0.1", "{\"v\":0.1}");
+  expect_encoding(f, "3.0", "{\"v\":3.0}");
+  expect_encoding(f, "-2.5", "{\"v\":-2.5}");
+  expect_encoding(f, "1e300", "{\"v\":1e+300}");
+  expect_encoding(f, "-0.0", "{\"v\":-0.0}");
+  expect_encoding(f, "2^53", "{\"v\":9007199254740992.0}");
+  expect_encoding(f, "1e16", "{\"v\":1e+16}");
+  /* Floats stay floats and read back exactly. */
+  static const char *exprs[] = {"1/3", "0.1 + 0.2", "5e-324", "1.7976931348623157e308",
+                                "123456.789", "-1e-7"};
+  for (size_t i = 0; i < IXR_ARRAY_SIZE(exprs); i++) {
+    lua_State *L = f->L;
+    char out[256], err[128];
+    push_expr(L, exprs[i]);
+    double want = lua_tonumber(L, -1);
+    assert_int_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+    decode_ok(f, out);
+    lua_getfield(L, -1, "v");
+    assert_false(lua_isinteger(L, -1));
+    if (lua_tonumber(L, -1) != want) fail_msg("%s -> %s", exprs[i], out);
+    lua_settop(L, 0);
+  }
+}
+
+static void test_encode_errors(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  expect_encoding_error(f, "0/0", "NaN");
+  expect_encoding_error(f, "1/0", "infinity");
+  expect_encoding_error(f, "-1/0", "infinity");
+  expect_encoding_error(f, "{ 1, 2, { x = 0/0 } }", "NaN");
+  expect_encoding_error(f, "function() end", "function");
+  expect_encoding_error(f, "{ f = function() end }", "function");
+  expect_encoding_error(f, "{ [true] = 1 }", "boolean key");
+  expect_encoding_error(f, "{ [1.5] = 1 }", "number key");
+  expect_encoding_error(f, "(function() local t = {}; t.self = t; return t end)()",
+                        "nesting");
+  expect_encoding_error(f, "(function() local t = { 1 }; t[2] = t; return t end)()",
+                        "nesting");
+  /* Invalid UTF-8, in values and in keys, including what yajl alone lets
+   * through (overlong forms, surrogates). */
+  expect_encoding_error(f, "'\\xff'", "UTF-8");
+  expect_encoding_error(f, "'a\\xc3'", "UTF-8");
+  expect_encoding_error(f, "'\\xc0\\x80'", "UTF-8");
+  expect_encoding_error(f, "'\\xed\\xa0\\x80'", "UTF-8");
+  expect_encoding_error(f, "{ ok = { '\\xf4\\x90\\x80\\x80' } }", "UTF-8");
+  expect_encoding_error(f, "{ ['\\xff'] = 'v' }", "UTF-8");
+  expect_encoding_error(f, "{ ['\\xc0\\x80'] = 1 }", "UTF-8");
+  /* A userdata and a thread. */
+  lua_newuserdatauv(L, 8, 0);
+  char out[256], err[128];
+  assert_int_not_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  assert_non_null(strstr(err, "userdata"));
+  lua_newthread(L);
+  assert_int_not_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  assert_non_null(strstr(err, "thread"));
+
+  /* ixr__jw_str refuses invalid UTF-8 the same way. */
+  const char *line;
+  size_t len;
+  ixr__jw_begin(f->w);
+  ixr__jw_str(f->w, "a", "\xc0\x80", 2);
+  ixr__jw_end(f->w, &line, &len);
+  assert_true(ixr__jw_failed(f->w));
+  ixr__jw_begin(f->w);
+  ixr__jw_str(f->w, "a", "\xff", 1);
+  ixr__jw_end(f->w, &line, &len);
+  assert_true(ixr__jw_failed(f->w));
+
+  /* After a failure half way through, the next line starts clean. */
+  push_expr(L, "{ a = 1, b = { c = { 1, 2, function() end } } }");
+  assert_int_not_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  expect_encoding(f, "{ a = 1 }", "{\"v\":{\"a\":1}}");
+}
+
+/* Deep but finite: 64 tables under the line's object are fine. */
+static void test_encode_depth(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  char out[1024], err[128];
+  push_expr(L, "(function() local t = 1; for i = 1, 64 do t = { t } end; return t end)()");
+  assert_int_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  char *want_v = nested("[", "1", "]", 64);
+  char want[1024];
+  snprintf(want, sizeof(want), "{\"v\":%s}", want_v);
+  free(want_v);
+  assert_string_equal(out, want);
+  push_expr(L, "(function() local t = 1; for i = 1, 200 do t = { t } end; return t end)()");
+  assert_int_not_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  assert_non_null(strstr(err, "nesting"));
+}
+
+static void test_encode_escaping(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  expect_encoding(f, "'say \"hi\"'", "{\"v\":\"say \\\"hi\\\"\"}");
+  expect_encoding(f, "'back\\\\slash'", "{\"v\":\"back\\\\slash\"}");
+  expect_encoding(f, "'a\\nb\\rc\\td'", "{\"v\":\"a\\nb\\rc\\td\"}");
+  expect_encoding(f, "'\\0'", "{\"v\":\"\\u0000\"}");
+  expect_encoding(f, "'/'", "{\"v\":\"/\"}");
+  expect_encoding(f, "'h\\xc3\\xa9 \\xf0\\x9f\\x98\\x80'",
+                  "{\"v\":\"h\xc3\xa9 \xf0\x9f\x98\x80\"}");
+  expect_encoding(f, "{ ['k\"\\n'] = 1 }", "{\"v\":{\"k\\\"\\n\":1}}");
+
+  /* Every control character is escaped, and everything reads back. */
+  char out[4096], err[128];
+  char all[160];
+  size_t n = 0;
+  for (int c = 0; c < 0x80; c++) all[n++] = (char)c;
+  memcpy(all + n, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9);
+  n += 9;
+  lua_pushlstring(L, all, n);
+  assert_int_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  for (const char *p = out; *p; p++) assert_true((unsigned char)*p >= 0x20);
+  decode_ok(f, out);
+  expect_str_field(L, "v", all, n);
+  lua_settop(L, 0);
+}
+
+int main(void) {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_decode_event),
+      T(test_decode_nested),
+      T(test_decode_null),
+      T(test_decode_numbers),
+      T(test_decode_duplicate_keys),
+      T(test_decode_strings),
+      T(test_decode_invalid_utf8),
+      T(test_decode_malformed),
+      T(test_decode_top_level_values),
+      T(test_decode_nesting_limit),
+      T(test_decode_long_string),
+      T(test_decode_failure_restores_stack),
+      T(test_encode_scalars_and_fields),
+      T(test_encode_null),
+      T(test_encode_tables),
+      T(test_encode_floats),
+      T(test_encode_errors),
+      T(test_encode_depth),
+      T(test_encode_escaping),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
