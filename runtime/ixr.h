@@ -286,6 +286,35 @@ typedef struct ixr_stats {
 
 IXR_EXTERN int ixr_get_stats(ixr_runtime *rt, ixr_stats *st);
 
+/* One live session. The strings belong to the runtime: valid until the
+ * next call into it. */
+typedef struct ixr_session_info {
+  char id[24];          /* "s1" */
+  const char *state;    /* "active" | "suspended" */
+  const char *strategy; /* its strategy's name */
+  uint64_t generation;  /* the strategy generation its code comes from */
+} ixr_session_info;
+
+/* Looks up the session that owns an interaction: 0, or IXR_ENOTFOUND. */
+IXR_EXTERN int ixr_session_find(ixr_runtime *rt, const char *interactionid,
+                                size_t len, ixr_session_info *out);
+
+/*
+ * Exposes a C function to strategies as require("<module>").<name>. The
+ * function is a plain lua_CFunction (include <lua.h> to write one); `ud`
+ * is its first upvalue: lua_touserdata(L, lua_upvalueindex(1)). It runs
+ * inside ixr's protected call and under the same limits as the strategy
+ * that calls it: raise errors with luaL_error, never longjmp out of it
+ * otherwise. Modules named "ixr" or "ixr.*" are reserved. Register before
+ * the strategies that use it load (before ixr_new returns there is no
+ * runtime, so such strategies should require the module inside their
+ * functions, or call ixr_reload after registering).
+ */
+struct lua_State;
+typedef int (*ixr_lua_function)(struct lua_State *L);
+IXR_EXTERN int ixr_register(ixr_runtime *rt, const char *module,
+                            const char *name, ixr_lua_function fn, void *ud);
+
 /* Advances the manual clock by `ms` and fires every timer due by then. */
 IXR_EXTERN int ixr_advance(ixr_runtime *rt, uint64_t ms);
 

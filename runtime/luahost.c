@@ -21,6 +21,7 @@ static const char SANDBOX_KEY = 0; /* the allow-listed globals */
 static const char LOADED_KEY = 0;  /* modules loaded by require */
 static const char STRICT_KEY = 0;  /* the metatable of strategy environments */
 static const char CORE_KEY = 0;    /* the ixr.core table */
+static const char HOST_KEY = 0;    /* modules of C functions a host registered */
 
 
 /* ---- limits: the allocator and the instruction budget ----------------- */
@@ -360,6 +361,15 @@ static int l_require(lua_State *L) {
   lua_pop(L, 1);
   if (!module_name_ok(name, len))
     return luaL_error(L, "bad module name '%s'", name);
+  /* a module of the host's C functions */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
+  if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 2);
+    return 1;
+  }
+  lua_pop(L, 2);
   char rel[256];
   size_t i;
   for (i = 0; i < len; i++) rel[i] = name[i] == '.' ? '/' : name[i];
@@ -524,6 +534,30 @@ void ixr__modules_restore(ixr_runtime *rt, int ref) {
   luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
 }
 
+int ixr_register(ixr_runtime *rt, const char *module, const char *name,
+                 ixr_lua_function fn, void *ud) {
+  if (rt == NULL || module == NULL || name == NULL || fn == NULL ||
+      name[0] == '\0')
+    return IXR_EINVAL;
+  if (rt->closing) return IXR_ECLOSED;
+  if (!module_name_ok(module, strlen(module)) || strcmp(module, "ixr") == 0 ||
+      strncmp(module, "ixr.", 4) == 0)
+    return IXR_EINVAL;
+  lua_State *L = rt->L;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
+  if (lua_getfield(L, -1, module) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, module);
+  }
+  lua_pushlightuserdata(L, ud);
+  lua_pushcclosure(L, (lua_CFunction)fn, 1);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 2);
+  return 0;
+}
+
 int ixr__lua_open(ixr_runtime *rt) {
   lua_State *L = lua_newstate(lua_alloc, rt);
   if (L == NULL) return IXR_ENOMEM;
@@ -551,6 +585,8 @@ int ixr__lua_open(ixr_runtime *rt) {
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 2);
   build_sandbox(L);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
   ixr__open_session(L);
   ixr__open_core(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CORE_KEY);

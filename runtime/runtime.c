@@ -321,6 +321,20 @@ int ixr_get_stats(ixr_runtime *rt, ixr_stats *st) {
   return 0;
 }
 
+int ixr_session_find(ixr_runtime *rt, const char *iid, size_t len,
+                     ixr_session_info *out) {
+  if (rt == NULL || iid == NULL || out == NULL) return IXR_EINVAL;
+  if (rt->closing) return IXR_ECLOSED;
+  ixr__session *s = (ixr__session *)ixr__map_get(&rt->sessions, iid, len,
+                                                 ixr__hash(iid, len));
+  if (s == NULL) return IXR_ENOTFOUND;
+  snprintf(out->id, sizeof(out->id), "s%llu", (unsigned long long)s->id);
+  out->state = s->state == IXR__ACTIVE ? "active" : "suspended";
+  out->strategy = s->strategy->name;
+  out->generation = s->strategy->generation;
+  return 0;
+}
+
 /* ---- running and closing ---------------------------------------------- */
 
 int ixr_run(ixr_runtime *rt) {
