@@ -151,6 +151,11 @@ typedef struct ixr_options {
   size_t max_memory;         /* the whole Lua state; default 4 GiB */
   size_t max_call_growth;    /* net heap growth in one call (a soft
                                 per-session limit); default 0 */
+  /* Called inside ixr_new once the Lua state exists and before any
+   * strategy loads: the place to ixr_register() host functions that
+   * strategies require at load time. */
+  void (*on_setup)(ixr_runtime *rt, void *ud);
+  void *setup_ud;
 } ixr_options;
 
 /* Fills `o` with the defaults. */
@@ -305,10 +310,10 @@ IXR_EXTERN int ixr_session_find(ixr_runtime *rt, const char *interactionid,
  * is its first upvalue: lua_touserdata(L, lua_upvalueindex(1)). It runs
  * inside ixr's protected call and under the same limits as the strategy
  * that calls it: raise errors with luaL_error, never longjmp out of it
- * otherwise. Modules named "ixr" or "ixr.*" are reserved. Register before
- * the strategies that use it load (before ixr_new returns there is no
- * runtime, so such strategies should require the module inside their
- * functions, or call ixr_reload after registering).
+ * otherwise. Modules named "ixr" or "ixr.*" are reserved. Register from
+ * ixr_options.on_setup so that strategies can require the module when they
+ * load; registered later, it is there for the next reload and for
+ * require() calls made at run time.
  */
 struct lua_State;
 typedef int (*ixr_lua_function)(struct lua_State *L);

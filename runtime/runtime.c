@@ -107,6 +107,7 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
   if ((rc = ixr__timers_init(rt)) != 0) goto fail;
   if ((rc = ixr__streams_init(rt)) != 0) goto fail;
   if ((rc = ixr__lua_open(rt)) != 0) goto fail;
+  if (o->on_setup != NULL) o->on_setup(rt, o->setup_ud);
   if ((rc = load_first_generation(rt)) != 0) goto fail;
   ixr__framer_init(&rt->api.framer, rt->opt.max_line);
   rt->api.sink.write = api_write;
