@@ -411,6 +411,13 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
     control(rt, from, name, data, lineno, id_idx);
     goto done;
   }
+  if (from != NULL && from->control_only) {
+    ixr__emit_error(rt, from, NULL, "bad_event",
+                    "this is a control socket: it takes ixr.reload and "
+                    "ixr.status only",
+                    lineno, id_idx, NULL);
+    goto done;
+  }
   size_t iid_len = 0;
   const char *iid = NULL;
   if (data != 0 && lua_getfield(L, data, "interactionid") == LUA_TSTRING) /* ev+4 */

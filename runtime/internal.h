@@ -89,6 +89,7 @@ struct ixr__sink {
   uint32_t slot;          /* index in rt->sinks */
   uint32_t gen;           /* rt->sink_gen[slot] while this sink is open */
   bool open;
+  bool control_only;      /* a --control stream: ixr.* events only */
 };
 
 typedef struct ixr__sinkref {

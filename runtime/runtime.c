@@ -111,7 +111,10 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
   if ((rc = load_first_generation(rt)) != 0) goto fail;
   ixr__framer_init(&rt->api.framer, rt->opt.max_line);
   rt->api.sink.write = api_write;
-  if ((rc = ixr__sink_open(rt, &rt->api.sink)) != 0) goto fail;
+  /* Without an output callback the API is no place for output: lines go
+   * to the streams, or are held until one connects. */
+  if (o->on_output != NULL && (rc = ixr__sink_open(rt, &rt->api.sink)) != 0)
+    goto fail;
   *out = rt;
   return 0;
 fail:

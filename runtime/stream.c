@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -572,6 +573,12 @@ int ixr_listen(ixr_runtime *rt, const char *addr) {
   ls->rt = rt;
   int rc;
   if (strncmp(addr, "unix:", 5) == 0 && addr[5] != '\0') {
+    /* libuv (before 1.46) cuts a longer path short without a word, and
+     * would listen somewhere else than asked. */
+    if (strlen(addr + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+      free(ls);
+      return IXR_EADDR;
+    }
     ls->unix_path = strdup(addr + 5);
     if (ls->unix_path == NULL) {
       free(ls);

@@ -1,0 +1,117 @@
+#!/bin/sh
+# run_golden.sh: end-to-end golden tests of the ixr program.
+#
+#   sh tests/e2e/run_golden.sh PATH-TO-IXR SOURCE-DIR
+#
+# For every tests/e2e/NAME.ndjson, runs
+#   ixr run --handlers tests/e2e/handlers --clock manual < NAME.ndjson
+# from the source directory and compares standard output byte for byte with
+# tests/e2e/NAME.expected. Each case runs twice: with standard input
+# redirected from the file (read as a regular file) and through a pipe (read
+# as a stream), since ixr reads the two differently and both must give the
+# same output. A case also fails when ixr exits non-zero or its standard
+# error shows a crash or a sanitizer report.
+#
+# Paths in the output (strategy errors, tracebacks) are relative to the
+# source directory, which keeps the golden files independent of where the
+# tree is checked out.
+#
+# To (re)make a golden file, run the command above by hand and read the
+# output line by line against CONTRACT.md before saving it.
+
+if [ $# -ne 2 ]; then
+  echo "usage: sh $0 PATH-TO-IXR SOURCE-DIR" >&2
+  exit 2
+fi
+
+case $1 in
+  /*) ixr=$1 ;;
+  *) ixr=$(pwd)/$1 ;;
+esac
+src=$2
+
+if [ ! -x "$ixr" ]; then
+  echo "run_golden.sh: $ixr is not an executable" >&2
+  exit 2
+fi
+if ! cd "$src"; then
+  echo "run_golden.sh: cannot enter $src" >&2
+  exit 2
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ixr-golden.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# What a crash or a sanitizer leaves on standard error. Ordinary log lines
+# ("ixr: error: ... error in flow: ...") are expected in the error cases.
+crash='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|Assertion .* failed|Segmentation fault|Aborted|core dumped|handles left open|PANIC'
+
+passed=0
+failed=0
+
+# run_one NAME MODE: runs one case, sets $why to "" or to what went wrong.
+run_one() {
+  name=$1
+  mode=$2
+  out=$tmp/$name.$mode.out
+  err=$tmp/$name.$mode.err
+  if [ "$mode" = file ]; then
+    IXR_LUA_DIR=lua "$ixr" run --handlers tests/e2e/handlers --clock manual \
+      <"tests/e2e/$name.ndjson" >"$out" 2>"$err"
+    status=$?
+  else
+    # The exit status of a pipeline is the last command's: ixr's.
+    cat "tests/e2e/$name.ndjson" |
+      IXR_LUA_DIR=lua "$ixr" run --handlers tests/e2e/handlers --clock manual \
+        >"$out" 2>"$err"
+    status=$?
+  fi
+  why=""
+  if ! diff -u "tests/e2e/$name.expected" "$out" >"$tmp/$name.$mode.diff"; then
+    why="output differs from tests/e2e/$name.expected"
+  fi
+  if [ "$status" -ne 0 ]; then
+    why="${why:+$why; }exit status $status"
+  fi
+  if grep -E "$crash" "$err" >/dev/null 2>&1; then
+    why="${why:+$why; }crash text on standard error"
+  fi
+}
+
+found=0
+for input in tests/e2e/*.ndjson; do
+  [ -f "$input" ] || continue
+  found=1
+  name=$(basename "$input" .ndjson)
+  if [ ! -f "tests/e2e/$name.expected" ]; then
+    echo "FAIL $name: no tests/e2e/$name.expected"
+    failed=$((failed + 1))
+    continue
+  fi
+  for mode in file pipe; do
+    run_one "$name" "$mode"
+    if [ -z "$why" ]; then
+      echo "PASS $name ($mode)"
+      passed=$((passed + 1))
+    else
+      echo "FAIL $name ($mode): $why"
+      if [ -s "$tmp/$name.$mode.diff" ]; then
+        sed 's/^/    /' "$tmp/$name.$mode.diff"
+      fi
+      if [ -s "$tmp/$name.$mode.err" ]; then
+        echo "    standard error:"
+        sed 's/^/    | /' "$tmp/$name.$mode.err"
+      fi
+      failed=$((failed + 1))
+    fi
+  done
+done
+
+if [ "$found" -eq 0 ]; then
+  echo "no tests/e2e/*.ndjson cases found in $src"
+  failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
