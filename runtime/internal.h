@@ -367,6 +367,8 @@ struct ixr_runtime {
   void *dirty_streams; /* streams with output to flush */
   uv_prepare_t prepare;
   bool prepare_open;
+  uv_timer_t stop_timer; /* closes streams that do not drain after a stop */
+  bool stop_timer_open;
   unsigned open_handles; /* handles and streams whose close is pending */
 
   /* reload (reload.c) */
@@ -381,6 +383,7 @@ struct ixr_runtime {
 };
 
 /* stream.c */
+#define IXR__STOP_GRACE_MS 5000
 int ixr__streams_init(ixr_runtime *rt);
 void ixr__streams_stop(ixr_runtime *rt, bool now);
 

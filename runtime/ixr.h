@@ -225,12 +225,17 @@ IXR_EXTERN int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd,
 /* Listens on "unix:PATH" or "tcp:HOST:PORT"; each connection is a stream. */
 IXR_EXTERN int ixr_listen(ixr_runtime *rt, const char *addr);
 
+/* The same for a control socket: its connections may send only ixr.*
+ * control events (ixr.reload, ixr.status), and get no session output. */
+IXR_EXTERN int ixr_listen_control(ixr_runtime *rt, const char *addr);
+
 /* Runs the runtime's own loop until ixr_stop(). IXR_ELOOP on a host loop. */
 IXR_EXTERN int ixr_run(ixr_runtime *rt);
 
 /*
- * Stops serving: listeners close, streams finish the line in progress, flush
- * their output and close. ixr_run() returns once that is done.
+ * Stops serving: listeners close, streams stop reading, write the output
+ * already produced and close (a peer that has not taken its output within
+ * 5 seconds is disconnected). ixr_run() returns once that is done.
  */
 IXR_EXTERN void ixr_stop(ixr_runtime *rt);
 

@@ -50,7 +50,7 @@ int ixr__sink_open(ixr_runtime *rt, ixr__sink *sk) {
   if (rt->sinks_tail) rt->sinks_tail->next = sk;
   else rt->sinks_head = sk;
   rt->sinks_tail = sk;
-  ixr__held_flush(rt, sk);
+  if (!sk->control_only) ixr__held_flush(rt, sk);
   return 0;
 }
 
@@ -75,7 +75,10 @@ static ixr__sink *resolve(ixr_runtime *rt, ixr__sinkref r) {
   if (r.gen != 0 && r.slot < rt->nsinks && rt->sinks[r.slot] != NULL &&
       rt->sink_gen[r.slot] == r.gen)
     return rt->sinks[r.slot];
-  return rt->sinks_tail; /* the newest open sink, or NULL */
+  /* the newest open sink that takes session output, or NULL */
+  ixr__sink *sk = rt->sinks_tail;
+  while (sk != NULL && sk->control_only) sk = sk->prev;
+  return sk;
 }
 
 static void hold(ixr_runtime *rt, const ixr_output *out) {

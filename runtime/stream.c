@@ -92,6 +92,7 @@ struct ixr__listener {
   } h;
   char *unix_path;
   bool closing;
+  bool control_only;
 };
 
 typedef struct write_req {
@@ -371,6 +372,8 @@ static void start_reading(ixr__stream *st) {
 
 /* ---- lifecycle -------------------------------------------------------- */
 
+static void close_stop_timer(ixr_runtime *rt);
+
 static void free_stream(ixr__stream *st) {
   ixr_runtime *rt = st->rt;
   unmark_dirty(st);
@@ -381,6 +384,7 @@ static void free_stream(ixr__stream *st) {
   ixr__buf_free(&st->obuf);
   free(st->rbuf);
   free(st);
+  if (rt->streams == NULL) close_stop_timer(rt);
   ixr__handle_closed(rt);
 }
 
@@ -543,6 +547,7 @@ static void on_connection(uv_stream_t *server, int status) {
   st->h.handle.data = st;
   st->h_open = true;
   rc = uv_accept(server, &st->h.stream);
+  st->sink.control_only = ls->control_only;
   if (rc == 0) rc = ixr__sink_open(rt, &st->sink);
   if (rc != 0) {
     ixr__log(rt, IXR_LOG_WARN, "accept failed: %s", uv_strerror(rc));
@@ -565,12 +570,13 @@ static void on_listener_closed(uv_handle_t *h) {
   ixr__handle_closed(rt);
 }
 
-int ixr_listen(ixr_runtime *rt, const char *addr) {
+static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
   if (rt == NULL || addr == NULL) return IXR_EINVAL;
   if (rt->closing || rt->stopping) return IXR_ECLOSED;
   ixr__listener *ls = calloc(1, sizeof(*ls));
   if (ls == NULL) return IXR_ENOMEM;
   ls->rt = rt;
+  ls->control_only = control_only;
   int rc;
   if (strncmp(addr, "unix:", 5) == 0 && addr[5] != '\0') {
     /* libuv (before 1.46) cuts a longer path short without a word, and
@@ -651,8 +657,17 @@ int ixr_listen(ixr_runtime *rt, const char *addr) {
     uv_close(&ls->h.handle, on_listener_closed);
     return IXR_ELISTEN;
   }
-  ixr__log(rt, IXR_LOG_INFO, "listening on %s", addr);
+  ixr__log(rt, IXR_LOG_INFO, "listening on %s%s", addr,
+           control_only ? " (control events only)" : "");
   return 0;
+}
+
+int ixr_listen(ixr_runtime *rt, const char *addr) {
+  return listen_on(rt, addr, false);
+}
+
+int ixr_listen_control(ixr_runtime *rt, const char *addr) {
+  return listen_on(rt, addr, true);
 }
 
 /* ---- stopping --------------------------------------------------------- */
@@ -673,8 +688,33 @@ static void on_prepare_closed(uv_handle_t *h) {
   ixr__handle_closed(rt);
 }
 
+static void on_stop_timer_closed(uv_handle_t *h) {
+  ixr_runtime *rt = h->data;
+  ixr__handle_closed(rt);
+}
+
+static void close_stop_timer(ixr_runtime *rt) {
+  if (!rt->stop_timer_open) return;
+  rt->stop_timer_open = false;
+  uv_close((uv_handle_t *)&rt->stop_timer, on_stop_timer_closed);
+}
+
+/* A peer that does not read its last output cannot hold a stop forever. */
+static void on_stop_deadline(uv_timer_t *t) {
+  ixr_runtime *rt = t->data;
+  for (ixr__stream *st = rt->streams, *next; st != NULL; st = next) {
+    next = st->next_stream;
+    if (st->closing) continue;
+    ixr__log(rt, IXR_LOG_WARN, "%s: output not taken within %d ms of the stop: "
+             "closing it", st->name, IXR__STOP_GRACE_MS);
+    stream_close(st);
+  }
+  close_stop_timer(rt);
+}
+
 /* Stops every listener and stream: input stops, output already produced is
- * written, then each closes. With `now`, streams close without waiting. */
+ * written, then each closes (within IXR__STOP_GRACE_MS). With `now`,
+ * streams close without waiting. */
 void ixr__streams_stop(ixr_runtime *rt, bool now) {
   while (rt->listeners != NULL) {
     ixr__listener *ls = rt->listeners;
@@ -695,6 +735,18 @@ void ixr__streams_stop(ixr_runtime *rt, bool now) {
     flush(st);
     if (!st->closing) maybe_finish(st);
   }
+  bool waiting = false;
+  for (ixr__stream *st = rt->streams; st != NULL; st = st->next_stream)
+    if (!st->closing) waiting = true;
+  if (!now && waiting && !rt->stop_timer_open &&
+      uv_timer_init(rt->loop, &rt->stop_timer) == 0) {
+    rt->stop_timer.data = rt;
+    rt->stop_timer_open = true;
+    rt->open_handles++;
+    uv_timer_start(&rt->stop_timer, on_stop_deadline, IXR__STOP_GRACE_MS, 0);
+    uv_unref((uv_handle_t *)&rt->stop_timer); /* the streams keep the loop */
+  }
+  if (now) close_stop_timer(rt);
   if (now && rt->prepare_open) {
     rt->prepare_open = false;
     uv_close((uv_handle_t *)&rt->prepare, on_prepare_closed);
