@@ -594,6 +594,52 @@ static void test_output_held_while_no_connection(void **state) {
   finish(f);
 }
 
+/* A control socket takes ixr.* events only and gets no session output. */
+static void test_control_socket(void **state) {
+  fixture *f = *state;
+  srv_start(f, IXR_CLOCK_MANUAL, 0);
+  char cpath[160], caddr[170];
+  snprintf(cpath, sizeof(cpath), "%s.ctl", f->path);
+  snprintf(caddr, sizeof(caddr), "unix:%s", cpath);
+  assert_int_equal(ixr_listen_control(f->rt, caddr), 0);
+  client *data = &f->c[0], *ctl = &f->c[1];
+  connect_unix(f, data);
+  /* connect the control client to the control socket */
+  uv_pipe_init(&f->loop, &ctl->h.pipe, 0);
+  ctl->h.handle.data = ctl;
+  ctl->f = f;
+  ctl->inited = true;
+  ctl->conn.data = ctl;
+  uv_pipe_connect(&ctl->conn, &ctl->h.pipe, cpath, on_client_connect);
+  assert_true(run_until(f, is_connected, ctl, 5000));
+  assert_int_equal(ctl->connect_status, 0);
+
+  client_sends(ctl, "{\"name\":\"ixr.status\",\"id\":1}\n");
+  client_sends(ctl, present("C1", NULL));
+  client_sends(ctl, "{\"name\":\"ixr.reload\"}\n");
+  assert_true(wait_lines(f, ctl, 3, 5000));
+  assert_non_null(strstr(ctl->cap.lines[0], "\"type\":\"reply\",\"name\":\"ixr.status\",\"id\":1"));
+  assert_non_null(strstr(ctl->cap.lines[1], "this is a control socket"));
+  assert_non_null(strstr(ctl->cap.lines[2], "\"name\":\"ixr.reload\""));
+  assert_non_null(strstr(ctl->cap.lines[2], "\"ok\":true"));
+
+  /* the control connection is the newest, but session output never goes
+   * there: with the data connection gone, it is held for the next one */
+  client_sends(data, present("D1", "short"));
+  assert_true(wait_lines(f, data, 2, 5000));
+  client_close(data);
+  assert_true(run_until(f, is_closed, data, 5000));
+  run_nowait(f, 5);
+  assert_int_equal(ixr_advance(f->rt, 5000), 0);
+  run_for(f, 50);
+  assert_int_equal(ctl->cap.n, 3);
+  client *again = &f->c[2];
+  connect_unix(f, again);
+  assert_true(wait_lines(f, again, 1, 5000));
+  expect_ended(again, "again", 0, "s1", "D1", "completed");
+  finish(f);
+}
+
 /* ---- c) line_too_long ------------------------------------------------------- */
 
 static void test_line_too_long_on_socket(void **state) {
@@ -1029,6 +1075,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reconnect_takes_over_sessions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_output_held_while_no_connection, setup, teardown),
       cmocka_unit_test_setup_teardown(test_line_too_long_on_socket, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_control_socket, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_stops_reading, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stop_with_open_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_with_open_connections, setup, teardown),
