@@ -29,6 +29,7 @@ typedef struct cj {
   char *s;      /* CJ_STRING: the bytes (NUL-terminated too); CJ_NUMBER: its text */
   size_t len;
   size_t n;     /* CJ_ARRAY, CJ_OBJECT: number of members */
+  size_t cap;
   struct cj **v;
   char **k;     /* CJ_OBJECT: the keys, NUL-terminated */
   size_t *klen;
@@ -53,7 +54,8 @@ bool cj_uint(const cj *v, unsigned long long *out);
  */
 bool cj_match(const cj *expect, const cj *actual, char *why, size_t whylen);
 
-bool cj_utf8_valid(const char *s, size_t len);
+/* Valid UTF-8 without NUL bytes: bytes a JSON string carries exactly. */
+bool cj_is_text(const char *s, size_t len);
 
 /* A compact generator (no spaces), for one line at a time. */
 yajl_gen cj_gen_new(void);
@@ -72,12 +74,16 @@ long cj_b64_decode(const char *s, size_t len, unsigned char *out);
 
 int cli_test(int argc, char **argv);
 
+/* Is `k` a key that makes a scenario line a step (send, expect, ...)? */
+bool cli_scenario_key(const char *k);
+
 /* ---- recording, tracing, replay (cli_record.c) ------------------------ */
 
 typedef struct cli_recorder cli_recorder;
 
 /* Opens FILE for `ixr run --record FILE`: its input hook is
- * cli_recorder_input with the recorder as ud. */
+ * cli_recorder_input with the recorder as ud. Returns 0, or -1 after
+ * saying why on standard error. */
 int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock);
 void cli_recorder_input(void *ud, const char *line, size_t len, uint64_t now_ms);
 /* Closes the file; returns 0, or -1 when a write failed (already reported). */

@@ -325,13 +325,13 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
   ixr__map_put(&rt->sessions, &s->node);
   rt->sessions_active++;
   rt->stats.sessions_started++;
-  ixr__emit_session(rt, s, "started", NULL);
   lua_rawgeti(L, LUA_REGISTRYINDEX, st->start_ref);
   if (rt->opt.on_trace != NULL) {
     char where[512];
     ixr__trace(rt, "  s%llu %s -> new session, flow start %s",
                (unsigned long long)s->id, iid, ixr__where(L, -1, where, sizeof(where)));
   }
+  ixr__emit_session(rt, s, "started", NULL);
   ixr__push_session(rt, s);
   lua_pushvalue(L, ev);
   ixr__flow_start(rt, s);
@@ -403,8 +403,8 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
     const char *tiid = NULL;
     if (data != 0 && lua_getfield(L, data, "interactionid") == LUA_TSTRING)
       tiid = lua_tostring(L, -1);
-    ixr__trace(rt, "in line %llu: %s %s", (unsigned long long)lineno, name,
-               tiid ? tiid : "");
+    ixr__trace(rt, "in line %llu: %s%s%s", (unsigned long long)lineno, name,
+               tiid ? " " : "", tiid ? tiid : "");
     if (data != 0) lua_pop(L, 1);
   }
   if (strncmp(name, "clock.", 6) == 0 || strncmp(name, "ixr.", 4) == 0) {

@@ -8,18 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "ixr.h"
 
 static void usage(FILE *f) {
   fputs("usage:\n"
-        "  ixr run   [--handlers DIR] [--listen ADDR]... [--clock real|manual]\n"
-        "            [--log-level error|warn|info|debug|trace] [--max-line BYTES]\n"
-        "  ixr check [--handlers DIR]\n"
+        "  ixr run    [--handlers DIR] [--listen ADDR]... [--clock real|manual]\n"
+        "             [--log-level error|warn|info|debug|trace] [--max-line BYTES]\n"
+        "             [--record FILE] [--trace]\n"
+        "  ixr check  [--handlers DIR]\n"
+        "  ixr test   [--handlers DIR] [--trace] FILE|DIR...\n"
+        "  ixr replay [--handlers DIR] [--to-scenario OUT] [--trace] RECORD\n"
         "  ixr version\n"
         "\n"
         "ixr run reads NDJSON events on standard input and writes output lines\n"
         "on standard output, or serves each connection to --listen unix:PATH or\n"
-        "tcp:HOST:PORT as its own stream. Logs go to standard error.\n",
+        "tcp:HOST:PORT as its own stream. Logs go to standard error.\n"
+        "--record FILE writes every input line with its arrival time, for ixr\n"
+        "replay; --trace prints each step (event in, handler chosen, output) on\n"
+        "standard error. ixr test runs scenario files; see docs/authoring.md.\n",
         f);
 }
 
@@ -45,21 +52,12 @@ static void on_signal(uv_signal_t *h, int signum) {
   ixr_stop(c->rt);
 }
 
-static int parse_level(const char *s, ixr_log_level *out) {
-  static const char *names[] = {"error", "warn", "info", "debug", "trace"};
-  for (int i = 0; i < 5; i++)
-    if (strcmp(s, names[i]) == 0) {
-      *out = (ixr_log_level)i;
-      return 0;
-    }
-  return -1;
-}
-
 static int cmd_run(int argc, char **argv) {
   ixr_options o;
   ixr_options_init(&o);
   const char **listens = calloc((size_t)argc + 1, sizeof(*listens));
   int nlisten = 0;
+  const char *record = NULL;
   if (listens == NULL) return 1;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -76,9 +74,14 @@ static int cmd_run(int argc, char **argv) {
       else return free(listens), bad_usage("--clock takes real or manual, not '%s'", v);
       i++;
     } else if (strcmp(a, "--log-level") == 0 && v) {
-      if (parse_level(v, &o.log_level) != 0)
+      if (cli_parse_level(v, &o.log_level) != 0)
         return free(listens), bad_usage("unknown log level '%s'", v);
       i++;
+    } else if (strcmp(a, "--record") == 0 && v) {
+      record = v;
+      i++;
+    } else if (strcmp(a, "--trace") == 0) {
+      o.on_trace = cli_trace_print;
     } else if (strcmp(a, "--max-line") == 0 && v) {
       char *end;
       unsigned long long n = strtoull(v, &end, 10);
@@ -98,10 +101,19 @@ static int cmd_run(int argc, char **argv) {
     return 1;
   }
   o.loop = &loop;
+  cli_recorder *rec = NULL;
+  if (record != NULL && cli_recorder_open(&rec, record, o.clock) != 0) {
+    free(listens);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  o.on_input = rec ? cli_recorder_input : NULL;
+  o.input_ud = rec;
   cli c;
   int rc = ixr_new(&c.rt, &o);
   if (rc != 0) {
     fprintf(stderr, "ixr: cannot start: %s\n", ixr_strerror(rc));
+    cli_recorder_close(rec);
     free(listens);
     uv_loop_close(&loop);
     return 1;
@@ -136,6 +148,7 @@ static int cmd_run(int argc, char **argv) {
   uv_close((uv_handle_t *)&c.sigterm, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0) fprintf(stderr, "ixr: handles left open at exit\n");
+  if (cli_recorder_close(rec) != 0) status = 1;
   return status;
 }
 
@@ -174,6 +187,8 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
+  if (strcmp(cmd, "test") == 0) return cli_test(argc - 2, argv + 2);
+  if (strcmp(cmd, "replay") == 0) return cli_replay(argc - 2, argv + 2);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("ixr %s\n", ixr_version());
     return 0;

@@ -126,12 +126,14 @@ fail:
 
 int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
                              const char *line, size_t len, uint64_t lineno) {
+  /* Recorded before the blank-line check, so that a replay numbers lines
+   * as the original run did. */
+  if (rt->opt.on_input != NULL)
+    rt->opt.on_input(rt->opt.input_ud, line, len, ixr__now(rt));
   /* Blank lines are allowed between events. */
   size_t i = 0;
   while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
   if (i == len) return 0;
-  if (rt->opt.on_input != NULL)
-    rt->opt.on_input(rt->opt.input_ud, line, len, ixr__now(rt));
   char err[256];
   if (ixr__decode(rt, line, len, err, sizeof(err)) != 0) {
     rt->stats.events_in++;

@@ -1,0 +1,528 @@
+/*
+ * cli_record.c: recording (ixr run --record), tracing (--trace) and replay
+ * (ixr replay, optionally into a scenario file).
+ *
+ * A record file is NDJSON. Its first line says how it was made,
+ *   {"record":"ixr","version":1,"clock":"real"}
+ * and every other line is one input line as the runtime received it, with
+ * the runtime clock's time in ms:
+ *   {"t":1520,"line":"{\"name\":\"interaction.present\",...}"}
+ * Lines that are not valid UTF-8 (or hold a NUL byte) cannot be a JSON
+ * string; they are kept byte for byte as {"t":..,"base64":"..."}, so a
+ * replay reproduces the errors they caused.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+/* ---- hooks shared by the commands -------------------------------------- */
+
+void cli_trace_print(void *ud, const char *line) {
+  (void)ud;
+  fprintf(stderr, "%s\n", line);
+}
+
+static const char *const level_names[] = {"error", "warn", "info", "debug",
+                                          "trace"};
+
+int cli_parse_level(const char *s, ixr_log_level *out) {
+  for (int i = 0; i < 5; i++)
+    if (strcmp(s, level_names[i]) == 0) {
+      *out = (ixr_log_level)i;
+      return 0;
+    }
+  return -1;
+}
+
+void cli_log_print(void *ud, ixr_log_level level, const char *msg) {
+  (void)ud;
+  fflush(stdout); /* keep reports and log lines in order on a terminal */
+  fprintf(stderr, "ixr: %s: %s\n", level_names[level], msg);
+}
+
+/* ---- recording -------------------------------------------------------- */
+
+struct cli_recorder {
+  FILE *f;
+  char *path;
+  yajl_gen g;
+  bool failed;
+};
+
+static void record_failed(cli_recorder *r) {
+  if (!r->failed)
+    fprintf(stderr, "ixr: --record %s: %s: recording stopped\n", r->path,
+            strerror(errno));
+  r->failed = true;
+}
+
+int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock) {
+  cli_recorder *r = calloc(1, sizeof(*r));
+  if (r == NULL || (r->path = strdup(path)) == NULL || (r->g = cj_gen_new()) == NULL) {
+    fprintf(stderr, "ixr: --record %s: out of memory\n", path);
+    goto fail;
+  }
+  if ((r->f = fopen(path, "w")) == NULL) {
+    fprintf(stderr, "ixr: --record %s: %s\n", path, strerror(errno));
+    goto fail;
+  }
+  fprintf(r->f, "{\"record\":\"ixr\",\"version\":1,\"clock\":\"%s\"}\n",
+          clock == IXR_CLOCK_MANUAL ? "manual" : "real");
+  if (fflush(r->f) != 0) record_failed(r);
+  *out = r;
+  return 0;
+fail:
+  if (r != NULL) {
+    if (r->g != NULL) yajl_gen_free(r->g);
+    free(r->path);
+    free(r);
+  }
+  return -1;
+}
+
+void cli_recorder_input(void *ud, const char *line, size_t len, uint64_t now_ms) {
+  cli_recorder *r = ud;
+  if (r->failed) return;
+  yajl_gen g = r->g;
+  yajl_gen_map_open(g);
+  cj_gen_str(g, "t", 1);
+  yajl_gen_integer(g, (long long)now_ms);
+  if (cj_is_text(line, len)) {
+    cj_gen_str(g, "line", 4);
+    cj_gen_str(g, line, len);
+  } else {
+    char *b = cj_b64_encode((const unsigned char *)line, len);
+    if (b == NULL) {
+      errno = ENOMEM;
+      record_failed(r);
+      yajl_gen_clear(g);
+      yajl_gen_reset(g, NULL);
+      return;
+    }
+    cj_gen_str(g, "base64", 6);
+    cj_gen_str(g, b, strlen(b));
+    free(b);
+  }
+  yajl_gen_map_close(g);
+  /* Flushed line by line: the incident worth replaying may be the crash. */
+  if (cj_gen_line(g, r->f) != 0 || fflush(r->f) != 0) record_failed(r);
+}
+
+int cli_recorder_close(cli_recorder *r) {
+  if (r == NULL) return 0;
+  if (fclose(r->f) != 0) record_failed(r);
+  int rc = r->failed ? -1 : 0;
+  yajl_gen_free(r->g);
+  free(r->path);
+  free(r);
+  return rc;
+}
+
+/* ---- replay ----------------------------------------------------------- */
+
+typedef struct replay {
+  const char *path;
+  FILE *scen;         /* --to-scenario, or NULL */
+  yajl_gen g;
+  int scen_line;      /* lines written to the scenario so far */
+  int send_line;      /* the scenario line of the last send */
+  unsigned long long sends, expects;
+  unsigned long long fed; /* lines fed: the runtime's line number */
+  uint64_t t;         /* the time recorded for the line being fed */
+  long rec_line;      /* its line in the record file */
+  long diverged_at;   /* first record line replayed at another time, or 0 */
+  uint64_t diverged_t, diverged_now;
+  bool out_failed, scen_failed;
+} replay;
+
+static void scen_gen_line(replay *rp) {
+  if (cj_gen_line(rp->g, rp->scen) != 0) rp->scen_failed = true;
+  rp->scen_line++;
+}
+
+/*
+ * An output line as an expect. Everything must match, except what cannot
+ * be the same in another run: error messages and tracebacks (they quote
+ * file paths, which depend on where the scenario runs from) and the
+ * measurements in replies to ixr.* control events. An error's "line" is
+ * the scenario's line number of the send that caused it.
+ */
+static void write_expect(replay *rp, const cj *v) {
+  bool is_error = cj_is_str(cj_get(v, "type"), "error");
+  bool is_reply = cj_is_str(cj_get(v, "type"), "reply");
+  yajl_gen g = rp->g;
+  yajl_gen_map_open(g);
+  cj_gen_str(g, "expect", 6);
+  yajl_gen_map_open(g);
+  for (size_t i = 0; i < v->n; i++) {
+    const char *k = v->k[i];
+    if (is_error && (strcmp(k, "message") == 0 || strcmp(k, "traceback") == 0))
+      continue;
+    if (is_reply && strcmp(k, "type") != 0 && strcmp(k, "name") != 0 &&
+        strcmp(k, "id") != 0 && strcmp(k, "ok") != 0)
+      continue;
+    cj_gen_str(g, k, v->klen[i]);
+    unsigned long long n;
+    if (is_error && strcmp(k, "line") == 0 && cj_uint(v->v[i], &n) && n == rp->fed)
+      yajl_gen_integer(g, rp->send_line);
+    else
+      cj_gen(g, v->v[i]);
+  }
+  yajl_gen_map_close(g);
+  yajl_gen_map_close(g);
+  scen_gen_line(rp);
+  rp->expects++;
+}
+
+static void replay_output(void *ud, const ixr_output *o) {
+  replay *rp = ud;
+  if (fwrite(o->json, 1, o->json_len, stdout) != o->json_len ||
+      putchar('\n') == EOF)
+    rp->out_failed = true;
+  if (rp->scen == NULL) return;
+  char err[200];
+  cj *v = cj_parse(o->json, o->json_len, err, sizeof(err));
+  if (v == NULL || v->type != CJ_OBJECT) {
+    fprintf(stderr, "ixr replay: an output line is not a JSON object (%s)\n",
+            v ? "not an object" : err);
+    rp->scen_failed = true;
+  } else {
+    write_expect(rp, v);
+  }
+  cj_free(v);
+}
+
+static void replay_input(void *ud, const char *line, size_t len, uint64_t now_ms) {
+  replay *rp = ud;
+  (void)line;
+  (void)len;
+  if (now_ms != rp->t && rp->diverged_at == 0) {
+    rp->diverged_at = rp->rec_line;
+    rp->diverged_t = rp->t;
+    rp->diverged_now = now_ms;
+  }
+}
+
+/* Is this recorded input line fit to stand in a scenario as it is, as a bare
+ * event line? (A JSON object with a name and no key a scenario reads, and
+ * no blanks around it, which the scenario reader would trim.) */
+static bool bare_event(const char *line, size_t len) {
+  if (len < 2 || line[0] != '{' || line[len - 1] != '}') return false;
+  char err[8];
+  cj *v = cj_parse(line, len, err, sizeof(err));
+  bool ok = v != NULL && v->type == CJ_OBJECT && cj_get(v, "name") != NULL;
+  for (size_t i = 0; ok && i < v->n; i++)
+    if (cli_scenario_key(v->k[i])) ok = false;
+  cj_free(v);
+  return ok;
+}
+
+static void write_send(replay *rp, const char *line, size_t len) {
+  if (len == 0) return; /* an empty line does nothing; none is needed */
+  if (cj_is_text(line, len)) {
+    if (bare_event(line, len)) {
+      if (fwrite(line, 1, len, rp->scen) != len || putc('\n', rp->scen) == EOF)
+        rp->scen_failed = true;
+      rp->scen_line++;
+    } else {
+      yajl_gen_map_open(rp->g);
+      cj_gen_str(rp->g, "send_raw", 8);
+      cj_gen_str(rp->g, line, len);
+      yajl_gen_map_close(rp->g);
+      scen_gen_line(rp);
+    }
+  } else {
+    char *b = cj_b64_encode((const unsigned char *)line, len);
+    if (b == NULL) {
+      rp->scen_failed = true;
+      return;
+    }
+    yajl_gen_map_open(rp->g);
+    cj_gen_str(rp->g, "send_base64", 11);
+    cj_gen_str(rp->g, b, strlen(b));
+    yajl_gen_map_close(rp->g);
+    scen_gen_line(rp);
+    free(b);
+  }
+  rp->send_line = rp->scen_line;
+  rp->sends++;
+}
+
+/* Splits an absolute, normalized path into its next component. */
+static const char *next_part(const char *p, size_t *len) {
+  while (*p == '/') p++;
+  *len = strcspn(p, "/");
+  return p;
+}
+
+/*
+ * The handlers directory as the scenario at `scen_path` should name it:
+ * relative to the scenario's directory when both resolve, else as given.
+ */
+static char *handlers_for(const char *scen_path, const char *handlers) {
+  char to[PATH_MAX], from[PATH_MAX];
+  char *dir = strdup(scen_path);
+  if (dir == NULL) return NULL;
+  char *slash = strrchr(dir, '/');
+  if (slash == dir) slash[1] = '\0';
+  else if (slash != NULL) *slash = '\0';
+  else strcpy(dir, ".");
+  bool ok = realpath(handlers, to) != NULL && realpath(dir, from) != NULL;
+  free(dir);
+  if (!ok) return strdup(handlers);
+  /* skip the common leading components */
+  const char *a = from, *b = to;
+  for (;;) {
+    size_t la, lb;
+    const char *pa = next_part(a, &la), *pb = next_part(b, &lb);
+    if (la == 0 || la != lb || memcmp(pa, pb, la) != 0) break;
+    a = pa + la;
+    b = pb + lb;
+  }
+  size_t ups = 0, la;
+  for (const char *p = next_part(a, &la); la > 0; p = next_part(p + la, &la)) ups++;
+  b = next_part(b, &la);
+  size_t need = ups * 3 + strlen(b) + 2;
+  char *rel = malloc(need);
+  if (rel == NULL) return NULL;
+  rel[0] = '\0';
+  for (size_t i = 0; i < ups; i++) strcat(rel, "../");
+  strcat(rel, b);
+  size_t n = strlen(rel);
+  if (n == 0) strcpy(rel, ".");
+  else if (rel[n - 1] == '/') rel[n - 1] = '\0';
+  return rel;
+}
+
+static void replay_usage(FILE *f) {
+  fputs("usage: ixr replay [--handlers DIR] [--to-scenario OUT] [--trace]\n"
+        "                  [--log-level LEVEL] RECORD\n"
+        "Feeds a record made by ixr run --record RECORD back through the\n"
+        "strategies in DIR (default ./handlers), with the clock following the\n"
+        "recorded times, as fast as it can. Output lines go to standard output;\n"
+        "--to-scenario also writes them, with the inputs, as a scenario file.\n",
+        f);
+}
+
+/* One record line: sets *t and the input bytes (malloc'd) in *line. */
+static int parse_record(const char *text, size_t len, uint64_t *t, char **line,
+                        size_t *line_len, char *err, size_t errlen) {
+  char why[300];
+  cj *v = cj_parse(text, len, why, sizeof(why));
+  int rc = -1;
+  unsigned long long tv;
+  const cj *l = cj_get(v, "line"), *b = cj_get(v, "base64");
+  if (v == NULL) {
+    snprintf(err, errlen, "not a JSON line (%s)", why);
+  } else if (v->type != CJ_OBJECT || !cj_uint(cj_get(v, "t"), &tv)) {
+    snprintf(err, errlen, "a record line needs \"t\": whole milliseconds");
+  } else if ((l == NULL) == (b == NULL) ||
+             (l ? l : b)->type != CJ_STRING) {
+    snprintf(err, errlen,
+             "a record line needs one of \"line\" or \"base64\", a string");
+  } else if (l != NULL) {
+    if ((*line = malloc(l->len + 1)) != NULL) {
+      memcpy(*line, l->s, l->len);
+      *line_len = l->len;
+      *t = tv;
+      rc = 0;
+    }
+  } else if ((*line = malloc(b->len / 4 * 3 + 1)) != NULL) {
+    long n = cj_b64_decode(b->s, b->len, (unsigned char *)*line);
+    if (n < 0) {
+      free(*line);
+      snprintf(err, errlen, "\"base64\" is not base64 text");
+    } else {
+      *line_len = (size_t)n;
+      *t = tv;
+      rc = 0;
+    }
+  }
+  if (rc != 0 && err[0] == '\0') snprintf(err, errlen, "out of memory");
+  cj_free(v);
+  return rc;
+}
+
+/* The header line of a record: 1 (and *follow_t set), 0 when the line is
+ * not a header (records may lack one), -1 with a message in err. */
+static int read_header(const char *text, size_t len, bool *follow_t, char *err,
+                       size_t errlen) {
+  char why[300];
+  cj *h = cj_parse(text, len, why, sizeof(why));
+  int rc = h != NULL && cj_get(h, "record") != NULL ? 1 : 0;
+  if (rc == 1) {
+    const cj *clock = cj_get(h, "clock");
+    if (cj_is_str(clock, "manual")) {
+      *follow_t = false;
+    } else if (!cj_is_str(clock, "real")) {
+      snprintf(err, errlen, "the header's \"clock\" must be \"real\" or \"manual\"");
+      rc = -1;
+    }
+  }
+  cj_free(h);
+  return rc;
+}
+
+int cli_replay(int argc, char **argv) {
+  const char *handlers = "handlers", *to_scenario = NULL, *path = NULL;
+  bool trace = false;
+  ixr_log_level level = IXR_LOG_WARN;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      replay_usage(stdout);
+      return 0;
+    }
+    bool ok = true;
+    if (strcmp(a, "--handlers") == 0 && v) handlers = argv[++i];
+    else if (strcmp(a, "--to-scenario") == 0 && v) to_scenario = argv[++i];
+    else if (strcmp(a, "--log-level") == 0 && v) ok = cli_parse_level(argv[++i], &level) == 0;
+    else if (strcmp(a, "--trace") == 0) trace = true;
+    else if ((a[0] != '-' || a[1] == '\0') && path == NULL) path = a;
+    else ok = false;
+    if (!ok) {
+      fprintf(stderr, "ixr replay: bad, repeated or incomplete argument '%s'\n\n",
+              argv[i]);
+      replay_usage(stderr);
+      return 2;
+    }
+  }
+  if (path == NULL) {
+    replay_usage(stderr);
+    return 2;
+  }
+  struct stat sb;
+  if (stat(handlers, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    fprintf(stderr, "ixr replay: the handlers directory %s does not exist\n",
+            handlers);
+    return 1;
+  }
+  FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+  if (in == NULL) {
+    fprintf(stderr, "ixr replay: %s: %s\n", path, strerror(errno));
+    return 1;
+  }
+  replay rp;
+  memset(&rp, 0, sizeof(rp));
+  rp.path = path;
+  int status = 1;
+  ixr_runtime *rt = NULL;
+  char *buf = NULL, *line = NULL;
+  size_t cap = 0;
+  rp.g = cj_gen_new();
+  if (rp.g == NULL) goto done;
+  if (to_scenario != NULL && (rp.scen = fopen(to_scenario, "w")) == NULL) {
+    fprintf(stderr, "ixr replay: --to-scenario %s: %s\n", to_scenario,
+            strerror(errno));
+    goto done;
+  }
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = handlers;
+  o.clock = IXR_CLOCK_MANUAL;
+  o.on_output = replay_output;
+  o.output_ud = &rp;
+  o.on_input = replay_input;
+  o.input_ud = &rp;
+  o.on_log = cli_log_print;
+  o.log_level = level;
+  if (trace) o.on_trace = cli_trace_print;
+  int rc = ixr_new(&rt, &o);
+  if (rc != 0) {
+    fprintf(stderr, "ixr replay: cannot start: %s\n", ixr_strerror(rc));
+    goto done;
+  }
+  if (rp.scen != NULL) {
+    char *h = handlers_for(to_scenario, handlers);
+    if (h == NULL) goto done;
+    fprintf(rp.scen, "# Replayed from %s by ixr replay --to-scenario.\n", path);
+    rp.scen_line++;
+    yajl_gen_map_open(rp.g);
+    cj_gen_str(rp.g, "handlers", 8);
+    cj_gen_str(rp.g, h, strlen(h));
+    yajl_gen_map_close(rp.g);
+    scen_gen_line(&rp);
+    free(h);
+  }
+  /* The clock: a record of a real-clock run is replayed by advancing the
+   * manual clock to each line's time; in a record of a manual-clock run the
+   * recorded clock.advance events move it, exactly as they did. */
+  bool follow_t = true;
+  uint64_t now = 0;
+  ssize_t n;
+  status = 0;
+  while ((n = getline(&buf, &cap, in)) >= 0) {
+    rp.rec_line++;
+    size_t len = (size_t)n;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
+    if (len == 0) continue;
+    char err[400] = "";
+    if (rp.rec_line == 1) {
+      int header = read_header(buf, len, &follow_t, err, sizeof(err));
+      if (header > 0) continue;
+    }
+    uint64_t t = 0;
+    size_t line_len = 0;
+    if (err[0] != '\0' ||
+        parse_record(buf, len, &t, &line, &line_len, err, sizeof(err)) != 0) {
+      fprintf(stderr, "ixr replay: %s:%ld: %s\n", path, rp.rec_line, err);
+      status = 1;
+      break;
+    }
+    if (follow_t && t > now) {
+      if (rp.scen != NULL) {
+        fprintf(rp.scen, "{\"advance\":%llu}\n", (unsigned long long)(t - now));
+        rp.scen_line++;
+      }
+      rc = ixr_advance(rt, t - now);
+      now = t;
+    }
+    if (rp.scen != NULL) write_send(&rp, line, line_len);
+    rp.t = t;
+    rp.fed++;
+    line[line_len] = '\n';
+    if (rc == 0) rc = ixr_feed(rt, line, line_len + 1);
+    free(line);
+    line = NULL;
+    if (rc != 0) {
+      fprintf(stderr, "ixr replay: %s:%ld: %s\n", path, rp.rec_line,
+              ixr_strerror(rc));
+      status = 1;
+      break;
+    }
+  }
+  if (ferror(in)) {
+    fprintf(stderr, "ixr replay: %s: read error\n", path);
+    status = 1;
+  }
+  if (rp.diverged_at != 0)
+    fprintf(stderr,
+            "ixr replay: warning: %s:%ld was recorded at %llu ms but replayed "
+            "at %llu ms: the output may differ from the recorded run's from "
+            "there on\n",
+            path, rp.diverged_at, (unsigned long long)rp.diverged_t,
+            (unsigned long long)rp.diverged_now);
+done:
+  if (rt != NULL) ixr_close(rt);
+  if (fflush(stdout) != 0 || rp.out_failed) {
+    fprintf(stderr, "ixr replay: cannot write the output: %s\n", strerror(errno));
+    status = 1;
+  }
+  if (rp.scen != NULL) {
+    if (fclose(rp.scen) != 0 || rp.scen_failed) {
+      fprintf(stderr, "ixr replay: --to-scenario %s: write error\n", to_scenario);
+      status = 1;
+    } else if (status == 0) {
+      fprintf(stderr, "ixr replay: wrote %s: %llu sends, %llu expects\n",
+              to_scenario, rp.sends, rp.expects);
+    }
+  }
+  if (rp.g != NULL) yajl_gen_free(rp.g);
+  free(buf);
+  if (in != stdin) fclose(in);
+  return status;
+}
