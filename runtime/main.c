@@ -13,9 +13,9 @@
 
 static void usage(FILE *f) {
   fputs("usage:\n"
-        "  ixr run    [--handlers DIR] [--listen ADDR]... [--clock real|manual]\n"
-        "             [--log-level error|warn|info|debug|trace] [--max-line BYTES]\n"
-        "             [--record FILE] [--trace]\n"
+        "  ixr run    [--handlers DIR] [--listen ADDR]... [--watch] [--control ADDR]\n"
+        "             [--clock real|manual] [--log-level error|warn|info|debug|trace]\n"
+        "             [--max-line BYTES] [--record FILE] [--trace]\n"
         "  ixr check  [--handlers DIR]\n"
         "  ixr test   [--handlers DIR] [--trace] FILE|DIR...\n"
         "  ixr replay [--handlers DIR] [--to-scenario OUT] [--trace] RECORD\n"
@@ -26,7 +26,9 @@ static void usage(FILE *f) {
         "tcp:HOST:PORT as its own stream. Logs go to standard error.\n"
         "--record FILE writes every input line with its arrival time, for ixr\n"
         "replay; --trace prints each step (event in, handler chosen, output) on\n"
-        "standard error. ixr test runs scenario files; see docs/authoring.md.\n",
+        "standard error. --watch reloads the strategies when their files change;\n"
+        "SIGHUP reloads too; --control ADDR takes ixr.reload and ixr.status.\n"
+        "ixr test runs scenario files; see docs/authoring.md.\n",
         f);
 }
 
@@ -42,15 +44,21 @@ static int bad_usage(const char *fmt, const char *arg) {
 
 typedef struct cli {
   ixr_runtime *rt;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
 } cli;
 
 static void on_signal(uv_signal_t *h, int signum) {
   cli *c = h->data;
+  if (signum == SIGHUP) {
+    ixr_reload(c->rt, NULL); /* the runtime logs the outcome */
+    return;
+  }
   fprintf(stderr, "ixr: %s: finishing and stopping\n",
           signum == SIGINT ? "SIGINT" : "SIGTERM");
   ixr_stop(c->rt);
 }
+
+#define WATCH_DEBOUNCE_MS 200
 
 static int cmd_run(int argc, char **argv) {
   ixr_options o;
@@ -58,6 +66,8 @@ static int cmd_run(int argc, char **argv) {
   const char **listens = calloc((size_t)argc + 1, sizeof(*listens));
   int nlisten = 0;
   const char *record = NULL;
+  const char *control = NULL;
+  int watch = 0;
   if (listens == NULL) return 1;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -76,6 +86,11 @@ static int cmd_run(int argc, char **argv) {
     } else if (strcmp(a, "--log-level") == 0 && v) {
       if (cli_parse_level(v, &o.log_level) != 0)
         return free(listens), bad_usage("unknown log level '%s'", v);
+      i++;
+    } else if (strcmp(a, "--watch") == 0) {
+      watch = 1;
+    } else if (strcmp(a, "--control") == 0 && v) {
+      control = v;
       i++;
     } else if (strcmp(a, "--record") == 0 && v) {
       record = v;
@@ -127,6 +142,14 @@ static int cmd_run(int argc, char **argv) {
     }
   }
   free(listens);
+  if (status == 0 && control != NULL && (rc = ixr_listen_control(c.rt, control)) != 0) {
+    fprintf(stderr, "ixr: --control %s: %s\n", control, ixr_strerror(rc));
+    status = 1;
+  }
+  if (status == 0 && watch && (rc = ixr_watch(c.rt, WATCH_DEBOUNCE_MS)) != 0) {
+    fprintf(stderr, "ixr: --watch: %s\n", ixr_strerror(rc));
+    status = 1;
+  }
   if (status == 0 && nlisten == 0) {
     rc = ixr_serve_fd(c.rt, 0, 1, IXR_SERVE_STOP_AT_EOF);
     if (rc != 0) {
@@ -134,18 +157,18 @@ static int cmd_run(int argc, char **argv) {
       status = 1;
     }
   }
-  uv_signal_init(&loop, &c.sigint);
-  uv_signal_init(&loop, &c.sigterm);
-  c.sigint.data = c.sigterm.data = &c;
-  uv_signal_start(&c.sigint, on_signal, SIGINT);
-  uv_signal_start(&c.sigterm, on_signal, SIGTERM);
-  /* The runtime's streams keep the loop alive; signals alone do not. */
-  uv_unref((uv_handle_t *)&c.sigint);
-  uv_unref((uv_handle_t *)&c.sigterm);
+  uv_signal_t *sigs[3] = {&c.sigint, &c.sigterm, &c.sighup};
+  int signums[3] = {SIGINT, SIGTERM, SIGHUP};
+  for (int i = 0; i < 3; i++) {
+    uv_signal_init(&loop, sigs[i]);
+    sigs[i]->data = &c;
+    uv_signal_start(sigs[i], on_signal, signums[i]);
+    /* The runtime's streams keep the loop alive; signals alone do not. */
+    uv_unref((uv_handle_t *)sigs[i]);
+  }
   if (status == 0) uv_run(&loop, UV_RUN_DEFAULT);
   ixr_close(c.rt);
-  uv_close((uv_handle_t *)&c.sigint, NULL);
-  uv_close((uv_handle_t *)&c.sigterm, NULL);
+  for (int i = 0; i < 3; i++) uv_close((uv_handle_t *)sigs[i], NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0) fprintf(stderr, "ixr: handles left open at exit\n");
   if (cli_recorder_close(rec) != 0) status = 1;
