@@ -162,7 +162,10 @@ typedef struct ixr_options {
 IXR_EXTERN void ixr_options_init(ixr_options *o);
 
 /*
- * Creates a runtime and loads every strategy in the handlers directory. A
+ * Creates a runtime and loads every strategy in the handlers directory.
+ * If SIGPIPE still has its default disposition, it is set to ignored (a
+ * peer that disconnects must not kill the process); a handler the host
+ * installed is left alone. A
  * strategy that fails to load is logged and answers strategy_error; it does
  * not stop the runtime from starting. Returns 0 and sets *out, or an error.
  */

@@ -1,6 +1,7 @@
 /*
  * runtime.c: the runtime object and the public API around it.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,14 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
       (o->clock != IXR_CLOCK_REAL && o->clock != IXR_CLOCK_MANUAL) ||
       o->log_level < IXR_LOG_ERROR || o->log_level > IXR_LOG_TRACE)
     return IXR_EINVAL;
+  /* A peer that goes away while we write to it must be an EPIPE to handle,
+   * not a signal that kills the host. Only the default disposition is
+   * changed: a host that handles SIGPIPE itself keeps its handler. */
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+  }
   ixr_runtime *rt = calloc(1, sizeof(*rt));
   if (rt == NULL) return IXR_ENOMEM;
   rt->opt = *o;

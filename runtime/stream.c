@@ -643,7 +643,10 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
     return IXR_EADDR;
   }
   ls->h.handle.data = ls;
-  if (rc == 0) rc = uv_listen(&ls->h.stream, 511, on_connection);
+  /* A deep backlog: a unix socket refuses connections (EAGAIN) once it
+   * is full, and adapters reconnect in bursts after a failover. The kernel
+   * caps it at net.core.somaxconn. */
+  if (rc == 0) rc = uv_listen(&ls->h.stream, 4096, on_connection);
   rt->open_handles++;
   ls->next = rt->listeners;
   rt->listeners = ls;

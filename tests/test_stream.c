@@ -640,6 +640,172 @@ static void test_control_socket(void **state) {
   finish(f);
 }
 
+/* ---- hostile peers ---------------------------------------------------------- */
+
+/* A line without its newline, then a disconnect: the line is complete at
+ * end of input and processed. A peer that only shut its sending side down
+ * gets the output; one that is gone costs its own output (the write fails
+ * and is logged), and the session it started lives on for the others. */
+typedef struct shut {
+  uv_shutdown_t req;
+  bool done;
+} shut;
+
+static void on_shut(uv_shutdown_t *req, int status) {
+  shut *sh = req->data;
+  (void)status;
+  sh->done = true;
+}
+
+static void test_line_without_newline_then_disconnect(void **state) {
+  fixture *f = *state;
+  srv_start(f, IXR_CLOCK_MANUAL, 0);
+  client *a = &f->c[0], *b = &f->c[1], *c = &f->c[2];
+  connect_unix(f, b);
+  connect_unix(f, a);
+  char *p = strdup(present("NL1", NULL));
+  size_t n = strlen(p);
+  assert_true(n > 0 && p[n - 1] == '\n');
+  send_piece(f, a, p, n - 1); /* everything but the newline */
+  shut sh = {.done = false};
+  sh.req.data = &sh;
+  uv_shutdown(&sh.req, &a->h.stream, on_shut);
+  assert_true(wait_lines(f, a, 2, 5000));
+  char sid[16], rid[16];
+  expect_started(a, "a", 0, "NL1", sid, rid);
+
+  /* gone for good after half a line: bad JSON, reported to no one */
+  connect_unix(f, c);
+  send_piece(f, c, p, n / 2);
+  client_close(c);
+  assert_true(run_until(f, is_closed, c, 5000));
+  run_for(f, 50);
+  /* gone for good after a whole line without newline: the session starts */
+  client *d = &f->c[3];
+  char *q = strdup(present("NL2", NULL));
+  connect_unix(f, d);
+  send_piece(f, d, q, strlen(q) - 1);
+  client_close(d);
+  assert_true(run_until(f, is_closed, d, 5000));
+  run_for(f, 50);
+  ixr_session_info info;
+  assert_int_equal(ixr_session_find(f->rt, "NL2", 3, &info), 0);
+  /* and b, which has been there all along, carries on */
+  client_sends(b, "{\"name\":\"interaction.deleted\",\"data\":{\"interactionid\":\"NL2\"}}\n");
+  assert_true(wait_lines(f, b, 1, 5000));
+  assert_non_null(strstr(b->cap.lines[0], "\"reason\":\"deleted\""));
+  free(p);
+  free(q);
+  finish(f);
+}
+
+/* Thousands of connections at once, each served its own output. */
+typedef struct many {
+  uv_pipe_t pipe;
+  uv_connect_t conn;
+  uv_write_t wreq;
+  char line[128];
+  char in[512];
+  size_t inlen;
+  int status;
+  bool done, closed;
+} many;
+
+static void many_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
+  many *m = h->data;
+  (void)hint;
+  b->base = m->in + m->inlen;
+  b->len = sizeof(m->in) - 1 - m->inlen;
+}
+
+static void many_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  many *m = s->data;
+  (void)b;
+  if (n > 0) {
+    m->inlen += (size_t)n;
+    m->in[m->inlen] = '\0';
+    size_t lines = 0;
+    for (size_t i = 0; i < m->inlen; i++) lines += m->in[i] == '\n';
+    if (lines >= 2) m->done = true;
+  } else if (n < 0) {
+    m->done = true;
+  }
+}
+
+static void many_written(uv_write_t *w, int status) { (void)w; (void)status; }
+
+static void many_connected(uv_connect_t *req, int status) {
+  many *m = req->data;
+  m->status = status;
+  if (status < 0) {
+    m->done = true;
+    return;
+  }
+  uv_read_start((uv_stream_t *)&m->pipe, many_alloc, many_read);
+  uv_buf_t b = uv_buf_init(m->line, (unsigned)strlen(m->line));
+  uv_write(&m->wreq, (uv_stream_t *)&m->pipe, &b, 1, many_written);
+}
+
+static void many_closed(uv_handle_t *h) {
+  many *m = h->data;
+  m->closed = true;
+}
+
+typedef struct many_set {
+  many *m;
+  int n;
+} many_set;
+
+static bool all_done(fixture *f, void *ud) {
+  (void)f;
+  many_set *set = ud;
+  for (int i = 0; i < set->n; i++)
+    if (!set->m[i].done) return false;
+  return true;
+}
+
+static bool all_closed(fixture *f, void *ud) {
+  (void)f;
+  many_set *set = ud;
+  for (int i = 0; i < set->n; i++)
+    if (!set->m[i].closed) return false;
+  return true;
+}
+
+static void test_thousands_of_connections(void **state) {
+  fixture *f = *state;
+  enum { N = 2000 };
+  srv_start(f, IXR_CLOCK_MANUAL, 0);
+  many_set set = {calloc(N, sizeof(many)), N};
+  for (int i = 0; i < N; i++) {
+    many *m = &set.m[i];
+    snprintf(m->line, sizeof(m->line),
+             "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"M%d\"}}\n", i);
+    uv_pipe_init(&f->loop, &m->pipe, 0);
+    m->pipe.data = m;
+    m->conn.data = m;
+    uv_pipe_connect(&m->conn, &m->pipe, f->path, many_connected);
+  }
+  assert_true(run_until(f, all_done, &set, 30000));
+  int ok = 0;
+  for (int i = 0; i < N; i++) {
+    many *m = &set.m[i];
+    char want[64];
+    snprintf(want, sizeof(want), "\"interactionid\":\"M%d\"", i);
+    if (m->status == 0 && strstr(m->in, "\"state\":\"started\"") && strstr(m->in, want) &&
+        strstr(m->in, "\"action\":\"route\""))
+      ok++;
+  }
+  for (int i = 0; i < N; i++) uv_close((uv_handle_t *)&set.m[i].pipe, many_closed);
+  assert_true(run_until(f, all_closed, &set, 30000));
+  free(set.m);
+  assert_int_equal(ok, N);
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.sessions_started, N);
+  finish(f);
+}
+
 /* ---- c) line_too_long ------------------------------------------------------- */
 
 static void test_line_too_long_on_socket(void **state) {
@@ -1076,6 +1242,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_output_held_while_no_connection, setup, teardown),
       cmocka_unit_test_setup_teardown(test_line_too_long_on_socket, setup, teardown),
       cmocka_unit_test_setup_teardown(test_control_socket, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_line_without_newline_then_disconnect, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_thousands_of_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_stops_reading, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stop_with_open_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_with_open_connections, setup, teardown),
