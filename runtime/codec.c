@@ -147,10 +147,58 @@ static const yajl_callbacks callbacks = {
     on_start_map, on_key, on_end, on_start_array, on_end,
 };
 
+static int hex4(const char *p, unsigned *out) {
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = p[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+    else return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/*
+ * yajl turns an unpaired surrogate escape (\ud800) into '?', so that two
+ * different ids could decode to the same string. Such escapes are refused
+ * here instead; returns the offset of the first one, or -1. Backslashes
+ * are legal only inside strings, so no string tracking is needed.
+ */
+static long lone_surrogate(const char *line, size_t len) {
+  const char *p = memchr(line, '\\', len), *end = line + len;
+  while (p != NULL && p + 1 < end) {
+    if (p[1] != 'u') {
+      p += 2;
+    } else {
+      unsigned v, w;
+      if (p + 6 > end || hex4(p + 2, &v) != 0) return -1; /* yajl reports it */
+      if (v >= 0xDC00 && v <= 0xDFFF) return p - line;
+      if (v >= 0xD800 && v <= 0xDBFF) {
+        if (p + 12 > end || p[6] != '\\' || p[7] != 'u' || hex4(p + 8, &w) != 0 ||
+            w < 0xDC00 || w > 0xDFFF)
+          return p - line;
+        p += 12;
+      } else {
+        p += 6;
+      }
+    }
+    p = p < end ? memchr(p, '\\', (size_t)(end - p)) : NULL;
+  }
+  return -1;
+}
+
 int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
                 size_t errlen) {
   lua_State *L = rt->L;
   int top = lua_gettop(L);
+  long bad = lone_surrogate(line, len);
+  if (bad >= 0) {
+    snprintf(err, errlen, "unpaired UTF-16 surrogate escape (at byte %ld)", bad);
+    return IXR_EINVAL;
+  }
   decoder d;
   d.L = L;
   d.depth = 0;
