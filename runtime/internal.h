@@ -314,6 +314,10 @@ struct ixr_runtime {
   bool closing;   /* ixr_close() was called */
   bool stopping;  /* ixr_stop() was called */
   bool destroyed; /* only close callbacks are left; the last one frees */
+  bool close_requested; /* ixr_close() from inside a callback: deferred */
+  bool running;   /* inside ixr_run() */
+  bool in_setup;  /* inside ixr_options.on_setup */
+  int in_uv_cb;   /* inside one of the runtime's libuv callbacks */
 
   lua_State *L;
   size_t lua_bytes;
@@ -389,6 +393,10 @@ void ixr__streams_stop(ixr_runtime *rt, bool now);
 
 /* runtime.c */
 void ixr__handle_closed(ixr_runtime *rt);
+/* Call on the way out of a libuv callback (after in_uv_cb--) or an API
+ * entry point: carries out an ixr_close() deferred from a callback.
+ * Returns true when the runtime is gone (do not touch it again). */
+bool ixr__leave(ixr_runtime *rt);
 int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
                              const char *line, size_t len, uint64_t lineno);
 

@@ -120,6 +120,7 @@ void ixr__held_flush(ixr_runtime *rt, ixr__sink *to) {
 }
 
 void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out) {
+  if (rt->close_requested) return; /* the host closed us in a callback */
   rt->stats.lines_out++;
   if (rt->opt.on_trace != NULL)
     ixr__trace(rt, "  out %.*s", (int)(out->json_len > 300 ? 300 : out->json_len),

@@ -30,7 +30,9 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
   if (rt == NULL) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
   res->generation = rt->generation;
-  if (rt->in_output > 0) return IXR_EBUSY; /* from an output callback */
+  /* Not from an output callback, nor from a C function a strategy called:
+   * the strategies would change under the running code. */
+  if (rt->in_output > 0 || rt->call_thread != NULL) return IXR_EBUSY;
   uint64_t t0 = uv_hrtime();
   int saved = ixr__modules_save(rt);
   ixr__generation g;
@@ -159,8 +161,12 @@ typedef struct watcher {
 
 static void on_debounced(uv_timer_t *t) {
   watcher *w = t->data;
-  ixr__log(w->rt, IXR_LOG_INFO, "watch: files changed: reloading");
-  ixr_reload(w->rt, NULL);
+  ixr_runtime *rt = w->rt;
+  rt->in_uv_cb++;
+  ixr__log(rt, IXR_LOG_INFO, "watch: files changed: reloading");
+  ixr_reload(rt, NULL);
+  rt->in_uv_cb--;
+  ixr__leave(rt);
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *file, int events,

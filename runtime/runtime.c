@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dlfcn.h>
 
 #include "internal.h"
 
@@ -14,6 +15,12 @@
 #endif
 #ifndef IXR_SOURCE_LUA_DIR
 #define IXR_SOURCE_LUA_DIR ""
+#endif
+#ifndef IXR_LIB_TO_LUA
+#define IXR_LIB_TO_LUA "../share/ixr/lua"
+#endif
+#ifndef IXR_BIN_TO_LUA
+#define IXR_BIN_TO_LUA "../share/ixr/lua"
 #endif
 
 void ixr_options_init(ixr_options *o) {
@@ -33,12 +40,36 @@ static bool is_dir(const char *p) {
   return p != NULL && p[0] != '\0' && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-/* The standard library: the option, $IXR_LUA_DIR, the installed copy, or
- * the source tree's (for programs run from a build directory). */
-static const char *find_lua_dir(const ixr_options *o) {
+/* The installed standard library next to the file that holds this code:
+ * libixr.so in LIBDIR, or a program linked with libixr.a in BINDIR. */
+static bool lua_dir_near_binary(char *buf, size_t n) {
+  Dl_info info;
+  if (dladdr((void *)&ixr_new, &info) == 0 || info.dli_fname == NULL)
+    return false;
+  const char *slash = strrchr(info.dli_fname, '/');
+  if (slash == NULL) return false;
+  int dl = (int)(slash - info.dli_fname);
+  static const char *const rel[] = {IXR_LIB_TO_LUA, IXR_BIN_TO_LUA};
+  for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+    char probe[4200];
+    int len = snprintf(probe, sizeof(probe), "%.*s/%s/ixr", dl, info.dli_fname, rel[i]);
+    if (len < 0 || (size_t)len >= sizeof(probe) || (size_t)len - 4 >= n) continue;
+    if (!is_dir(probe)) continue;
+    memcpy(buf, probe, (size_t)len - 4);
+    buf[len - 4] = '\0';
+    return true;
+  }
+  return false;
+}
+
+/* The standard library: the option, $IXR_LUA_DIR, the copy installed next
+ * to the library, the copy at the configured install prefix, or the source
+ * tree's (for programs run from a build directory). */
+static const char *find_lua_dir(const ixr_options *o, char *buf, size_t n) {
   if (o->lua_dir != NULL) return o->lua_dir;
   const char *env = getenv("IXR_LUA_DIR");
   if (env != NULL && env[0] != '\0') return env;
+  if (lua_dir_near_binary(buf, n)) return buf;
   if (is_dir(IXR_INSTALL_LUA_DIR "/ixr")) return IXR_INSTALL_LUA_DIR;
   if (is_dir(IXR_SOURCE_LUA_DIR)) return IXR_SOURCE_LUA_DIR;
   return IXR_INSTALL_LUA_DIR;
@@ -94,7 +125,8 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
   rt->opt = *o;
   if (rt->opt.max_held == 0) rt->opt.max_held = 100000;
   rt->handlers_dir = strdup(o->handlers_dir);
-  rt->lua_dir = strdup(find_lua_dir(o));
+  char near[4096];
+  rt->lua_dir = strdup(find_lua_dir(o, near, sizeof(near)));
   rt->sets_ref = LUA_NOREF;
   int rc = IXR_ENOMEM;
   if (rt->handlers_dir == NULL || rt->lua_dir == NULL) goto fail;
@@ -116,7 +148,15 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
   if ((rc = ixr__timers_init(rt)) != 0) goto fail;
   if ((rc = ixr__streams_init(rt)) != 0) goto fail;
   if ((rc = ixr__lua_open(rt)) != 0) goto fail;
-  if (o->on_setup != NULL) o->on_setup(rt, o->setup_ud);
+  if (o->on_setup != NULL) {
+    rt->in_setup = true;
+    o->on_setup(rt, o->setup_ud);
+    rt->in_setup = false;
+    if (rt->close_requested) {
+      rc = IXR_ECLOSED;
+      goto fail;
+    }
+  }
   if ((rc = load_first_generation(rt)) != 0) goto fail;
   ixr__framer_init(&rt->api.framer, rt->opt.max_line);
   rt->api.sink.write = api_write;
@@ -156,6 +196,7 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
 static void api_line(void *ud, const char *line, size_t len, uint64_t lineno,
                      ixr__line_status status) {
   ixr_runtime *rt = ud;
+  if (rt->closing) return; /* closed by a callback of an earlier line */
   if (status == IXR__LINE_TOO_LONG) {
     char msg[128];
     snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped",
@@ -170,6 +211,7 @@ static void api_line(void *ud, const char *line, size_t len, uint64_t lineno,
 /* Feeds bytes queued by re-entrant calls, in order. */
 static int drain_reentrant(ixr_runtime *rt) {
   int rc = 0;
+  if (rt->closing) ixr__buf_free(&rt->reentrant);
   while (rt->reentrant.len > 0 && rc == 0) {
     ixr__buf b = rt->reentrant;
     memset(&rt->reentrant, 0, sizeof(rt->reentrant));
@@ -191,7 +233,8 @@ int ixr_feed(ixr_runtime *rt, const char *bytes, size_t len) {
   int rc = ixr__framer_push(&rt->api.framer, bytes, len, api_line, rt);
   if (rc == 0) rc = drain_reentrant(rt);
   rt->draining = false;
-  return rc;
+  if (ixr__leave(rt)) return IXR_ECLOSED;
+  return rt->close_requested ? IXR_ECLOSED : rc;
 }
 
 /* [-0, +1] pushes the value of fields[*i] (advancing *i past it), or
@@ -302,8 +345,9 @@ int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
   ixr__dispatch(rt, &rt->api.sink, 0); /* pops the event */
   int rc = drain_reentrant(rt);
   rt->draining = false;
+  if (ixr__leave(rt)) return IXR_ECLOSED;
   IXR_STACK_CHECK(L, top, 0);
-  return rc;
+  return rt->close_requested ? IXR_ECLOSED : rc;
 }
 
 int ixr_feed_end(ixr_runtime *rt) {
@@ -314,7 +358,8 @@ int ixr_feed_end(ixr_runtime *rt) {
   ixr__framer_finish(&rt->api.framer, api_line, rt);
   int rc = drain_reentrant(rt);
   rt->draining = false;
-  return rc;
+  if (ixr__leave(rt)) return IXR_ECLOSED;
+  return rt->close_requested ? IXR_ECLOSED : rc;
 }
 
 int ixr_advance(ixr_runtime *rt, uint64_t ms) {
@@ -322,7 +367,10 @@ int ixr_advance(ixr_runtime *rt, uint64_t ms) {
   if (rt->closing) return IXR_ECLOSED;
   if (rt->opt.clock != IXR_CLOCK_MANUAL) return IXR_EINVAL;
   if (rt->depth > 0 || rt->in_output > 0) return IXR_EBUSY;
+  rt->draining = true;
   ixr__timers_advance(rt, ms);
+  rt->draining = false;
+  if (ixr__leave(rt)) return IXR_ECLOSED;
   return 0;
 }
 
@@ -356,7 +404,10 @@ int ixr_run(ixr_runtime *rt) {
   if (rt == NULL) return IXR_EINVAL;
   if (!rt->owns_loop) return IXR_ELOOP;
   if (rt->closing) return IXR_ECLOSED;
+  rt->running = true;
   uv_run(rt->loop, UV_RUN_DEFAULT);
+  rt->running = false;
+  if (rt->close_requested) destroy(rt); /* ixr_close() from a callback */
   return 0;
 }
 
@@ -416,9 +467,35 @@ static void destroy(ixr_runtime *rt) {
   if (rt->open_handles == 0) free(rt);
 }
 
+/* Inside a call that may still use the runtime on its way out. */
+static bool busy(const ixr_runtime *rt) {
+  return rt->depth > 0 || rt->draining || rt->in_output > 0 ||
+         rt->call_thread != NULL || rt->in_setup || rt->in_uv_cb > 0;
+}
+
 void ixr_close(ixr_runtime *rt) {
-  if (rt == NULL || rt->closing) return;
+  if (rt == NULL || rt->destroyed || rt->close_requested) return;
+  if (busy(rt) || rt->running) {
+    /* From a callback: everything returns IXR_ECLOSED from now on, no
+     * more output is delivered, and the memory goes when the outermost
+     * call (or libuv callback) returns. */
+    rt->close_requested = true;
+    rt->closing = true;
+    rt->stopping = true;
+    if (rt->running && !busy(rt)) uv_stop(rt->loop);
+    return;
+  }
   destroy(rt);
+}
+
+bool ixr__leave(ixr_runtime *rt) {
+  if (!rt->close_requested || busy(rt)) return false;
+  if (rt->running) {
+    uv_stop(rt->loop); /* ixr_run finishes the close once uv_run returns */
+    return false;
+  }
+  destroy(rt);
+  return true;
 }
 
 /* ---- ixr check -------------------------------------------------------- */

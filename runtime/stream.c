@@ -18,9 +18,11 @@
  * with plain blocking write(2), as any filter does.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -272,6 +274,7 @@ static void on_line(void *ud, const char *line, size_t len, uint64_t lineno,
                     ixr__line_status status) {
   ixr__stream *st = ud;
   ixr_runtime *rt = st->rt;
+  if (rt->closing) return;
   if (status == IXR__LINE_TOO_LONG) {
     char msg[128];
     snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped",
@@ -306,17 +309,21 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
   ixr__stream *st = h->data;
+  ixr_runtime *rt = st->rt;
   (void)buf;
+  if (n == 0) return;
+  rt->in_uv_cb++;
   if (n > 0) {
     input_chunk(st, st->rbuf, (size_t)n);
-    return;
+  } else {
+    uv_read_stop(h);
+    if (n != UV_EOF)
+      ixr__log(rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
+               uv_strerror((int)n));
+    input_ended(st);
   }
-  if (n == 0) return;
-  uv_read_stop(h);
-  if (n != UV_EOF)
-    ixr__log(st->rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
-             uv_strerror((int)n));
-  input_ended(st);
+  rt->in_uv_cb--;
+  ixr__leave(rt);
 }
 
 static void on_fs_read(uv_fs_t *req) {
@@ -328,16 +335,20 @@ static void on_fs_read(uv_fs_t *req) {
     maybe_finish(st);
     return;
   }
+  ixr_runtime *rt = st->rt;
+  rt->in_uv_cb++;
   if (n > 0) {
     st->file_off += n;
     input_chunk(st, st->rbuf, (size_t)n);
     if (!st->closing && st->reading) start_reading(st);
-    return;
+  } else {
+    if (n < 0)
+      ixr__log(rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
+               uv_strerror((int)n));
+    input_ended(st);
   }
-  if (n < 0)
-    ixr__log(st->rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
-             uv_strerror((int)n));
-  input_ended(st);
+  rt->in_uv_cb--;
+  ixr__leave(rt);
 }
 
 static void start_reading(ixr__stream *st) {
@@ -473,9 +484,29 @@ static int open_handle(ixr_runtime *rt, int fd, uv_handle_type type,
   return rc;
 }
 
+/* Whether something listens on a unix socket path: a stale socket of an
+ * earlier run refuses the connection; a live one (another runtime's, or
+ * another process's) accepts it or has a full backlog. */
+static bool unix_socket_live(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  bool live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+              errno == EAGAIN || errno == EINPROGRESS;
+  close(fd);
+  return live;
+}
+
 int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd, unsigned flags) {
   if (rt == NULL || in_fd < 0 || out_fd < 0) return IXR_EINVAL;
   if (rt->closing || rt->stopping) return IXR_ECLOSED;
+  /* A descriptor that is not open is an argument error now, not a read
+   * error on the loop later. */
+  if (fcntl(in_fd, F_GETFD) == -1 || fcntl(out_fd, F_GETFD) == -1)
+    return IXR_EINVAL;
   ixr__stream *st = stream_new(rt, in_fd == 0 ? "stdin" : "fd");
   if (st == NULL) return IXR_ENOMEM;
   st->flags = flags;
@@ -596,7 +627,8 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
        * is not a socket (a file named by mistake) is left alone, and the
        * bind below fails with EADDRINUSE. */
       struct stat sb;
-      if (lstat(ls->unix_path, &sb) == 0 && S_ISSOCK(sb.st_mode))
+      if (lstat(ls->unix_path, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
+          !unix_socket_live(ls->unix_path))
         unlink(ls->unix_path);
       rc = uv_pipe_bind(&ls->h.pipe, ls->unix_path);
     }

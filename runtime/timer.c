@@ -74,7 +74,7 @@ static void rearm(ixr_runtime *rt) {
 
 /* Fires every timer due at or before `until`, in due order. */
 static void fire_due(ixr_runtime *rt, uint64_t until) {
-  while (rt->heap_len > 0 && rt->heap[0]->due <= until) {
+  while (rt->heap_len > 0 && rt->heap[0]->due <= until && !rt->closing) {
     ixr__timer *t = rt->heap[0];
     heap_remove(rt, t);
     t->heap_idx = SIZE_MAX;
@@ -87,8 +87,11 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
 static void on_uvtimer(uv_timer_t *h) {
   ixr_runtime *rt = h->data;
   uv_update_time(rt->loop);
+  rt->in_uv_cb++;
   fire_due(rt, ixr__now(rt));
-  rearm(rt);
+  rt->in_uv_cb--;
+  if (ixr__leave(rt)) return;
+  if (!rt->closing) rearm(rt);
 }
 
 int ixr__timers_init(ixr_runtime *rt) {
