@@ -1,0 +1,1512 @@
+/* test_api.c: every public function of ixr.h, used as documented and
+ * misused: NULL and invalid arguments return errors rather than crash,
+ * calls made from inside callbacks (re-entrant feeds, close, reload,
+ * advance), closing while work is pending, and the host's own loop.
+ *
+ * Callbacks only record; every assertion is made after the ixr call or
+ * uv_run() that ran them returns (cmocka unwinds with longjmp, and so does
+ * Lua). Every test that runs a loop ends with uv_loop_close() == 0. */
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "testutil.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const ROUTE_LUA =
+    "return {\n"
+    "  start = function(session, event)\n"
+    "    local ok = session:route({ target = 'A' },\n"
+    "                             { timeout = tonumber(event.data.timeout) or 30 })\n"
+    "    if not ok then session:queue({ queue = 'Q' }, { timeout = 30 }) end\n"
+    "  end,\n"
+    "}\n";
+
+/* Emits the event's data back as the args of an "echo" action, then waits. */
+static const char *const ECHO_LUA =
+    "return {\n"
+    "  defaults = 'none',\n"
+    "  start = function(session, event)\n"
+    "    session:action('echo', { name = event.name, data = event.data })\n"
+    "    session:wait('never')\n"
+    "  end,\n"
+    "}\n";
+
+/* session:after() with a real clock: an action 10 ms later. */
+static const char *const LATER_LUA =
+    "return {\n"
+    "  defaults = 'none',\n"
+    "  start = function(session, event)\n"
+    "    session:after(0.01, function(s) s:action('later') end)\n"
+    "    session:wait('never')\n"
+    "  end,\n"
+    "}\n";
+
+/* ---- fixture: a handlers directory and a capture ----------------------- */
+
+typedef struct fixture {
+  char *dir;
+  tcap cap;
+  ixr_runtime *rt;
+} fixture;
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  f->dir = tdir_new();
+  tdir_write(f->dir, "default.lua", ROUTE_LUA);
+  tdir_write(f->dir, "echo.lua", ECHO_LUA);
+  tdir_write(f->dir, "later.lua", LATER_LUA);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  if (f->rt != NULL) ixr_close(f->rt);
+  tcap_free(&f->cap);
+  tdir_remove(f->dir);
+  free(f);
+  return 0;
+}
+
+/* Options for a runtime on its own loop, output and log into f->cap. */
+static void opts(fixture *f, ixr_options *o, ixr_clock clock) {
+  ixr_options_init(o);
+  o->handlers_dir = f->dir;
+  o->clock = clock;
+  o->on_output = tcap_output;
+  o->output_ud = &f->cap;
+  o->on_log = tcap_logcb;
+  o->log_ud = &f->cap;
+}
+
+static void dump_and_fail(fixture *f, const char *why) {
+  fprintf(stderr, "%s\n", why);
+  tcap_dump(&f->cap);
+  fail();
+}
+
+#define EXPECT_LINE(f, ...)                                             \
+  do {                                                                  \
+    if (tcap_find(&(f)->cap, 0, __VA_ARGS__, NULL) < 0)                 \
+      dump_and_fail((f), "no line with: " #__VA_ARGS__);                \
+  } while (0)
+
+static const char *const PRESENT_I1 =
+    "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}\n";
+
+/* ---- options, versions, error codes ------------------------------------ */
+
+static void test_options_init_defaults(void **state) {
+  (void)state;
+  ixr_options_init(NULL); /* no crash */
+  ixr_options o;
+  memset(&o, 0xab, sizeof(o));
+  ixr_options_init(&o);
+  assert_string_equal(o.handlers_dir, "handlers");
+  assert_null(o.lua_dir);
+  assert_int_equal(o.clock, IXR_CLOCK_REAL);
+  assert_null(o.loop);
+  assert_null(o.on_output);
+  assert_null(o.on_log);
+  assert_null(o.on_input);
+  assert_null(o.on_trace);
+  assert_null(o.on_setup);
+  assert_int_equal(o.log_level, IXR_LOG_INFO);
+  assert_int_equal(o.max_line, 1024 * 1024);
+  assert_int_equal(o.max_held, 100000);
+  assert_int_equal(o.max_instructions, 10000000);
+  assert_true(o.max_memory == (size_t)4 << 30);
+  assert_int_equal(o.max_call_growth, 0);
+}
+
+static void test_versions(void **state) {
+  (void)state;
+  assert_string_equal(ixr_version(), IXR_VERSION_STRING);
+  assert_int_equal(ixr_version_hex(), IXR_VERSION_HEX);
+  char v[32];
+  snprintf(v, sizeof(v), "%d.%d.%d", IXR_VERSION_MAJOR, IXR_VERSION_MINOR,
+           IXR_VERSION_PATCH);
+  assert_string_equal(v, IXR_VERSION_STRING);
+}
+
+static void test_error_codes(void **state) {
+  (void)state;
+  static const struct {
+    int code;
+    const char *name;
+  } codes[] = {
+#define XX(name, msg) {IXR_E##name, "E" #name},
+      IXR_ERRNO_MAP(XX)
+#undef XX
+  };
+  for (size_t i = 0; i < NELEM(codes); i++) {
+    assert_true(codes[i].code < 0);
+    assert_string_equal(ixr_err_name(codes[i].code), codes[i].name);
+    const char *msg = ixr_strerror(codes[i].code);
+    assert_non_null(msg);
+    assert_string_not_equal(msg, "unknown error");
+    for (size_t j = 0; j < i; j++) assert_int_not_equal(codes[i].code, codes[j].code);
+  }
+  /* Codes that are not ixr's still get a string, never NULL. */
+  static const int odd[] = {1, -1, 12345, INT_MIN, INT_MAX, IXR__ERR_FIRST,
+                            IXR__ERR_LAST};
+  for (size_t i = 0; i < NELEM(odd); i++) {
+    assert_non_null(ixr_strerror(odd[i]));
+    assert_non_null(ixr_err_name(odd[i]));
+  }
+  assert_non_null(ixr_strerror(0));
+}
+
+/* ---- ixr_new ------------------------------------------------------------ */
+
+static void test_new_rejects_bad_options(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  ixr_runtime *rt = (ixr_runtime *)&o; /* must be reset to NULL */
+
+  assert_int_equal(ixr_new(NULL, NULL), IXR_EINVAL);
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  assert_int_equal(ixr_new(NULL, &o), IXR_EINVAL);
+
+  o.max_line = 0;
+  assert_int_equal(ixr_new(&rt, &o), IXR_EINVAL);
+  assert_null(rt);
+
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.handlers_dir = NULL;
+  rt = (ixr_runtime *)&o;
+  assert_int_equal(ixr_new(&rt, &o), IXR_EINVAL);
+  assert_null(rt);
+
+  opts(f, &o, (ixr_clock)7);
+  assert_int_equal(ixr_new(&rt, &o), IXR_EINVAL);
+  assert_null(rt);
+
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.log_level = (ixr_log_level)9;
+  assert_int_equal(ixr_new(&rt, &o), IXR_EINVAL);
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.log_level = (ixr_log_level)-1;
+  assert_int_equal(ixr_new(&rt, &o), IXR_EINVAL);
+  assert_null(rt);
+}
+
+static void test_new_without_standard_library(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.lua_dir = "/nonexistent/ixr-lua";
+  ixr_runtime *rt = (ixr_runtime *)&o;
+  assert_int_equal(ixr_new(&rt, &o), IXR_ESTRATEGY);
+  assert_null(rt);
+  assert_non_null(f->cap.log);
+  assert_non_null(strstr(f->cap.log, "ixr.multimedia"));
+}
+
+/* A missing handlers directory does not stop the start (strategies may be
+ * added and reloaded later); it is logged, and sessions cannot start. */
+static void test_new_without_handlers_dir(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.handlers_dir = "/nonexistent/ixr-handlers";
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  assert_non_null(f->cap.log);
+  assert_non_null(strstr(f->cap.log, "/nonexistent/ixr-handlers"));
+  assert_int_equal(ixr_feed(f->rt, PRESENT_I1, strlen(PRESENT_I1)), 0);
+  EXPECT_LINE(f, "\"strategy_not_found\"");
+}
+
+/* A broken strategy does not stop the start either: it answers
+ * strategy_error, and the other strategies work. */
+static void test_new_with_broken_strategy(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "broken.lua", "return {\n  start = \n");
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  assert_non_null(strstr(f->cap.log, "broken.lua:"));
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B\",\"strategy\":\"broken\"}}");
+  EXPECT_LINE(f, "\"strategy_error\"", "broken.lua:");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"G\"}}");
+  EXPECT_LINE(f, "\"started\"", "\"G\"");
+}
+
+/* ---- ixr_feed, ixr_feed_end -------------------------------------------- */
+
+static void test_feed_misuse(void **state) {
+  fixture *f = *state;
+  assert_int_equal(ixr_feed(NULL, "x\n", 2), IXR_EINVAL);
+  assert_int_equal(ixr_feed(NULL, NULL, 0), IXR_EINVAL);
+  assert_int_equal(ixr_feed_end(NULL), IXR_EINVAL);
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_feed(f->rt, NULL, 5), IXR_EINVAL);
+  assert_int_equal(ixr_feed(f->rt, NULL, 0), 0);
+  assert_int_equal(ixr_feed(f->rt, "", 0), 0);
+  assert_int_equal(ixr_feed_end(f->rt), 0); /* nothing pending */
+  assert_int_equal(ixr_feed_end(f->rt), 0); /* twice */
+  assert_int_equal(f->cap.n, 0);
+  /* Bytes that are not JSON, or not UTF-8, are an error line, no more. */
+  static const char junk[] = "\xff\xfe\x00garbage\n{\"name\":\n\n";
+  assert_int_equal(ixr_feed(f->rt, junk, sizeof(junk) - 1), 0);
+  assert_int_equal(f->cap.n, 2);
+  EXPECT_LINE(f, "\"bad_json\"", "\"line\":1");
+  EXPECT_LINE(f, "\"bad_json\"", "\"line\":2");
+}
+
+/* Any split of the input gives the same output; a last line without a
+ * newline waits for ixr_feed_end(), and feeding goes on after it. */
+static void test_feed_any_split(void **state) {
+  fixture *f = *state;
+  static const char input[] =
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}\n"
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I2\"}}\r\n"
+      "\n"
+      "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"I1\",\"requestid\":\"r1\"}}";
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_feed(f->rt, input, sizeof(input) - 1), 0);
+  assert_int_equal(f->cap.n, 4); /* the last line waits for its newline */
+  assert_int_equal(ixr_feed_end(f->rt), 0);
+  assert_int_equal(f->cap.n, 5);
+  size_t whole = f->cap.n;
+  char **lines = f->cap.lines;
+  f->cap.lines = NULL;
+  f->cap.n = f->cap.cap = 0;
+  ixr_close(f->rt);
+
+  f->rt = trt_new(f->dir, &f->cap);
+  for (size_t i = 0; i < sizeof(input) - 1; i++)
+    assert_int_equal(ixr_feed(f->rt, input + i, 1), 0);
+  assert_int_equal(ixr_feed_end(f->rt), 0);
+  assert_int_equal(f->cap.n, whole);
+  for (size_t i = 0; i < whole; i++) {
+    assert_string_equal(f->cap.lines[i], lines[i]);
+    free(lines[i]);
+  }
+  free(lines);
+
+  /* After ixr_feed_end() the runtime takes more input. */
+  tfeed(f->rt, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"I2\",\"requestid\":\"r2\"}}");
+  EXPECT_LINE(f, "\"ended\"", "\"I2\"", "completed");
+}
+
+/* ---- ixr_feed_event ------------------------------------------------------ */
+
+static ixr_field fstr(const char *key, const char *s) {
+  ixr_field x;
+  memset(&x, 0, sizeof(x));
+  x.key = key;
+  x.type = IXR_V_STRING;
+  x.str = s;
+  return x;
+}
+
+static ixr_field fstrn(const char *key, const char *s, size_t len) {
+  ixr_field x = fstr(key, s);
+  x.len = len;
+  return x;
+}
+
+static ixr_field fint(const char *key, int64_t i) {
+  ixr_field x;
+  memset(&x, 0, sizeof(x));
+  x.key = key;
+  x.type = IXR_V_INT;
+  x.i = i;
+  return x;
+}
+
+static ixr_field fdbl(const char *key, double d) {
+  ixr_field x;
+  memset(&x, 0, sizeof(x));
+  x.key = key;
+  x.type = IXR_V_DOUBLE;
+  x.d = d;
+  return x;
+}
+
+static ixr_field ftype(const char *key, ixr_value_type t) {
+  ixr_field x;
+  memset(&x, 0, sizeof(x));
+  x.key = key;
+  x.type = t;
+  return x;
+}
+
+static ixr_field fbool(const char *key, int b) {
+  ixr_field x = ftype(key, IXR_V_BOOL);
+  x.b = b;
+  return x;
+}
+
+static void test_feed_event_values(void **state) {
+  fixture *f = *state;
+  f->rt = trt_new(f->dir, &f->cap);
+  ixr_field d[] = {
+      fstr("interactionid", "E1"),
+      fstr("strategy", "echo"),
+      fint("n", -42),
+      fint("big", INT64_MAX),
+      fdbl("x", 1.5),
+      fbool("yes", 1),
+      fbool("no", 0),
+      ftype("gone", IXR_V_NULL), /* as in JSON: a null member is absent */
+      fstrn("part", "abcdef", 3),
+      fstrn("nul", "a\0b", 3),
+      ftype("obj", IXR_V_OBJECT),
+      fstr("k", "v"),
+      ftype("inner", IXR_V_ARRAY),
+      fint(NULL, 1), /* keys are ignored in arrays */
+      fstr("ignored", "two"),
+      ftype(NULL, IXR_V_NULL),
+      ftype(NULL, IXR_V_OBJECT),
+      ftype(NULL, IXR_V_END),
+      ftype(NULL, IXR_V_END),
+      ftype(NULL, IXR_V_END),
+      ftype("empty", IXR_V_ARRAY),
+      ftype(NULL, IXR_V_END),
+  };
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.present", d, NELEM(d)), 0);
+  int i = tcap_find(&f->cap, 0, "\"action\":\"echo\"", NULL);
+  if (i < 0) dump_and_fail(f, "no echo");
+  const char *l = f->cap.lines[i];
+  const char *frags[] = {
+      "\"name\":\"interaction.present\"", "\"n\":-42",
+      "\"big\":9223372036854775807", "\"x\":1.5", "\"yes\":true", "\"no\":false",
+      "\"part\":\"abc\"", "\"nul\":\"a\\u0000b\"", "\"k\":\"v\"",
+      "\"inner\":[1,\"two\",null,{}]", "\"interactionid\":\"E1\""};
+  for (size_t k = 0; k < NELEM(frags); k++)
+    if (strstr(l, frags[k]) == NULL) {
+      fprintf(stderr, "missing %s in\n  %s\n", frags[k], l);
+      fail();
+    }
+  assert_null(strstr(l, "gone"));
+  assert_null(strstr(l, "ignored"));
+
+  /* No data at all: a valid call, and the event is a bad_event. */
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.present", NULL, 0), 0);
+  EXPECT_LINE(f, "\"bad_event\"", "interactionid");
+
+  /* An interaction id with a NUL byte in it: the output carries its length. */
+  ixr_field z[] = {fstrn("interactionid", "A\0B", 3)};
+  tcap_clear(&f->cap);
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.present", z, 1), 0);
+  EXPECT_LINE(f, "\"started\"", "\"A\\u0000B\"");
+  ixr_session_info si;
+  assert_int_equal(ixr_session_find(f->rt, "A\0B", 3, &si), 0);
+  assert_int_equal(ixr_session_find(f->rt, "A", 1, &si), IXR_ENOTFOUND);
+}
+
+/* Captures the interactionid_len of started lines. */
+typedef struct lencap {
+  size_t len;
+  int n;
+} lencap;
+
+static void lencap_output(void *ud, const ixr_output *out) {
+  lencap *c = ud;
+  if (out->type == IXR_OUT_SESSION && strcmp(out->state, "started") == 0) {
+    c->len = out->interactionid_len;
+    c->n++;
+  }
+}
+
+static void test_output_interactionid_len(void **state) {
+  fixture *f = *state;
+  lencap c = {0, 0};
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_output = lencap_output;
+  o.output_ud = &c;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  ixr_field z[] = {fstrn("interactionid", "A\0B\0", 4)};
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.present", z, 1), 0);
+  assert_int_equal(c.n, 1);
+  assert_int_equal(c.len, 4);
+}
+
+static void test_feed_event_rejects_malformed(void **state) {
+  fixture *f = *state;
+  f->rt = trt_new(f->dir, &f->cap);
+  ixr_field ok[] = {fstr("interactionid", "M")};
+  assert_int_equal(ixr_feed_event(NULL, "interaction.present", ok, 1), IXR_EINVAL);
+  assert_int_equal(ixr_feed_event(f->rt, NULL, ok, 1), IXR_EINVAL);
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.present", NULL, 1), IXR_EINVAL);
+  assert_int_equal(ixr_feed_event(f->rt, "bad\xff", ok, 1), IXR_EINVAL);
+
+  ixr_field nullkey[] = {fstr(NULL, "x")};
+  ixr_field badkey[] = {fstr("k\xc3", "x")};
+  ixr_field badstr[] = {fstr("interactionid", "M"), fstr("s", "\xed\xa0\x80")};
+  ixr_field nullstr[] = {fstr("interactionid", NULL)};
+  ixr_field badtype[] = {ftype("t", (ixr_value_type)0)};
+  ixr_field badtype2[] = {ftype("t", (ixr_value_type)99)};
+  ixr_field unclosed[] = {fstr("interactionid", "M"), ftype("o", IXR_V_OBJECT),
+                          fint("a", 1)};
+  ixr_field stray_end[] = {fstr("interactionid", "M"), ftype(NULL, IXR_V_END)};
+  ixr_field nested_nullkey[] = {fstr("interactionid", "M"), ftype("o", IXR_V_OBJECT),
+                                fint(NULL, 1), ftype(NULL, IXR_V_END)};
+  ixr_field nan[] = {fstr("interactionid", "M"), fdbl("x", NAN)};
+  ixr_field inf[] = {fstr("interactionid", "M"), fdbl("x", INFINITY)};
+  struct {
+    const ixr_field *d;
+    size_t n;
+    const char *what;
+  } bad[] = {
+      {nullkey, NELEM(nullkey), "NULL key"},
+      {badkey, NELEM(badkey), "key not UTF-8"},
+      {badstr, NELEM(badstr), "string not UTF-8 (a surrogate)"},
+      {nullstr, NELEM(nullstr), "NULL string"},
+      {badtype, NELEM(badtype), "type 0"},
+      {badtype2, NELEM(badtype2), "type 99"},
+      {unclosed, NELEM(unclosed), "object without END"},
+      {stray_end, NELEM(stray_end), "END at the top"},
+      {nested_nullkey, NELEM(nested_nullkey), "NULL key in a nested object"},
+      {nan, NELEM(nan), "NaN"},
+      {inf, NELEM(inf), "infinity"},
+  };
+  for (size_t i = 0; i < NELEM(bad); i++) {
+    int rc = ixr_feed_event(f->rt, "interaction.present", bad[i].d, bad[i].n);
+    if (rc != IXR_EINVAL) {
+      fprintf(stderr, "%s: got %d\n", bad[i].what, rc);
+      fail();
+    }
+  }
+
+  /* 64 levels of nesting are the limit. */
+  enum { DEEP = 70 };
+  ixr_field deep[1 + 2 * DEEP];
+  deep[0] = fstr("interactionid", "M");
+  for (int i = 0; i < DEEP; i++) {
+    deep[1 + i] = ftype("o", IXR_V_OBJECT);
+    deep[1 + DEEP + i] = ftype(NULL, IXR_V_END);
+  }
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.present", deep, NELEM(deep)),
+                   IXR_EINVAL);
+
+  /* Nothing was dispatched by any of them. */
+  ixr_stats st;
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.events_in, 0);
+  assert_int_equal(f->cap.n, 0);
+  /* and the runtime works */
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.present", ok, 1), 0);
+  EXPECT_LINE(f, "\"started\"", "\"M\"");
+}
+
+/* ---- calls made from the output callback --------------------------------- */
+
+typedef struct inside {
+  ixr_runtime *rt;
+  tcap cap;
+  int actions;
+  int rc_feed_event, rc_feed_bad, rc_feed_end, rc_advance, rc_reload;
+  int rc_stats, rc_find, rc_register;
+  char find_state[16];
+  int chain; /* feed another present on each action, this many times */
+  int fed;
+} inside;
+
+static int cb_fn(lua_State *L) {
+  lua_pushliteral(L, "from a callback");
+  return 1;
+}
+
+static void inside_output(void *ud, const ixr_output *out) {
+  inside *x = ud;
+  tcap_output(&x->cap, out);
+  if (out->type != IXR_OUT_ACTION) return;
+  x->actions++;
+  if (x->actions == 1) {
+    /* A structured event, queued behind the current one. */
+    ixr_field d[] = {fstr("interactionid", "I1"), fstr("requestid", "r1")};
+    x->rc_feed_event = ixr_feed_event(x->rt, "interaction.route.done", d, 2);
+    ixr_field bad[] = {fstr(NULL, "x")};
+    x->rc_feed_bad = ixr_feed_event(x->rt, "interaction.present", bad, 1);
+    x->rc_feed_end = ixr_feed_end(x->rt);
+    x->rc_advance = ixr_advance(x->rt, 1000);
+    x->rc_reload = ixr_reload(x->rt, NULL);
+    ixr_stats st;
+    x->rc_stats = ixr_get_stats(x->rt, &st);
+    ixr_session_info si;
+    x->rc_find = ixr_session_find(x->rt, "I1", 2, &si);
+    if (x->rc_find == 0) snprintf(x->find_state, sizeof(x->find_state), "%s", si.state);
+    x->rc_register = ixr_register(x->rt, "cbmod", "f", cb_fn, NULL);
+  }
+  if (x->fed < x->chain) {
+    char line[160];
+    int n = snprintf(line, sizeof(line),
+                     "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"C%d\"}}\n",
+                     x->fed++);
+    ixr_feed(x->rt, line, (size_t)n);
+  }
+}
+
+static ixr_runtime *inside_new(fixture *f, inside *x) {
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_output = inside_output;
+  o.output_ud = x;
+  assert_int_equal(ixr_new(&x->rt, &o), 0);
+  return x->rt;
+}
+
+static void test_calls_from_output_callback(void **state) {
+  fixture *f = *state;
+  inside x;
+  memset(&x, 0, sizeof(x));
+  f->rt = inside_new(f, &x);
+  assert_int_equal(ixr_feed(f->rt, PRESENT_I1, strlen(PRESENT_I1)), 0);
+  assert_int_equal(x.rc_feed_event, 0);
+  assert_int_equal(x.rc_feed_bad, IXR_EINVAL);
+  assert_int_equal(x.rc_feed_end, IXR_EBUSY);
+  assert_int_equal(x.rc_advance, IXR_EBUSY);
+  assert_int_equal(x.rc_reload, IXR_EBUSY);
+  assert_int_equal(x.rc_stats, 0);
+  assert_int_equal(x.rc_find, 0);
+  assert_string_equal(x.find_state, "active");
+  assert_int_equal(x.rc_register, 0);
+  /* the queued event ran after the first one: started, route, ended */
+  assert_int_equal(x.cap.n, 3);
+  assert_non_null(strstr(x.cap.lines[0], "\"started\""));
+  assert_non_null(strstr(x.cap.lines[1], "\"route\""));
+  assert_non_null(strstr(x.cap.lines[2], "\"completed\""));
+  /* the module registered from the callback is there at run time */
+  tdir_write(f->dir, "usecb.lua",
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:action('cb', { v = require('cbmod').f() }) end }\n");
+  static const char use[] =
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"U\",\"strategy\":\"usecb\"}}\n";
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  assert_int_equal(ixr_feed(f->rt, use, sizeof(use) - 1), 0);
+  assert_true(tcap_find(&x.cap, 0, "\"cb\"", "from a callback", NULL) > 0);
+  tcap_free(&x.cap);
+}
+
+/* Re-entrant feeds are queued, not nested: a long chain of them does not
+ * grow the C stack, and runs in order. */
+static void test_reentrant_chain(void **state) {
+  fixture *f = *state;
+  inside x;
+  memset(&x, 0, sizeof(x));
+  x.chain = 500;
+  f->rt = inside_new(f, &x);
+  assert_int_equal(ixr_feed(f->rt, PRESENT_I1, strlen(PRESENT_I1)), 0);
+  ixr_stats st;
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.sessions_started, 501);
+  assert_int_equal(x.fed, 500);
+  /* in order: C0 started before C1, ... */
+  int a = tcap_find(&x.cap, 0, "\"started\"", "\"C0\"", NULL);
+  int b = tcap_find(&x.cap, 0, "\"started\"", "\"C1\"", NULL);
+  int c = tcap_find(&x.cap, 0, "\"started\"", "\"C499\"", NULL);
+  assert_true(a > 0 && b > a && c > b);
+  tcap_free(&x.cap);
+}
+
+/* ---- ixr_close while work is pending, and from inside callbacks ------------ */
+
+typedef struct closer {
+  ixr_runtime *rt;
+  int closes;     /* close on the Nth output line */
+  int lines;
+  bool closed;
+  int rc_after;   /* ixr_feed after ixr_close, inside the callback */
+  int rc_event_after;
+} closer;
+
+static void closer_output(void *ud, const ixr_output *out) {
+  closer *c = ud;
+  (void)out;
+  c->lines++;
+  if (c->closed || c->lines != c->closes) return;
+  /* Something re-entrant is pending when the runtime is closed. */
+  ixr_feed(c->rt, PRESENT_I1, strlen(PRESENT_I1));
+  ixr_close(c->rt);
+  c->closed = true;
+  c->rc_after = ixr_feed(c->rt, PRESENT_I1, strlen(PRESENT_I1));
+  ixr_field d[] = {fstr("interactionid", "X")};
+  c->rc_event_after = ixr_feed_event(c->rt, "interaction.present", d, 1);
+}
+
+/*
+ * The host closes the runtime from its output callback (it got the action
+ * it was waiting for, or it is shutting down), with a re-entrant event
+ * queued. The close takes effect once the callback returns: later calls
+ * made inside the callback get IXR_ECLOSED, nothing more is dispatched,
+ * and no memory is lost (ASan).
+ */
+static void test_close_from_output_callback(void **state) {
+  fixture *f = *state;
+  closer c;
+  memset(&c, 0, sizeof(c));
+  c.closes = 2; /* on the route action, in the middle of the flow */
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_output = closer_output;
+  o.output_ud = &c;
+  assert_int_equal(ixr_new(&c.rt, &o), 0);
+  static const char two[] =
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\"}}\n"
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B\"}}\n";
+  int rc = ixr_feed(c.rt, two, sizeof(two) - 1);
+  /* c.rt is gone now. */
+  assert_true(rc == 0 || rc == IXR_ECLOSED);
+  assert_true(c.closed);
+  assert_int_equal(c.rc_after, IXR_ECLOSED);
+  assert_int_equal(c.rc_event_after, IXR_ECLOSED);
+  assert_int_equal(c.lines, 2); /* B was never dispatched */
+}
+
+/* The same from the callback of a timer that fires on the host's loop. */
+typedef struct timer_closer {
+  ixr_runtime *rt;
+  int lines;
+  bool closed;
+} timer_closer;
+
+static void timer_closer_output(void *ud, const ixr_output *out) {
+  timer_closer *c = ud;
+  c->lines++;
+  if (out->type == IXR_OUT_ACTION && strcmp(out->action, "queue") == 0 &&
+      !c->closed) {
+    ixr_close(c->rt);
+    c->closed = true;
+  }
+}
+
+static void on_guard(uv_timer_t *t) { uv_close((uv_handle_t *)t, NULL); }
+
+static void test_close_from_timer_output_on_host_loop(void **state) {
+  fixture *f = *state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  timer_closer c;
+  memset(&c, 0, sizeof(c));
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_REAL);
+  o.loop = &loop;
+  o.on_output = timer_closer_output;
+  o.output_ud = &c;
+  assert_int_equal(ixr_new(&c.rt, &o), 0);
+  tfeed(c.rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"T\",\"timeout\":0.01}}");
+  /* ixr's timers keep no loop alive: the host's guard timer does. */
+  uv_timer_t guard;
+  uv_timer_init(&loop, &guard);
+  uv_timer_start(&guard, on_guard, 300, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_true(c.closed);
+  assert_int_equal(c.lines, 3); /* started, route, queue */
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A pipe client of the runtime's unix listener, on the test's loop. */
+typedef struct pclient {
+  uv_pipe_t pipe;
+  uv_connect_t conn;
+  uv_write_t wr;
+  char rbuf[4096];
+  size_t got; /* bytes received */
+  bool connected, closed;
+} pclient;
+
+static void pclient_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  pclient *c = h->data;
+  (void)hint;
+  *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+}
+
+static void pclient_closed(uv_handle_t *h) {
+  pclient *c = h->data;
+  c->closed = true;
+}
+
+static void pclient_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  pclient *c = s->data;
+  (void)buf;
+  if (n < 0) {
+    if (!uv_is_closing((uv_handle_t *)s)) uv_close((uv_handle_t *)s, pclient_closed);
+    return;
+  }
+  c->got += (size_t)n;
+}
+
+static void pclient_connected(uv_connect_t *req, int status) {
+  pclient *c = req->data;
+  c->connected = status == 0;
+  if (status == 0) uv_read_start((uv_stream_t *)&c->pipe, pclient_alloc, pclient_read);
+}
+
+static void pclient_written(uv_write_t *req, int status) {
+  (void)req;
+  (void)status;
+}
+
+static void sock_path(char *buf, size_t n, const char *tag) {
+  static int counter;
+  snprintf(buf, n, "/tmp/ixr-api-%d-%s-%d.sock", (int)getpid(), tag, counter++);
+}
+
+/*
+ * Closing on the host's loop while work is pending everywhere: a session
+ * with a timer armed, a connection with unread input (a partial line) and
+ * output not yet flushed, and a listener. Everything closes on the next
+ * run of the loop, and nothing leaks.
+ */
+static void test_close_with_pending_work_on_host_loop(void **state) {
+  fixture *f = *state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_REAL);
+  o.loop = &loop;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  char path[128], addr[160];
+  sock_path(path, sizeof(path), "pending");
+  snprintf(addr, sizeof(addr), "unix:%s", path);
+  assert_int_equal(ixr_listen(f->rt, addr), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"P1\"}}");
+
+  pclient c;
+  memset(&c, 0, sizeof(c));
+  uv_pipe_init(&loop, &c.pipe, 0);
+  c.pipe.data = &c;
+  c.conn.data = &c;
+  uv_pipe_connect(&c.conn, &c.pipe, path, pclient_connected);
+  for (int i = 0; i < 200 && !c.connected; i++) uv_run(&loop, UV_RUN_NOWAIT);
+  assert_true(c.connected);
+  static char msg[] =
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"P2\"}}\n"
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"P3\"}}\n"
+      "{\"name\":\"interaction.pres";
+  uv_buf_t b = uv_buf_init(msg, sizeof(msg) - 1);
+  assert_int_equal(uv_write(&c.wr, (uv_stream_t *)&c.pipe, &b, 1, pclient_written), 0);
+  /* Let the runtime read (and answer) part of it, then close at once. */
+  for (int i = 0; i < 5; i++) uv_run(&loop, UV_RUN_NOWAIT);
+  ixr_close(f->rt);
+  f->rt = NULL;
+  for (int i = 0; i < 200 && !c.closed; i++) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    if (!c.closed && i == 100) uv_close((uv_handle_t *)&c.pipe, pclient_closed);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  unlink(path);
+}
+
+/* On its own loop, ixr_close() finishes everything before it returns. */
+static void test_close_own_loop_with_live_sessions(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_REAL);
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  for (int i = 0; i < 50; i++) {
+    char line[128];
+    snprintf(line, sizeof(line),
+             "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L%d\",\"strategy\":\"%s\"}}",
+             i, i % 2 ? "later" : "default");
+    tfeed(f->rt, line);
+  }
+  ixr_close(f->rt);
+  f->rt = NULL;
+  ixr_close(NULL);
+}
+
+/* ---- ixr_serve_fd, ixr_listen, ixr_run, ixr_stop -------------------------- */
+
+static char *read_file(const char *path) {
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL) return NULL;
+  char *buf = calloc(1, 65536);
+  size_t n = fread(buf, 1, 65535, fp);
+  buf[n] = '\0';
+  fclose(fp);
+  return buf;
+}
+
+static void test_serve_fd(void **state) {
+  fixture *f = *state;
+  assert_int_equal(ixr_serve_fd(NULL, 0, 1, 0), IXR_EINVAL);
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_serve_fd(f->rt, -1, 1, 0), IXR_EINVAL);
+  assert_int_equal(ixr_serve_fd(f->rt, 0, -1, 0), IXR_EINVAL);
+  ixr_close(f->rt);
+
+  /* A file in, a file out, on the runtime's own loop. */
+  char in[1024], out[1024];
+  snprintf(in, sizeof(in), "%s/in.ndjson", f->dir);
+  snprintf(out, sizeof(out), "%s/out.ndjson", f->dir);
+  tdir_write(f->dir, "in.ndjson",
+             "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"F1\"}}\n"
+             "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"F1\",\"requestid\":\"r1\"}}\n");
+  int ifd = open(in, O_RDONLY);
+  int ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  assert_true(ifd >= 0 && ofd >= 0);
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_serve_fd(f->rt, ifd, ofd, IXR_SERVE_STOP_AT_EOF), 0);
+  assert_int_equal(ixr_run(f->rt), 0);
+  close(ifd);
+  close(ofd);
+  char *text = read_file(out);
+  assert_non_null(text);
+  assert_non_null(strstr(text, "\"started\""));
+  assert_non_null(strstr(text, "\"completed\""));
+  free(text);
+  /* The stream's output went to its fd, not to the output callback. */
+  assert_int_equal(f->cap.n, 0);
+  /* Stopped: nothing more is served. */
+  assert_int_equal(ixr_serve_fd(f->rt, 0, 1, 0), IXR_ECLOSED);
+}
+
+/* A descriptor that is not open is refused at once, not found broken later
+ * on the loop. */
+static void test_serve_fd_closed_descriptor(void **state) {
+  fixture *f = *state;
+  f->rt = trt_new(f->dir, &f->cap);
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  close(fds[0]);
+  close(fds[1]);
+  assert_true(ixr_serve_fd(f->rt, fds[0], fds[1], 0) < 0);
+}
+
+static void test_listen_misuse(void **state) {
+  fixture *f = *state;
+  assert_int_equal(ixr_listen(NULL, "tcp:127.0.0.1:0"), IXR_EINVAL);
+  assert_int_equal(ixr_listen_control(NULL, "tcp:127.0.0.1:0"), IXR_EINVAL);
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_listen(f->rt, NULL), IXR_EINVAL);
+  assert_int_equal(ixr_listen_control(f->rt, NULL), IXR_EINVAL);
+  static const char *const bad[] = {
+      "", "foo", "udp:1.2.3.4:5", "tcp:", "tcp:127.0.0.1", "tcp:127.0.0.1:",
+      "tcp:127.0.0.1:x", "tcp:127.0.0.1:-1", "tcp:127.0.0.1:65536",
+      "tcp:127.0.0.1: 80", "tcp::80", "tcp:not-an-ip:80", "unix:",
+  };
+  for (size_t i = 0; i < NELEM(bad); i++) {
+    int rc = ixr_listen(f->rt, bad[i]);
+    if (rc != IXR_EADDR) {
+      fprintf(stderr, "'%s': got %d (%s)\n", bad[i], rc, ixr_err_name(rc));
+      fail();
+    }
+    assert_int_equal(ixr_listen_control(f->rt, bad[i]), IXR_EADDR);
+  }
+  char longpath[300];
+  memset(longpath, 'x', sizeof(longpath) - 1);
+  memcpy(longpath, "unix:/tmp/", 10);
+  longpath[sizeof(longpath) - 1] = '\0';
+  assert_int_equal(ixr_listen(f->rt, longpath), IXR_EADDR);
+  assert_int_equal(ixr_listen(f->rt, "unix:/nonexistent-dir/ixr.sock"), IXR_ELISTEN);
+  assert_int_equal(ixr_listen(f->rt, "tcp:127.0.0.1:0"), 0);
+
+  /* Not a socket: left alone, and refused. */
+  char path[128], addr[160];
+  snprintf(path, sizeof(path), "%s/plain-file", f->dir);
+  tdir_write(f->dir, "plain-file", "keep me\n");
+  snprintf(addr, sizeof(addr), "unix:%s", path);
+  assert_int_equal(ixr_listen(f->rt, addr), IXR_ELISTEN);
+  char *kept = read_file(path);
+  assert_string_equal(kept, "keep me\n");
+  free(kept);
+
+  ixr_stop(f->rt);
+  assert_int_equal(ixr_listen(f->rt, "tcp:127.0.0.1:0"), IXR_ECLOSED);
+  assert_int_equal(ixr_listen_control(f->rt, "tcp:127.0.0.1:0"), IXR_ECLOSED);
+}
+
+/* A unix socket that a live listener serves is not taken over: unlinking it
+ * would cut that listener off (another runtime's, or another process's). */
+static void test_listen_live_unix_socket_refused(void **state) {
+  fixture *f = *state;
+  f->rt = trt_new(f->dir, &f->cap);
+  char path[128], addr[160];
+  sock_path(path, sizeof(path), "live");
+  snprintf(addr, sizeof(addr), "unix:%s", path);
+  assert_int_equal(ixr_listen(f->rt, addr), 0);
+  tcap other;
+  memset(&other, 0, sizeof(other));
+  ixr_runtime *rt2 = trt_new(f->dir, &other);
+  int rc = ixr_listen(rt2, addr);
+  ixr_close(rt2);
+  tcap_free(&other);
+  assert_int_equal(rc, IXR_ELISTEN);
+  unlink(path);
+}
+
+/* ixr_run on the runtime's own loop runs until ixr_stop(), here called
+ * from the output callback of a timer. */
+typedef struct stopper {
+  ixr_runtime *rt;
+  int actions;
+} stopper;
+
+static void stopper_output(void *ud, const ixr_output *out) {
+  stopper *s = ud;
+  if (out->type != IXR_OUT_ACTION) return;
+  s->actions++;
+  ixr_stop(s->rt);
+  ixr_stop(s->rt); /* twice is harmless */
+}
+
+static void test_run_and_stop(void **state) {
+  fixture *f = *state;
+  assert_int_equal(ixr_run(NULL), IXR_EINVAL);
+  ixr_stop(NULL);
+  stopper s = {NULL, 0};
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_REAL);
+  o.on_output = stopper_output;
+  o.output_ud = &s;
+  assert_int_equal(ixr_new(&s.rt, &o), 0);
+  f->rt = s.rt;
+  assert_int_equal(ixr_listen(f->rt, "tcp:127.0.0.1:0"), 0); /* keeps it running */
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"R\",\"strategy\":\"later\"}}");
+  assert_int_equal(s.actions, 0);
+  assert_int_equal(ixr_run(f->rt), 0);
+  assert_int_equal(s.actions, 1);
+  /* The API still feeds after a stop; only serving has ended. */
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"R2\"}}");
+  assert_int_equal(s.actions, 2);
+}
+
+static void test_run_on_host_loop_refused(void **state) {
+  fixture *f = *state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.loop = &loop;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  assert_int_equal(ixr_run(f->rt), IXR_ELOOP);
+  ixr_close(f->rt);
+  f->rt = NULL;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* On the host's loop, ixr's timers fire while the host runs its loop, and
+ * their output goes to the output callback. */
+static void test_host_loop_timers(void **state) {
+  fixture *f = *state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_REAL);
+  o.loop = &loop;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H\",\"timeout\":0.02}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H2\",\"strategy\":\"later\"}}");
+  uv_timer_t guard;
+  uv_timer_init(&loop, &guard);
+  uv_timer_start(&guard, on_guard, 200, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  EXPECT_LINE(f, "\"queue\"", "\"H\"", "\"r3\"");
+  EXPECT_LINE(f, "\"later\"", "\"H2\"");
+  ixr_close(f->rt);
+  f->rt = NULL;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Two runtimes on one loop share nothing: ids, sessions and output are
+ * each their own. */
+static void test_two_runtimes_one_loop(void **state) {
+  fixture *f = *state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  tcap a, b;
+  memset(&a, 0, sizeof(a));
+  memset(&b, 0, sizeof(b));
+  ixr_runtime *ra, *rb;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.loop = &loop;
+  o.output_ud = &a;
+  assert_int_equal(ixr_new(&ra, &o), 0);
+  o.output_ud = &b;
+  assert_int_equal(ixr_new(&rb, &o), 0);
+  tfeed(ra, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"X\"}}");
+  tfeed(rb, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"Y\"}}");
+  tfeed(rb, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"X\"}}");
+  assert_int_equal(a.n, 2);
+  assert_int_equal(b.n, 4);
+  assert_non_null(strstr(a.lines[0], "\"session\":\"s1\""));
+  assert_non_null(strstr(b.lines[2], "\"session\":\"s2\""));
+  assert_int_equal(ixr_advance(ra, 30000), 0);
+  assert_int_equal(a.n, 3); /* X timed out in ra only */
+  assert_int_equal(b.n, 4);
+  ixr_session_info si;
+  assert_int_equal(ixr_session_find(ra, "Y", 1, &si), IXR_ENOTFOUND);
+  ixr_close(ra);
+  ixr_close(rb);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  tcap_free(&a);
+  tcap_free(&b);
+}
+
+/* ---- ixr_reload, ixr_watch ------------------------------------------------- */
+
+static void test_reload(void **state) {
+  fixture *f = *state;
+  ixr_reload_result res;
+  memset(&res, 0xab, sizeof(res));
+  assert_int_equal(ixr_reload(NULL, &res), IXR_EINVAL);
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  assert_int_equal(ixr_reload(f->rt, &res), 0);
+  assert_int_equal(res.ok, 1);
+  assert_int_equal(res.files, 3);
+  assert_int_equal(res.changed, 0);
+  uint64_t gen = res.generation;
+  assert_true(gen >= 3);
+
+  tdir_write(f->dir, "broken.lua", "return {\n\n  start = 5,\n}\n");
+  assert_int_equal(ixr_reload(f->rt, &res), IXR_ESTRATEGY);
+  assert_int_equal(res.ok, 0);
+  assert_int_equal(res.generation, gen);
+  assert_non_null(strstr(res.errors, "broken.lua:3:"));
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.generation, gen);
+
+  tdir_write(f->dir, "broken.lua", "return { start = function() end }\n");
+  assert_int_equal(ixr_reload(f->rt, &res), 0);
+  assert_int_equal(res.generation, gen + 1);
+  assert_int_equal(res.changed, 1);
+  assert_int_equal(res.errors[0], '\0');
+}
+
+static void test_watch_misuse(void **state) {
+  fixture *f = *state;
+  assert_int_equal(ixr_watch(NULL, 100), IXR_EINVAL);
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_watch(f->rt, 100), 0);
+  assert_int_equal(ixr_watch(f->rt, 100), IXR_EBUSY);
+  /* closing with a watch armed: teardown, checked by ASan */
+}
+
+/* ---- ixr_get_stats, ixr_session_find ---------------------------------------- */
+
+static void test_stats(void **state) {
+  fixture *f = *state;
+  ixr_stats st;
+  assert_int_equal(ixr_get_stats(NULL, &st), IXR_EINVAL);
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_get_stats(f->rt, NULL), IXR_EINVAL);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S1\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S2\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"S2\",\"resultof\":\"revoking\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"S1\",\"requestid\":\"r1\"}}");
+  tfeed(f->rt, "not json");
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.sessions_active, 0);
+  assert_int_equal(st.sessions_suspended, 1);
+  assert_int_equal(st.sessions_started, 2);
+  assert_int_equal(st.sessions_ended, 1);
+  assert_int_equal(st.events_in, 5);
+  assert_int_equal(st.lines_out, f->cap.n);
+  assert_int_equal(st.errors, 1);
+  assert_int_equal(st.held_dropped, 0);
+  assert_int_equal(st.limit_kills, 0);
+  assert_true(st.lua_bytes > 0);
+  assert_true(st.generation >= 1);
+}
+
+static void test_session_find(void **state) {
+  fixture *f = *state;
+  ixr_session_info si;
+  assert_int_equal(ixr_session_find(NULL, "x", 1, &si), IXR_EINVAL);
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_session_find(f->rt, NULL, 1, &si), IXR_EINVAL);
+  assert_int_equal(ixr_session_find(f->rt, "x", 1, NULL), IXR_EINVAL);
+  assert_int_equal(ixr_session_find(f->rt, "x", 1, &si), IXR_ENOTFOUND);
+  assert_int_equal(ixr_session_find(f->rt, "", 0, &si), IXR_ENOTFOUND);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"Q1\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"Q2\",\"strategy\":\"echo\"}}");
+  assert_int_equal(ixr_session_find(f->rt, "Q2", 2, &si), 0);
+  assert_string_equal(si.id, "s2");
+  assert_string_equal(si.state, "active");
+  assert_string_equal(si.strategy, "echo");
+  assert_true(si.generation >= 1);
+  assert_int_equal(ixr_session_find(f->rt, "Q2xyz", 2, &si), 0); /* by length */
+  tfeed(f->rt, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"Q1\"}}");
+  assert_int_equal(ixr_session_find(f->rt, "Q1", 2, &si), 0);
+  assert_string_equal(si.id, "s1");
+  assert_string_equal(si.state, "suspended");
+  tfeed(f->rt, "{\"name\":\"interaction.deleted\",\"data\":{\"interactionid\":\"Q1\"}}");
+  assert_int_equal(ixr_session_find(f->rt, "Q1", 2, &si), IXR_ENOTFOUND);
+}
+
+/* ---- ixr_register ------------------------------------------------------------ */
+
+typedef struct host {
+  ixr_runtime *rt;
+  int setups;
+  int rc_setup;
+  int calls;
+  int rc_feed;   /* ixr_feed from inside a host function */
+  int rc_reload; /* ixr_reload from inside a host function */
+  int rc_advance;
+} host;
+
+/* host.get(k): "value of k", counted through the upvalue. */
+static int host_get(lua_State *L) {
+  host *h = lua_touserdata(L, lua_upvalueindex(1));
+  const char *k = luaL_checkstring(L, 1);
+  h->calls++;
+  lua_pushfstring(L, "value of %s", k);
+  return 1;
+}
+
+static int host_fail(lua_State *L) {
+  return luaL_error(L, "the host says no");
+}
+
+/* host.feed(line): the host feeds an event from inside a strategy's call. */
+static int host_feed(lua_State *L) {
+  host *h = lua_touserdata(L, lua_upvalueindex(1));
+  size_t len;
+  const char *line = luaL_checklstring(L, 1, &len);
+  h->rc_feed = ixr_feed(h->rt, line, len);
+  h->rc_advance = ixr_advance(h->rt, 1);
+  return 0;
+}
+
+static int host_reload(lua_State *L) {
+  host *h = lua_touserdata(L, lua_upvalueindex(1));
+  h->rc_reload = ixr_reload(h->rt, NULL);
+  lua_pushinteger(L, h->rc_reload);
+  return 1;
+}
+
+static void host_setup(ixr_runtime *rt, void *ud) {
+  host *h = ud;
+  h->setups++;
+  h->rt = rt;
+  int rc = ixr_register(rt, "host", "get", host_get, h);
+  if (rc == 0) rc = ixr_register(rt, "host", "fail", host_fail, h);
+  if (rc == 0) rc = ixr_register(rt, "host", "feed", host_feed, h);
+  if (rc == 0) rc = ixr_register(rt, "host", "reload", host_reload, h);
+  if (rc == 0) rc = ixr_register(rt, "my.tools", "get", host_get, h);
+  h->rc_setup = rc;
+}
+
+static void noop_setup(ixr_runtime *rt, void *ud) {
+  (void)rt;
+  (void)ud;
+}
+
+static void test_register_misuse(void **state) {
+  fixture *f = *state;
+  assert_int_equal(ixr_register(NULL, "m", "f", host_get, NULL), IXR_EINVAL);
+  f->rt = trt_new(f->dir, &f->cap);
+  assert_int_equal(ixr_register(f->rt, NULL, "f", host_get, NULL), IXR_EINVAL);
+  assert_int_equal(ixr_register(f->rt, "m", NULL, host_get, NULL), IXR_EINVAL);
+  assert_int_equal(ixr_register(f->rt, "m", "f", NULL, NULL), IXR_EINVAL);
+  assert_int_equal(ixr_register(f->rt, "m", "", host_get, NULL), IXR_EINVAL);
+  static const char *const bad[] = {"", "ixr", "ixr.core", "ixr.multimedia",
+                                    "ixr.mine", ".m", "m.", "a..b", "a b",
+                                    "a/b", "../x", "m\xff"};
+  for (size_t i = 0; i < NELEM(bad); i++)
+    if (ixr_register(f->rt, bad[i], "f", host_get, NULL) != IXR_EINVAL) {
+      fprintf(stderr, "module '%s' was accepted\n", bad[i]);
+      fail();
+    }
+  assert_int_equal(ixr_register(f->rt, "ixrx", "f", host_get, NULL), 0);
+  assert_int_equal(ixr_register(f->rt, "a.b-c_d9", "f", host_get, NULL), 0);
+  (void)noop_setup;
+}
+
+static void test_register_from_setup(void **state) {
+  fixture *f = *state;
+  /* Required when the file loads: only possible if on_setup ran first. */
+  tdir_write(f->dir, "host.lua",
+             "local host = require('host')\n"
+             "local tools = require('my.tools')\n"
+             "local at_load = host.get('load')\n"
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  s:action('got', { load = at_load, v = host.get(e.data.k), t = tools.get('t') })\n"
+             "  if e.data.fail then host.fail() end\n"
+             "  s:wait('never')\n"
+             "end }\n");
+  host h;
+  memset(&h, 0, sizeof(h));
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_setup = host_setup;
+  o.setup_ud = &h;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  assert_int_equal(h.setups, 1);
+  assert_int_equal(h.rc_setup, 0);
+  assert_int_equal(h.calls, 1); /* at load */
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"G\",\"strategy\":\"host\",\"k\":\"x\"}}");
+  EXPECT_LINE(f, "\"got\"", "\"load\":\"value of load\"", "\"v\":\"value of x\"", "\"t\":\"value of t\"");
+  assert_int_equal(h.calls, 3);
+  /* A bad argument or a luaL_error fails the strategy's call, not the host. */
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"G2\",\"strategy\":\"host\",\"k\":{}}}");
+  EXPECT_LINE(f, "\"handler_error\"", "bad argument #1 to 'get'", "\"G2\"");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"G3\",\"strategy\":\"host\",\"k\":\"y\",\"fail\":true}}");
+  EXPECT_LINE(f, "\"handler_error\"", "the host says no", "\"G3\"");
+  EXPECT_LINE(f, "\"ended\"", "\"G3\"", "\"error\"");
+  /* Still there after a reload. */
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  assert_int_equal(h.setups, 1);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"G4\",\"strategy\":\"host\",\"k\":\"z\"}}");
+  EXPECT_LINE(f, "\"got\"", "\"v\":\"value of z\"");
+}
+
+/* Registered after ixr_new: there for require() at run time and for the
+ * next reload. */
+static void test_register_later(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "late.lua",
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  local ok, m = pcall(require, 'hostlate')\n"
+             "  s:action('late', { ok = ok, v = ok and m.get('k') or nil })\n"
+             "end }\n");
+  host h;
+  memset(&h, 0, sizeof(h));
+  f->rt = trt_new(f->dir, &f->cap);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L1\",\"strategy\":\"late\"}}");
+  EXPECT_LINE(f, "\"late\"", "\"ok\":false");
+  assert_int_equal(ixr_register(f->rt, "hostlate", "get", host_get, &h), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L2\",\"strategy\":\"late\"}}");
+  EXPECT_LINE(f, "\"late\"", "\"ok\":true", "\"v\":\"value of k\"");
+  assert_int_equal(h.calls, 1);
+}
+
+/* A host function that feeds another event re-entrantly: it is queued and
+ * runs after the event in progress; reload and advance are refused. */
+static void test_host_function_feeds_reentrantly(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "feeder.lua",
+             "local host = require('host')\n"
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  s:action('before')\n"
+             "  host.feed('{\"name\":\"interaction.poke\",\"data\":{\"interactionid\":\"' .. s.interactionid .. '\"}}\\n')\n"
+             "  s:action('after')\n"
+             "  s:wait('interaction.poke')\n"
+             "  s:action('poked')\n"
+             "end }\n");
+  host h;
+  memset(&h, 0, sizeof(h));
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_setup = host_setup;
+  o.setup_ud = &h;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"F\",\"strategy\":\"feeder\"}}");
+  assert_int_equal(h.rc_feed, 0);
+  int a = tcap_find(&f->cap, 0, "\"before\"", NULL);
+  int b = tcap_find(&f->cap, 0, "\"after\"", NULL);
+  int c = tcap_find(&f->cap, 0, "\"poked\"", NULL);
+  if (!(a >= 0 && b > a && c > b)) dump_and_fail(f, "before, after, poked: not in order");
+  assert_int_equal(h.rc_advance, IXR_EBUSY);
+}
+
+/* A reload from inside a strategy's call would swap the strategies (and
+ * reset the modules) under the running code: refused, as from an output
+ * callback. */
+static void test_reload_from_host_function_refused(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "reloader.lua",
+             "local host = require('host')\n"
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  s:action('reloaded', { rc = host.reload() })\n"
+             "end }\n");
+  host h;
+  memset(&h, 0, sizeof(h));
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_setup = host_setup;
+  o.setup_ud = &h;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  ixr_stats before, after;
+  ixr_get_stats(f->rt, &before);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"R\",\"strategy\":\"reloader\"}}");
+  ixr_get_stats(f->rt, &after);
+  EXPECT_LINE(f, "\"reloaded\"");
+  assert_int_equal(h.rc_reload, IXR_EBUSY);
+  assert_int_equal(after.generation, before.generation);
+}
+
+/* ---- ixr_advance --------------------------------------------------------------- */
+
+static void test_advance(void **state) {
+  fixture *f = *state;
+  assert_int_equal(ixr_advance(NULL, 1), IXR_EINVAL);
+  f->rt = trt_new(f->dir, &f->cap);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"V\"}}");
+  assert_int_equal(ixr_advance(f->rt, 0), 0);
+  assert_int_equal(ixr_advance(f->rt, 29999), 0);
+  assert_int_equal(f->cap.n, 2);
+  assert_int_equal(ixr_advance(f->rt, 1), 0);
+  EXPECT_LINE(f, "\"queue\"", "\"V\"");
+  assert_int_equal(ixr_advance(f->rt, UINT64_MAX / 2), 0); /* far ahead */
+  ixr_close(f->rt);
+
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_REAL);
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  assert_int_equal(ixr_advance(f->rt, 1), IXR_EINVAL); /* a real clock */
+}
+
+/* ---- ixr_check ------------------------------------------------------------------- */
+
+static void count_report(void *ud, const char *line) {
+  int *n = ud;
+  (void)line;
+  ++*n;
+}
+
+static void test_check(void **state) {
+  fixture *f = *state;
+  int n = 0;
+  assert_int_equal(ixr_check(NULL, NULL, count_report, &n), IXR_EINVAL);
+  assert_int_equal(ixr_check(f->dir, NULL, NULL, &n), IXR_EINVAL);
+  assert_int_equal(ixr_check("/nonexistent/ixr-handlers", NULL, count_report, &n),
+                   IXR_ENOENT);
+  assert_int_equal(ixr_check(f->dir, NULL, count_report, &n), 0);
+  assert_int_equal(n, 0);
+  tdir_write(f->dir, "bad.lua", "return 1\n");
+  assert_int_equal(ixr_check(f->dir, NULL, count_report, &n), 1);
+  assert_int_equal(n, 1);
+  assert_true(ixr_check(f->dir, "/nonexistent/ixr-lua", count_report, &n) != 0);
+}
+
+/* ---- the other callbacks: log, input, trace --------------------------------------- */
+
+typedef struct seen {
+  int logs[5];
+  int inputs;
+  char last_input[128];
+  uint64_t last_now;
+  int traces;
+  bool trace_handler;
+} seen;
+
+static void seen_log(void *ud, ixr_log_level level, const char *msg) {
+  seen *s = ud;
+  (void)msg;
+  if (level >= IXR_LOG_ERROR && level <= IXR_LOG_TRACE) s->logs[level]++;
+}
+
+static void seen_input(void *ud, const char *line, size_t len, uint64_t now) {
+  seen *s = ud;
+  s->inputs++;
+  snprintf(s->last_input, sizeof(s->last_input), "%.*s", (int)len, line);
+  s->last_now = now;
+}
+
+static void seen_trace(void *ud, const char *line) {
+  seen *s = ud;
+  s->traces++;
+  if (strstr(line, "default.lua:") != NULL) s->trace_handler = true;
+}
+
+static void test_log_input_trace_callbacks(void **state) {
+  fixture *f = *state;
+  seen s;
+  memset(&s, 0, sizeof(s));
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_log = seen_log;
+  o.log_ud = &s;
+  o.log_level = IXR_LOG_WARN;
+  o.on_input = seen_input;
+  o.input_ud = &s;
+  o.on_trace = seen_trace;
+  o.trace_ud = &s;
+  tdir_write(f->dir, "chatty.lua",
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:log('info', 'hidden') s:log('warn', 'shown') s:log('error', 'shown')\n"
+             "  s:wait('never') end }\n");
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"C\",\"strategy\":\"chatty\"}}");
+  tfeed(f->rt, "   ");
+  assert_int_equal(ixr_advance(f->rt, 5000), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"D\"}}");
+  assert_int_equal(s.logs[IXR_LOG_INFO], 0);
+  assert_int_equal(s.logs[IXR_LOG_DEBUG], 0);
+  assert_int_equal(s.logs[IXR_LOG_WARN], 1);
+  assert_int_equal(s.logs[IXR_LOG_ERROR], 1);
+  assert_int_equal(s.inputs, 3); /* every line as received, blank ones too */
+  assert_non_null(strstr(s.last_input, "\"D\""));
+  assert_int_equal(s.last_now, 5000);
+  assert_true(s.traces > 0);
+  assert_true(s.trace_handler);
+}
+
+/* Without an output callback, output is held for the next stream rather
+ * than lost, and counted. */
+static void test_no_output_callback(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_output = NULL;
+  o.max_held = 2;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"N1\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"N2\"}}");
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.sessions_started, 2);
+  assert_int_equal(st.lines_out, 4);
+  assert_int_equal(st.held_dropped, 2);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_options_init_defaults),
+      cmocka_unit_test(test_versions),
+      cmocka_unit_test(test_error_codes),
+      cmocka_unit_test_setup_teardown(test_new_rejects_bad_options, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_new_without_standard_library, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_new_without_handlers_dir, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_new_with_broken_strategy, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_feed_misuse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_feed_any_split, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_feed_event_values, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_output_interactionid_len, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_feed_event_rejects_malformed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_calls_from_output_callback, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reentrant_chain, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_with_pending_work_on_host_loop, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_own_loop_with_live_sessions, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_serve_fd, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_listen_misuse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_run_and_stop, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_run_on_host_loop_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_host_loop_timers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_two_runtimes_one_loop, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_misuse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_session_find, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_register_misuse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_register_from_setup, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_register_later, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_host_function_feeds_reentrantly, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_advance, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_check, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_log_input_trace_callbacks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_output_callback, setup, teardown),
+      /* Library problems found while writing these (see the issue note):
+       * they fail until the library is fixed, so they run last. */
+      cmocka_unit_test_setup_teardown(test_serve_fd_closed_descriptor, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_listen_live_unix_socket_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reload_from_host_function_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_from_output_callback, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_from_timer_output_on_host_loop, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
