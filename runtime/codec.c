@@ -537,3 +537,10 @@ void ixr__jw_end(ixr__jw *w, const char **line, size_t *len) {
 }
 
 bool ixr__jw_failed(const ixr__jw *w) { return w->failed; }
+
+size_t ixr__jw_len(const ixr__jw *w) {
+  const unsigned char *buf;
+  size_t n = 0;
+  yajl_gen_get_buf(w->g, &buf, &n);
+  return n;
+}

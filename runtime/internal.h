@@ -271,6 +271,7 @@ int ixr__jw_lua(ixr__jw *w, const char *key, lua_State *L, int idx, char *err,
 /* Finishes the object; the line stays valid until the next begin. */
 void ixr__jw_end(ixr__jw *w, const char **line, size_t *len);
 bool ixr__jw_failed(const ixr__jw *w);
+size_t ixr__jw_len(const ixr__jw *w); /* bytes written so far */
 
 /* ---- output.c: building the output lines ------------------------------ */
 
@@ -316,6 +317,8 @@ struct ixr_runtime {
   bool destroyed; /* only close callbacks are left; the last one frees */
   bool close_requested; /* ixr_close() from inside a callback: deferred */
   bool running;   /* inside ixr_run() */
+  uv_async_t keepalive; /* holds ixr_run()'s loop open until ixr_stop() */
+  bool keepalive_open;
   bool in_setup;  /* inside ixr_options.on_setup */
   int in_uv_cb;   /* inside one of the runtime's libuv callbacks */
 

@@ -89,6 +89,9 @@ typedef struct ixr_output {
   const char *strategy;  /* started lines */
   const char *action;    /* action lines: the action name */
   const char *requestid; /* action lines: "r1" */
+  const char *args_json; /* action lines: the args object, as JSON (a slice
+                            of `json`, not NUL-terminated) */
+  size_t args_len;
   const char *error;     /* error lines: the error code, e.g. "bad_json" */
   const char *message;   /* error lines: a readable message */
 } ixr_output;
@@ -232,7 +235,9 @@ IXR_EXTERN int ixr_listen(ixr_runtime *rt, const char *addr);
  * control events (ixr.reload, ixr.status), and get no session output. */
 IXR_EXTERN int ixr_listen_control(ixr_runtime *rt, const char *addr);
 
-/* Runs the runtime's own loop until ixr_stop(). IXR_ELOOP on a host loop. */
+/* Runs the runtime's own loop until ixr_stop() (or ixr_close() from a
+ * callback, which also frees the runtime before this returns). IXR_ELOOP
+ * on a host loop. */
 IXR_EXTERN int ixr_run(ixr_runtime *rt);
 
 /*
@@ -339,6 +344,10 @@ IXR_EXTERN int ixr_advance(ixr_runtime *rt, uint64_t ms);
 typedef void (*ixr_report_cb)(void *ud, const char *line);
 IXR_EXTERN int ixr_check(const char *handlers_dir, const char *lua_dir,
                          ixr_report_cb report, void *ud);
+/* The same with a host's options: its handlers_dir, lua_dir, limits and
+ * on_setup (so strategies that require host modules check cleanly). */
+IXR_EXTERN int ixr_check_options(const ixr_options *o, ixr_report_cb report,
+                                 void *ud);
 
 IXR_EXTERN const char *ixr_strerror(int err);
 IXR_EXTERN const char *ixr_err_name(int err);

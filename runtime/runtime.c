@@ -341,6 +341,19 @@ int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
     lua_settop(L, top);
     return rc;
   }
+  if (rt->opt.on_input != NULL) {
+    /* A recording sees structured events as the JSON line they stand for. */
+    char err[128];
+    const char *line;
+    size_t len;
+    ixr__jw_begin(rt->jw);
+    ixr__jw_str(rt->jw, "name", name, strlen(name));
+    lua_getfield(L, -1, "data");
+    int bad = ixr__jw_lua(rt->jw, "data", L, -1, err, sizeof(err));
+    lua_pop(L, 1);
+    ixr__jw_end(rt->jw, &line, &len);
+    if (bad == 0) rt->opt.on_input(rt->opt.input_ud, line, len, ixr__now(rt));
+  }
   rt->draining = true;
   ixr__dispatch(rt, &rt->api.sink, 0); /* pops the event */
   int rc = drain_reentrant(rt);
@@ -404,6 +417,15 @@ int ixr_run(ixr_runtime *rt) {
   if (rt == NULL) return IXR_EINVAL;
   if (!rt->owns_loop) return IXR_ELOOP;
   if (rt->closing) return IXR_ECLOSED;
+  if (rt->running) return IXR_EBUSY;
+  /* Timers alone keep no loop alive (so that a host loop can end); here
+   * the loop runs until ixr_stop(), timers or not. */
+  if (!rt->stopping && !rt->keepalive_open &&
+      uv_async_init(rt->loop, &rt->keepalive, NULL) == 0) {
+    rt->keepalive_open = true;
+    rt->keepalive.data = rt;
+    rt->open_handles++;
+  }
   rt->running = true;
   uv_run(rt->loop, UV_RUN_DEFAULT);
   rt->running = false;
@@ -411,10 +433,21 @@ int ixr_run(ixr_runtime *rt) {
   return 0;
 }
 
+static void on_keepalive_closed(uv_handle_t *h) {
+  ixr__handle_closed(h->data);
+}
+
+static void close_keepalive(ixr_runtime *rt) {
+  if (!rt->keepalive_open) return;
+  rt->keepalive_open = false;
+  uv_close((uv_handle_t *)&rt->keepalive, on_keepalive_closed);
+}
+
 void ixr_stop(ixr_runtime *rt) {
   if (rt == NULL || rt->stopping) return;
   rt->stopping = true;
   ixr__streams_stop(rt, false);
+  close_keepalive(rt);
 }
 
 void ixr__handle_closed(ixr_runtime *rt) {
@@ -433,6 +466,7 @@ void ixr__handle_closed(ixr_runtime *rt) {
 static void destroy(ixr_runtime *rt) {
   rt->closing = true;
   rt->stopping = true;
+  close_keepalive(rt);
   ixr__watch_close(rt);
   ixr__streams_stop(rt, true);
   ixr__timers_close(rt);
@@ -513,7 +547,18 @@ int ixr_check(const char *handlers_dir, const char *lua_dir,
   ixr_options_init(&o);
   o.handlers_dir = handlers_dir;
   o.lua_dir = lua_dir;
+  return ixr_check_options(&o, report, ud);
+}
+
+int ixr_check_options(const ixr_options *opt, ixr_report_cb report, void *ud) {
+  if (opt == NULL || opt->handlers_dir == NULL || report == NULL)
+    return IXR_EINVAL;
+  ixr_options o = *opt; /* its limits and on_setup, on a quiet runtime */
   o.clock = IXR_CLOCK_MANUAL;
+  o.loop = NULL;
+  o.on_output = NULL;
+  o.on_input = NULL;
+  o.on_trace = NULL;
   o.on_log = quiet_log;
   ixr_runtime *rt;
   int rc = ixr_new(&rt, &o);

@@ -90,6 +90,8 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
   ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
   ixr__jw_str(w, "requestid", rid, strlen(rid));
   char err[200];
+  /* yajl writes ,"args": then the value: remember where the value starts */
+  size_t args_at = ixr__jw_len(w) + sizeof(",\"args\":") - 1;
   if (lua_isnoneornil(L, args_idx)) {
     lua_newtable(L);
     ixr__jw_lua(w, "args", L, -1, err, sizeof(err));
@@ -106,6 +108,8 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
   out.interactionid_len = s->iid_len;
   out.action = name;
   out.requestid = rid;
+  out.args_json = out.json + args_at;
+  out.args_len = out.json_len - args_at - 1; /* without the line's last '}' */
   ixr__emit(rt, s->sink, &out);
   return reqid;
 }

@@ -405,6 +405,41 @@ static void test_reentrant_feed(void **state) {
   tcap_free(&r.cap);
 }
 
+/* The structured view of an action line carries its args as JSON. */
+typedef struct argcap {
+  char args[256];
+  char action[32];
+  char requestid[16];
+} argcap;
+
+static void argcap_output(void *ud, const ixr_output *out) {
+  argcap *a = ud;
+  if (out->type != IXR_OUT_ACTION) return;
+  snprintf(a->args, sizeof(a->args), "%.*s", (int)out->args_len, out->args_json);
+  snprintf(a->action, sizeof(a->action), "%s", out->action);
+  snprintf(a->requestid, sizeof(a->requestid), "%s", out->requestid);
+}
+
+static void test_output_view_of_actions(void **state) {
+  fixture *f = *state;
+  argcap a;
+  memset(&a, 0, sizeof(a));
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.clock = IXR_CLOCK_MANUAL;
+  o.on_output = argcap_output;
+  o.output_ud = &a;
+  ixr_runtime *rt;
+  assert_int_equal(ixr_new(&rt, &o), 0);
+  const char *p = "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"I1\"}}\n";
+  assert_int_equal(ixr_feed(rt, p, strlen(p)), 0);
+  assert_string_equal(a.args, "{\"target\":\"A\"}");
+  assert_string_equal(a.action, "route");
+  assert_string_equal(a.requestid, "r1");
+  ixr_close(rt);
+}
+
 static void test_close_with_live_sessions(void **state) {
   fixture *f = *state;
   for (int i = 0; i < 100; i++) {
@@ -484,6 +519,64 @@ static void test_check(void **state) {
   tdir_remove(dir);
 }
 
+/* ixr_check_options: a strategy that needs a host module at load time. */
+static int host_answer(struct lua_State *L) {
+  (void)L;
+  return 0;
+}
+
+static void register_host(ixr_runtime *rt, void *ud) {
+  (void)ud;
+  assert_int_equal(ixr_register(rt, "host", "answer", host_answer, NULL), 0);
+}
+
+static void test_check_with_host_module(void **state) {
+  (void)state;
+  char *dir = tdir_new();
+  tdir_write(dir, "needs_host.lua",
+             "local host = require('host')\n"
+             "return { start = function() host.answer() end }\n");
+  reports r;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(ixr_check(dir, NULL, collect, &r), 1);
+  assert_true(reported(&r, "needs_host.lua:1:", "module 'host' not found"));
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = dir;
+  o.on_setup = register_host;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(ixr_check_options(&o, collect, &r), 0);
+  assert_int_equal(ixr_check_options(NULL, collect, &r), IXR_EINVAL);
+  tdir_remove(dir);
+}
+
+/* Structured events reach the input hook as the JSON line they stand for. */
+static void record_input(void *ud, const char *line, size_t len, uint64_t now) {
+  char *out = ud;
+  (void)now;
+  snprintf(out, 256, "%.*s", (int)len, line);
+}
+
+static void test_structured_events_are_recorded(void **state) {
+  fixture *f = *state;
+  char seen[256] = "";
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.clock = IXR_CLOCK_MANUAL;
+  o.on_input = record_input;
+  o.input_ud = seen;
+  ixr_runtime *rt;
+  assert_int_equal(ixr_new(&rt, &o), 0);
+  ixr_field data[] = {
+      {.key = "interactionid", .type = IXR_V_STRING, .str = "S1"},
+      {.key = "prio", .type = IXR_V_INT, .i = 3},
+  };
+  assert_int_equal(ixr_feed_event(rt, "interaction.present", data, 2), 0);
+  assert_string_equal(seen, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S1\",\"prio\":3}}");
+  ixr_close(rt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_route_done_completes, setup, teardown),
@@ -501,9 +594,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deterministic_output, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reentrant_feed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_output_view_of_actions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_with_live_sessions, setup, teardown),
       cmocka_unit_test(test_api_misuse),
       cmocka_unit_test(test_check),
+      cmocka_unit_test(test_check_with_host_module),
+      cmocka_unit_test_setup_teardown(test_structured_events_are_recorded, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
