@@ -3,10 +3,12 @@
 # build, and then run.
 BUILD      ?= build
 BUILD_SAN  ?= build-san
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run test test-fast test-san check bench clean
+.PHONY: all deps build run test test-fast test-san fuzz check bench clean
 
 all: build
 
@@ -25,8 +27,9 @@ run: build
 	@echo "ixr: reading NDJSON events on standard input (Ctrl-D ends)" >&2
 	./$(BUILD)/ixr run --handlers handlers
 
-# Every test, in a normal build and again under ASan+UBSan.
-test: test-fast test-san
+# Every test, in a normal build and again under ASan+UBSan, then the
+# libFuzzer targets for FUZZ_SECONDS each (after replaying the regressions).
+test: test-fast test-san fuzz
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -38,8 +41,14 @@ test-san: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer (tests/fuzz), in its own clang build: replays the saved
+# regressions, then runs each target for FUZZ_SECONDS seconds.
+fuzz:
+	@sh scripts/install-deps.sh --fuzz
+	BUILD_FUZZ=$(BUILD_FUZZ) sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 check: build
 	./$(BUILD)/ixr check --handlers handlers
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

@@ -314,12 +314,23 @@ static void key(ixr__jw *w, const char *k) {
 void ixr__jw_str(ixr__jw *w, const char *k, const char *val, size_t len) {
   key(w, k);
   /* yajl's check alone would let overlong forms and surrogates through. */
-  if (!ixr__utf8_valid(val, len) ||
-      yajl_gen_string(w->g, (const unsigned char *)val, len) !=
-          yajl_gen_status_ok) {
-    /* Only invalid UTF-8 can fail here; never emit a broken line. */
-    w->failed = true;
+  if (ixr__utf8_valid(val, len)) {
+    yajl_gen_string(w->g, (const unsigned char *)val, len);
+    return;
   }
+  /* Never a key without its value: the line stays valid JSON, with every
+   * byte outside ASCII shown as '?', and the caller is told. */
+  w->failed = true;
+  char small[256];
+  char *copy = len < sizeof(small) ? small : malloc(len);
+  if (copy == NULL) {
+    yajl_gen_string(w->g, (const unsigned char *)"?", 1);
+    return;
+  }
+  for (size_t i = 0; i < len; i++)
+    copy[i] = (unsigned char)val[i] < 0x80 ? val[i] : '?';
+  yajl_gen_string(w->g, (const unsigned char *)copy, len);
+  if (copy != small) free(copy);
 }
 
 void ixr__jw_int(ixr__jw *w, const char *k, int64_t val) {

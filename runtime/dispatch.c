@@ -390,6 +390,11 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
                     lineno, id_idx, NULL);
     goto done;
   }
+  if (memchr(name, '\0', len) != NULL) {
+    ixr__emit_error(rt, from, NULL, "bad_event", "name must not contain NUL",
+                    lineno, id_idx, NULL);
+    goto done;
+  }
   int data = 0;
   t = lua_getfield(L, ev, "data"); /* ev+3 */
   if (t == LUA_TTABLE) {

@@ -256,8 +256,8 @@ static int s_exit(lua_State *L) {
   sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
   size_t len = 0;
   const char *reason = luaL_optlstring(L, 2, "exit", &len);
-  if (len == 0 || len > 200)
-    return luaL_argerror(L, 2, "reason must be 1 to 200 characters");
+  if (len == 0 || len > 200 || !ixr__utf8_valid(reason, len))
+    return luaL_argerror(L, 2, "reason must be 1 to 200 bytes of UTF-8");
   ixr__session *s = ud->s;
   if (s == NULL) return 0; /* ended already: nothing to do */
   bool in_flow = (L == s->co);
@@ -376,9 +376,18 @@ static int c_state(lua_State *L) {
 
 /* core.suspend(session, reason): stops the flow (its pending request or wait
  * is cancelled) and emits "suspended". */
+/* A reason goes into a JSON line: 1 to 200 bytes of valid UTF-8. */
+static const char *check_reason(lua_State *L, int arg) {
+  size_t len;
+  const char *reason = luaL_checklstring(L, arg, &len);
+  if (len == 0 || len > 200 || !ixr__utf8_valid(reason, len))
+    luaL_argerror(L, arg, "reason must be 1 to 200 bytes of UTF-8");
+  return reason;
+}
+
 static int c_suspend(lua_State *L) {
   ixr__session *s = check_live(L, 1);
-  const char *reason = luaL_checkstring(L, 2);
+  const char *reason = check_reason(L, 2);
   ixr__session_suspend(runtime_of(L), s, reason);
   return 0;
 }
@@ -421,7 +430,7 @@ static int c_flow_waiting(lua_State *L) {
  * session with this reason instead of "completed". */
 static int c_end_after_flow(lua_State *L) {
   ixr__session *s = check_live(L, 1);
-  const char *reason = luaL_checkstring(L, 2);
+  const char *reason = check_reason(L, 2);
   char *copy = strdup(reason);
   if (copy == NULL) return luaL_error(L, "out of memory");
   free(s->end_after_flow);

@@ -3,6 +3,11 @@
 # Safe to run again: it installs nothing when everything is there.
 set -e
 PKGS="gcc make cmake pkg-config liblua5.4-dev libuv1-dev libyajl-dev libcmocka-dev lua-check"
+# --fuzz (make fuzz): clang, its sanitizer and libFuzzer runtimes, and
+# llvm-symbolizer for readable stacks.
+if [ "${1:-}" = "--fuzz" ]; then
+  PKGS="$PKGS clang libclang-rt-dev llvm"
+fi
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
