@@ -81,6 +81,15 @@ static void run_flow(ixr_runtime *rt, ixr__session *s, int nargs) {
       case IXR__CALL_DONE: {
         char *reason = s->end_after_flow;
         s->end_after_flow = NULL;
+        /* A thread whose function returned is as good as new: keep it for
+         * the next flow instead of making (and collecting) another. */
+        if (rt->co_pool_n < IXR__CO_POOL && lua_status(co) == LUA_OK &&
+            lua_gettop(co) == 0) {
+          rt->co_pool[rt->co_pool_n] = s->co_ref;
+          rt->co_pool_L[rt->co_pool_n++] = co;
+          s->co_ref = LUA_NOREF;
+          s->co = NULL;
+        }
         ixr__flow_cancel(rt, s);
         ixr__session_end(rt, s, reason ? reason : "completed");
         free(reason);
@@ -105,11 +114,19 @@ static void run_flow(ixr_runtime *rt, ixr__session *s, int nargs) {
 void ixr__flow_start(ixr_runtime *rt, ixr__session *s) {
   lua_State *L = rt->L;
   ixr__flow_cancel(rt, s);
-  lua_State *co = lua_newthread(L);
-  lua_insert(L, -4);          /* thread, fn, session, event */
-  lua_xmove(L, co, 3);        /* fn, session, event now on the thread */
+  lua_State *co;
+  if (rt->co_pool_n > 0) {
+    rt->co_pool_n--;
+    co = rt->co_pool_L[rt->co_pool_n];
+    s->co_ref = rt->co_pool[rt->co_pool_n];
+    lua_xmove(L, co, 3);        /* fn, session, event now on the thread */
+  } else {
+    co = lua_newthread(L);
+    lua_insert(L, -4);          /* thread, fn, session, event */
+    lua_xmove(L, co, 3);
+    s->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   s->co = co;
-  s->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   run_flow(rt, s, 2);
 }
 
@@ -211,7 +228,7 @@ static bool flow_wants(ixr_runtime *rt, ixr__session *s, const char *name,
   else return false;
   if (data == 0) return false;
   char want[24];
-  int n = snprintf(want, sizeof(want), "r%llu", (unsigned long long)s->wait_reqid);
+  size_t n = ixr__fmt_id(want, 'r', s->wait_reqid);
   lua_getfield(rt->L, data, "requestid");
   size_t rlen = 0;
   const char *rid = lua_type(rt->L, -1) == LUA_TSTRING ? lua_tolstring(rt->L, -1, &rlen) : NULL;

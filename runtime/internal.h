@@ -30,6 +30,22 @@ int ixr__buf_append(ixr__buf *b, const void *p, size_t n);
 void ixr__buf_consume(ixr__buf *b, size_t n); /* drops n bytes at the front */
 void ixr__buf_free(ixr__buf *b);
 
+/* ---- pool.c: size classes for the Lua state's small blocks ------------- */
+
+#define IXR__POOL_MAX 256
+
+typedef struct ixr__pool {
+  void *free[IXR__POOL_MAX / 16];
+  char *bump;
+  size_t left;
+  void **slabs;
+  size_t nslabs, cap;
+} ixr__pool;
+
+void *ixr__pool_realloc(ixr__pool *p, void *ptr, size_t osize, size_t nsize);
+void ixr__pool_free(ixr__pool *p, void *ptr, size_t osize);
+void ixr__pool_destroy(ixr__pool *p);
+
 /* ---- map.c: an intrusive string-keyed hash table ----------------------- */
 
 typedef struct ixr__mapnode {
@@ -284,6 +300,9 @@ void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
                      const char *code, const char *message, uint64_t lineno,
                      int id_idx, const char *traceback);
 void ixr__held_flush(ixr_runtime *rt, ixr__sink *to);
+/* "s12", "r7": a prefix and a number, NUL-terminated; returns the length
+ * (buf must hold 22 bytes). */
+size_t ixr__fmt_id(char *buf, char prefix, uint64_t n);
 /* A trace line; call only when rt->opt.on_trace is set. */
 void ixr__trace(ixr_runtime *rt, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -293,6 +312,8 @@ void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- the runtime ------------------------------------------------------- */
+
+#define IXR__CO_POOL 256 /* finished flow threads kept for reuse */
 
 typedef struct ixr__held {
   struct ixr__held *next;
@@ -324,6 +345,8 @@ struct ixr_runtime {
 
   lua_State *L;
   size_t lua_bytes;
+  ixr__pool pool; /* the Lua state's small blocks */
+  void *decode_arena; /* yajl's memory for the line being decoded */
 
   /* limits of one call into Lua (luahost.c) */
   lua_State *call_thread; /* the thread of the call in progress, or NULL */
@@ -339,6 +362,9 @@ struct ixr_runtime {
   uint64_t next_request_id;
   uint64_t sessions_active, sessions_suspended;
   ixr__session *dead; /* ended sessions, freed once the event is done */
+  int co_pool[IXR__CO_POOL]; /* registry refs of finished flow threads */
+  lua_State *co_pool_L[IXR__CO_POOL];
+  int co_pool_n;
   int depth;          /* nesting of dispatch; re-entrant feeds are queued */
   int in_output;      /* inside a sink's write (a host's output callback) */
   ixr__buf reentrant; /* bytes fed while dispatching */

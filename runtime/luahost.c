@@ -38,7 +38,7 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   ixr_runtime *rt = ud;
   if (ptr == NULL) osize = 0;
   if (nsize == 0) {
-    free(ptr);
+    ixr__pool_free(&rt->pool, ptr, osize);
     rt->lua_bytes -= osize;
     return NULL;
   }
@@ -57,7 +57,7 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       return NULL;
     }
   }
-  void *p = realloc(ptr, nsize);
+  void *p = ixr__pool_realloc(&rt->pool, ptr, osize, nsize);
   if (p != NULL) rt->lua_bytes = rt->lua_bytes - osize + nsize;
   return p;
 }
@@ -596,6 +596,7 @@ int ixr__lua_open(ixr_runtime *rt) {
 
 void ixr__lua_close(ixr_runtime *rt) {
   if (rt->L != NULL) lua_close(rt->L);
+  ixr__pool_destroy(&rt->pool);
   rt->L = NULL;
   free(rt->last_traceback);
   rt->last_traceback = NULL;

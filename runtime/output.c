@@ -137,8 +137,22 @@ void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out) {
 
 /* ---- building lines --------------------------------------------------- */
 
+size_t ixr__fmt_id(char *buf, char prefix, uint64_t n) {
+  char tmp[20];
+  size_t k = 0;
+  do {
+    tmp[k++] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  buf[0] = prefix;
+  for (size_t i = 0; i < k; i++) buf[1 + i] = tmp[k - 1 - i];
+  buf[k + 1] = '\0';
+  return k + 1;
+}
+
 static void session_id(char *buf, size_t n, const ixr__session *s) {
-  snprintf(buf, n, "s%llu", (unsigned long long)s->id);
+  (void)n;
+  ixr__fmt_id(buf, 's', s->id);
 }
 
 void ixr__emit_session(ixr_runtime *rt, ixr__session *s, const char *state,

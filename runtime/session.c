@@ -80,15 +80,15 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
   if (!lua_isnoneornil(L, args_idx)) luaL_checktype(L, args_idx, LUA_TTABLE);
   uint64_t reqid = ++rt->next_request_id;
   char sid[24], rid[24];
-  snprintf(sid, sizeof(sid), "s%llu", (unsigned long long)s->id);
-  snprintf(rid, sizeof(rid), "r%llu", (unsigned long long)reqid);
+  size_t sidlen = ixr__fmt_id(sid, 's', s->id);
+  size_t ridlen = ixr__fmt_id(rid, 'r', reqid);
   ixr__jw *w = rt->jw;
   ixr__jw_begin(w);
   ixr__jw_str(w, "type", "action", 6);
   ixr__jw_str(w, "action", name, nlen);
-  ixr__jw_str(w, "session", sid, strlen(sid));
+  ixr__jw_str(w, "session", sid, sidlen);
   ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
-  ixr__jw_str(w, "requestid", rid, strlen(rid));
+  ixr__jw_str(w, "requestid", rid, ridlen);
   char err[200];
   /* yajl writes ,"args": then the value: remember where the value starts */
   size_t args_at = ixr__jw_len(w) + sizeof(",\"args\":") - 1;
@@ -178,7 +178,9 @@ static int request(lua_State *L, ixr__session *s, const char *what,
   uint64_t reqid = emit_action(L, s, name_idx, args_idx);
   set_wait(L, s, IXR__WAIT_REQUEST, name, reqid, ms);
   /* The dispatcher resumes with (true, event), (false, event) or
-   * (false, "timeout"); those become request's results. */
+   * (false, "timeout"); those become request's results. The arguments
+   * are not needed any more: a waiting session should not hold them. */
+  lua_settop(L, 0);
   return lua_yield(L, 0);
 }
 
@@ -206,6 +208,7 @@ static int s_wait(lua_State *L) {
   check_flow(L, s, "wait");
   uint64_t ms = opt_timeout(L, 3);
   set_wait(L, s, IXR__WAIT_EVENT, name, 0, ms);
+  lua_settop(L, 0);
   return lua_yield(L, 0);
 }
 
