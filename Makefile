@@ -47,6 +47,10 @@ fuzz:
 	@sh scripts/install-deps.sh --fuzz
 	BUILD_FUZZ=$(BUILD_FUZZ) sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# Benchmarks (not part of make test): docs/performance.md.
+bench: deps $(BUILD)/CMakeCache.txt
+	sh bench/run.sh $(BUILD)
+
 check: build
 	./$(BUILD)/ixr check --handlers handlers
 

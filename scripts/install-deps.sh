@@ -3,6 +3,9 @@
 # Safe to run again: it installs nothing when everything is there.
 set -e
 PKGS="gcc make cmake pkg-config liblua5.4-dev libuv1-dev libyajl-dev libcmocka-dev lua-check"
+# The plain-Lua reference of make bench runs on the lua5.4 interpreter
+# with lua-cjson.
+PKGS="$PKGS lua5.4 lua-cjson"
 # --fuzz (make fuzz): clang, its sanitizer and libFuzzer runtimes, and
 # llvm-symbolizer for readable stacks.
 if [ "${1:-}" = "--fuzz" ]; then

@@ -1,0 +1,330 @@
+/*
+ * sock.c: the Unix socket client of the benchmarks (build/bench/sock).
+ *
+ *   sock throughput PATH EVENTS.ndjson
+ *   sock latency PATH EVENTS.ndjson COUNTS RATE [SECONDS]
+ *
+ * Talks to `ixr run --listen unix:PATH` over one connection, from one
+ * thread that polls the socket for both directions: it sends and reads at
+ * the same time, so neither side's buffers ever stall the other.
+ *
+ * throughput: sends the whole file as fast as the socket takes it, then
+ * shuts down its sending side; ixr finishes the stream, writes the last
+ * output and closes the connection. Time: from connect to that close.
+ *   bench=sock_throughput events=N seconds=S events_per_s=X lines_out=L
+ *
+ * latency: sends event i at t0 + i/RATE (a fixed rate, whatever ixr does)
+ * for SECONDS (default 3) or to the end of the file. COUNTS is the --counts
+ * file of bench/gen: how many output lines each input line causes. ixr
+ * handles the lines of a stream one at a time and writes all the output of
+ * one before reading the next, so output line k belongs to the oldest event
+ * that still waits for output. An event's turnaround is the arrival of its
+ * last output line minus the time it was due to be sent (not the time it
+ * was sent: a late client does not hide a slow server). Events that cause
+ * no output (chat messages) cannot be timed and are not counted. Each
+ * output line that names an interaction is checked against its event.
+ *   bench=latency rate=R events=N timed=T p50_us=.. p99_us=.. p999_us=..
+ *     max_us=.. achieved_per_s=.. mismatches=M
+ * With BENCH_LAT_DUMP=FILE in the environment it also writes, for every
+ * timed event in order, its due time and its turnaround, in microseconds.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* ppoll */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static int connect_unix(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  for (int tries = 0; tries < 500; tries++) { /* ixr may still be starting */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+      return fd;
+    }
+    if (errno != ENOENT && errno != ECONNREFUSED) break;
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  close(fd);
+  return -1;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static size_t count_lines(const char *p, size_t n) {
+  size_t k = 0;
+  for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) != NULL; q++) k++;
+  return k;
+}
+
+/* ---- throughput --------------------------------------------------------- */
+
+static int throughput(const char *path, const char *file) {
+  size_t len;
+  char *data = bench_read_file(file, &len);
+  size_t events = count_lines(data, len);
+  uint64_t t0 = bench_now_ns();
+  int fd = connect_unix(path);
+  if (fd < 0) {
+    fprintf(stderr, "sock: connect %s: %s\n", path, strerror(errno));
+    return 1;
+  }
+  t0 = bench_now_ns();
+  size_t sent = 0, lines = 0;
+  bool wr_open = true;
+  static char rbuf[1 << 16];
+  for (;;) {
+    struct pollfd p = {fd, (short)(POLLIN | (wr_open ? POLLOUT : 0)), 0};
+    if (poll(&p, 1, 30000) <= 0) {
+      fprintf(stderr, "sock: timed out\n");
+      return 1;
+    }
+    if (wr_open && (p.revents & POLLOUT)) {
+      size_t chunk = len - sent < (1 << 18) ? len - sent : (1 << 18);
+      ssize_t w = write(fd, data + sent, chunk);
+      if (w > 0) sent += (size_t)w;
+      else if (w < 0 && errno != EAGAIN) {
+        fprintf(stderr, "sock: write: %s\n", strerror(errno));
+        return 1;
+      }
+      if (sent == len) {
+        shutdown(fd, SHUT_WR);
+        wr_open = false;
+      }
+    }
+    if (p.revents & (POLLIN | POLLHUP)) {
+      ssize_t r = read(fd, rbuf, sizeof(rbuf));
+      if (r == 0) break;
+      if (r > 0) lines += count_lines(rbuf, (size_t)r);
+      else if (errno != EAGAIN) {
+        fprintf(stderr, "sock: read: %s\n", strerror(errno));
+        return 1;
+      }
+    }
+  }
+  uint64_t t1 = bench_now_ns();
+  close(fd);
+  double secs = (double)(t1 - t0) / 1e9;
+  printf("bench=sock_throughput events=%zu seconds=%.4f events_per_s=%.0f lines_out=%zu\n",
+         events, secs, (double)events / secs, lines);
+  free(data);
+  return sent == len ? 0 : 1;
+}
+
+/* ---- latency ------------------------------------------------------------ */
+
+/* the interactionid of a JSON line, if it has one (the generator's and
+ * ixr's lines write it as "interactionid":"..." without escapes) */
+static bool iid_of(const char *p, size_t n, const char **iid, size_t *ilen) {
+  static const char key[] = "\"interactionid\":\"";
+  const char *end = p + n;
+  for (const char *q = p; q + sizeof(key) - 1 < end; q++) {
+    q = memchr(q, '"', (size_t)(end - q));
+    if (q == NULL) return false;
+    if ((size_t)(end - q) > sizeof(key) - 1 && memcmp(q, key, sizeof(key) - 1) == 0) {
+      const char *s = q + sizeof(key) - 1;
+      const char *e = memchr(s, '"', (size_t)(end - s));
+      if (e == NULL) return false;
+      *iid = s;
+      *ilen = (size_t)(e - s);
+      return true;
+    }
+  }
+  return false;
+}
+
+static int latency(const char *path, const char *file, const char *countsf, double rate,
+                   double seconds) {
+  size_t len, nc;
+  char *data = bench_read_file(file, &len);
+  unsigned char *counts = (unsigned char *)bench_read_file(countsf, &nc);
+  size_t nlines = count_lines(data, len);
+  if (nc != nlines) {
+    fprintf(stderr, "sock: %s has %zu entries for %zu lines\n", countsf, nc, nlines);
+    return 1;
+  }
+  size_t n = (size_t)(rate * seconds);
+  if (n > nlines) n = nlines;
+  /* line starts */
+  size_t *off = malloc((n + 1) * sizeof(*off));
+  uint64_t *due = malloc(n * sizeof(*due));
+  uint64_t *lat = malloc(n * sizeof(*lat));
+  size_t *lat_ev = malloc(n * sizeof(*lat_ev)); /* which event each is */
+  off[0] = 0;
+  for (size_t i = 0, pos = 0; i < n; i++) {
+    const char *nl = memchr(data + pos, '\n', len - pos);
+    pos = (size_t)(nl - data) + 1;
+    off[i + 1] = pos;
+  }
+  int fd = connect_unix(path);
+  if (fd < 0) {
+    fprintf(stderr, "sock: connect %s: %s\n", path, strerror(errno));
+    return 1;
+  }
+  double step = 1e9 / rate;
+  uint64_t t0 = bench_now_ns() + 1000000;
+  for (size_t i = 0; i < n; i++) due[i] = t0 + (uint64_t)((double)i * step);
+
+  size_t next = 0;       /* next line to send */
+  size_t sent_bytes = 0; /* bytes of lines [0, next) written */
+  size_t head = 0;       /* oldest event still waiting for output */
+  while (head < n && counts[head] == 0) head++;
+  unsigned left = head < n ? counts[head] : 0; /* lines it still waits for */
+  size_t ntimed = 0, mismatches = 0, extra = 0;
+  bool shut = false;
+  static char rbuf[1 << 16];
+  size_t acccap = 1 << 16, acclen = 0;
+  char *acc = malloc(acccap); /* the output line being read */
+  uint64_t last_progress = bench_now_ns();
+
+  for (;;) {
+    uint64_t now = bench_now_ns();
+    while (next < n && due[next] <= now) next++;
+    /* write what is due */
+    while (sent_bytes < off[next]) {
+      ssize_t w = write(fd, data + sent_bytes, off[next] - sent_bytes);
+      if (w > 0) sent_bytes += (size_t)w;
+      else if (w < 0 && errno == EAGAIN) break;
+      else {
+        fprintf(stderr, "sock: write: %s\n", strerror(errno));
+        return 1;
+      }
+    }
+    if (!shut && next == n && sent_bytes == off[n]) {
+      shutdown(fd, SHUT_WR);
+      shut = true;
+    }
+    /* read what has come */
+    bool closed = false;
+    for (;;) {
+      ssize_t r = read(fd, rbuf, sizeof(rbuf));
+      if (r == 0) {
+        closed = true;
+        break;
+      }
+      if (r < 0) {
+        if (errno == EAGAIN) break;
+        fprintf(stderr, "sock: read: %s\n", strerror(errno));
+        return 1;
+      }
+      uint64_t at = bench_now_ns();
+      last_progress = at;
+      size_t i = 0;
+      while (i < (size_t)r) {
+        char *nl = memchr(rbuf + i, '\n', (size_t)r - i);
+        size_t k = nl ? (size_t)(nl - (rbuf + i)) : (size_t)r - i;
+        if (acclen + k > acccap) {
+          acccap = (acclen + k) * 2;
+          acc = realloc(acc, acccap);
+        }
+        memcpy(acc + acclen, rbuf + i, k);
+        acclen += k;
+        i += k;
+        if (nl == NULL) break;
+        i++; /* the newline */
+        /* a complete output line: it belongs to the oldest waiting event */
+        if (head >= n) {
+          extra++;
+        } else {
+          const char *a, *b;
+          size_t al, bl;
+          if (iid_of(acc, acclen, &a, &al) &&
+              iid_of(data + off[head], off[head + 1] - off[head], &b, &bl) &&
+              (al != bl || memcmp(a, b, al) != 0))
+            mismatches++;
+          if (--left == 0) {
+            lat_ev[ntimed] = head;
+            lat[ntimed++] = at > due[head] ? at - due[head] : 0;
+            head++;
+            while (head < n && counts[head] == 0) head++;
+            left = head < n ? counts[head] : 0;
+          }
+        }
+        acclen = 0;
+      }
+    }
+    if (closed) break;
+    if (bench_now_ns() - last_progress > 10000000000ull) {
+      fprintf(stderr, "sock: no output for 10 s (event %zu of %zu)\n", head, n);
+      break;
+    }
+    /* sleep until the next send is due or output arrives */
+    struct pollfd p = {fd, POLLIN, 0};
+    if (sent_bytes < off[next]) p.events |= POLLOUT;
+    struct timespec ts, *tsp = NULL;
+    if (next < n) {
+      now = bench_now_ns();
+      uint64_t wait = due[next] > now ? due[next] - now : 0;
+      ts.tv_sec = (time_t)(wait / 1000000000ull);
+      ts.tv_nsec = (long)(wait % 1000000000ull);
+      tsp = &ts;
+    }
+    if (ppoll(&p, 1, tsp, NULL) < 0 && errno != EINTR) {
+      fprintf(stderr, "sock: poll: %s\n", strerror(errno));
+      return 1;
+    }
+  }
+  uint64_t t_end = bench_now_ns();
+  close(fd);
+  const char *dump = getenv("BENCH_LAT_DUMP");
+  if (dump != NULL) {
+    FILE *f = fopen(dump, "w");
+    if (f != NULL) {
+      fprintf(f, "# t0_ns=%llu (CLOCK_MONOTONIC)\n", (unsigned long long)t0);
+      for (size_t i = 0; i < ntimed; i++)
+        fprintf(f, "%.1f %.1f\n", (double)(due[lat_ev[i]] - t0) / 1e3, (double)lat[i] / 1e3);
+      fclose(f);
+    }
+  }
+  qsort(lat, ntimed, sizeof(*lat), cmp_u64);
+#define PCT(p) (ntimed ? (double)lat[(size_t)((double)(ntimed - 1) * (p))] / 1000.0 : 0)
+  double span = (double)(due[n - 1] - due[0]) / 1e9;
+  printf("bench=latency rate=%.0f events=%zu timed=%zu p50_us=%.0f p90_us=%.0f p99_us=%.0f "
+         "p999_us=%.0f max_us=%.0f achieved_per_s=%.0f mismatches=%zu extra_lines=%zu "
+         "seconds=%.2f\n",
+         rate, n, ntimed, PCT(0.50), PCT(0.90), PCT(0.99), PCT(0.999),
+         ntimed ? (double)lat[ntimed - 1] / 1000.0 : 0, span > 0 ? (double)n / span : 0,
+         mismatches, extra, (double)(t_end - t0) / 1e9);
+#undef PCT
+  free(off);
+  free(due);
+  free(lat);
+  free(lat_ev);
+  free(acc);
+  free(data);
+  free(counts);
+  return mismatches == 0 && extra == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN);
+  if (argc == 4 && strcmp(argv[1], "throughput") == 0) return throughput(argv[2], argv[3]);
+  if ((argc == 6 || argc == 7) && strcmp(argv[1], "latency") == 0) {
+    double rate = atof(argv[5]), secs = argc == 7 ? atof(argv[6]) : 3.0;
+    if (rate > 0 && secs > 0) return latency(argv[2], argv[3], argv[4], rate, secs);
+  }
+  fprintf(stderr,
+          "usage: sock throughput PATH EVENTS.ndjson\n"
+          "       sock latency PATH EVENTS.ndjson COUNTS RATE [SECONDS]\n");
+  return 2;
+}
