@@ -229,6 +229,16 @@ for n in $MEMS_MIN; do
 "
 done
 
+# ---- hot reload pause (issue 4): 10 and 100 strategy files, 100,000 sessions ----
+
+RELOADOUT=""
+for f in 10 100; do
+  o=$("$BB/reload" --files "$f" --sessions "${BENCH_RELOAD_SESSIONS:-100000}" --reloads 30) ||
+    die "reload $f failed"
+  RELOADOUT="$RELOADOUT$o
+"
+done
+
 # ---- the report --------------------------------------------------------------
 
 say "bench=run_file events=$EVENTS runs=$RUNS events_per_s=$RUN_FILE \
@@ -240,7 +250,7 @@ say "bench=api events=$((EVENTS - $(sed -n 's/^error.bad_json=//p' "$META"))) ru
 say "bench=ceiling events=$((EVENTS - $(sed -n 's/^error.bad_json=//p' "$META"))) runs=$RUNS events_per_s=$CEIL median"
 say "bench=ceiling_bare runs=$RUNS events_per_s=$BARE median"
 say "$LAT"
-printf '%s' "$MEMOUT" "$MEMOUT_MIN"
+printf '%s' "$MEMOUT" "$MEMOUT_MIN" "$RELOADOUT"
 say "ratio run_file/plain_lua=$(m run_file/plain_lua) run_file/ceiling=$(m run_file/ceiling) \
 sock/plain_lua=$(m sock/plain_lua) api/ceiling=$(m api/ceiling) api/plain_lua=$(m api/plain_lua) \
 median_of_rounds"
@@ -254,6 +264,8 @@ say "target run_file>=300000/s $(verdict "$(ge "$RUN_FILE" 300000)") ($RUN_FILE)
 say "target run_file/plain_lua>=1.0 $(verdict "$(ge "$(m run_file/plain_lua)" 1.0)") ($(m run_file/plain_lua))"
 say "target api/ceiling>=0.40 $(verdict "$(ge "$(m api/ceiling)" 0.40)") ($(m api/ceiling))"
 say "target latency_p99<1000us $(verdict "$(lt "$p99" 1000)") (${p99}us at ${RATE}/s)"
+r10=$(printf '%s' "$RELOADOUT" | grep 'files=10 ' | value pause_ms_median)
+say "target reload_pause_10_files<10ms $(verdict "$(lt "$r10" 10)") (${r10}ms median, ${BENCH_RELOAD_SESSIONS:-100000} sessions)"
 printf '%s' "$MEMOUT" "$MEMOUT_MIN" | while read -r line; do
   [ "$(say "$line" | value sessions)" = 1000000 ] || continue
   kind=$(say "$line" | value bench)

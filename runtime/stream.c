@@ -315,6 +315,9 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
   rt->in_uv_cb++;
   if (n > 0) {
     input_chunk(st, st->rbuf, (size_t)n);
+    /* Answer what this read asked before reading more: libuv may call us
+     * up to 32 times before the loop reaches the prepare phase. */
+    if (!st->closing && st->obuf.len > 0) flush(st);
   } else {
     uv_read_stop(h);
     if (n != UV_EOF)
