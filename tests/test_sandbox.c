@@ -220,6 +220,34 @@ static void test_memory_bomb(void **state) {
   assert_true(i >= 0 && strstr(f->cap.lines[i], "\"res\":\"1000\""));
 }
 
+/* The per-session soft limit: the net growth of the heap in one call. */
+static void test_per_call_growth_limit(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.clock = IXR_CLOCK_MANUAL;
+  o.on_output = tcap_output;
+  o.output_ud = &f->cap;
+  o.on_log = tcap_logcb;
+  o.log_ud = &f->cap;
+  o.max_call_growth = 4u << 20;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  /* 1 MiB kept is fine; 16 MiB kept in one call is not */
+  int i = probe(f, "local t = {} for k = 1, 1024 do t[k] = ('x'):rep(1024) .. k end return #t");
+  assert_true(i >= 0 && strstr(f->cap.lines[i], "\"ok\":true"));
+  i = probe(f, "local t = {} for k = 1, 16384 do t[k] = ('x'):rep(1024) .. k end return #t");
+  assert_true(i < 0);
+  assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", "one call may grow", NULL) >= 0);
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.limit_kills, 1);
+  /* the next session's call has its own allowance */
+  i = probe(f, "return 'fine'");
+  assert_true(i >= 0 && strstr(f->cap.lines[i], "\"res\":\"fine\""));
+}
+
 static void test_deep_recursion(void **state) {
   fixture *f = *state;
   int i = probe(f, "local function g(n) return 1 + g(n + 1) end return g(1)");
@@ -300,7 +328,7 @@ int main(void) {
       T(test_no_debug), T(test_no_collectgarbage), T(test_require_confined),
       T(test_string_metatable_trick), T(test_load_with_custom_env), T(test_global_writes_are_errors),
       T(test_pcall_around_infinite_loop), T(test_coroutine_wrap_around_killed_call),
-      T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_deep_recursion),
+      T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
       T(test_bad_sessions_do_not_hurt_others),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
