@@ -157,6 +157,10 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
   lua_State *prev_thread = rt->call_thread;
   lua_State *T = co ? co : L;
   if (outer) {
+    /* Near the cap, collect first: garbage of earlier calls (a killed
+     * memory bomb, say) must not be charged to this one. */
+    if (rt->opt.max_memory != 0 && rt->lua_bytes > rt->opt.max_memory / 10 * 9)
+      lua_gc(L, LUA_GCCOLLECT);
     rt->budget = rt->opt.max_instructions;
     rt->kill = IXR__KILL_NONE;
     rt->call_base_bytes = rt->lua_bytes;
@@ -202,7 +206,7 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
   /* A kill that a script's pcall caught and that then ran to completion
    * cannot happen (every instruction raises), but a yield right after the
    * kill can: the call still counts as killed. */
-  if (rt->kill != IXR__KILL_NONE && result != IXR__CALL_FAILED) {
+  if (rt->kill != IXR__KILL_NONE) {
     char buf[200];
     free(*msg);
     *msg = strdup(kill_message(rt, buf, sizeof(buf)));
@@ -213,6 +217,8 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
   if (outer && result == IXR__CALL_FAILED && rt->kill != IXR__KILL_NONE) {
     rt->stats.limit_kills++;
     rt->last_kill = rt->kill;
+    /* What a killed call built is garbage now: give it back at once. */
+    if (rt->kill == IXR__KILL_MEMORY) lua_gc(L, LUA_GCCOLLECT);
   } else if (outer) {
     rt->last_kill = IXR__KILL_NONE;
   }
