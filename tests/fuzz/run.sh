@@ -71,6 +71,8 @@ for t in $TARGETS; do
 done
 
 # 2. Fuzzing, one target after the other.
+targets_ok=0
+targets_failed=0
 for t in $TARGETS; do
   work="$BUILD/corpus/$t"
   mkdir -p "$work"
@@ -89,7 +91,10 @@ for t in $TARGETS; do
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
   [ -n "$runs" ] || runs=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -n 1)
   echo "fuzz: $t: ${runs:-0} executions (${rate:-?}/s), corpus $(find "$work" -type f | wc -l) inputs"
-  if [ "$rc" -ne 0 ]; then
+  if [ "$rc" -eq 0 ]; then
+    targets_ok=$((targets_ok + 1))
+  else
+    targets_failed=$((targets_failed + 1))
     status=1
     echo "fuzz: $t FAILED (exit $rc):" >&2
     grep -E "invariant broken|ERROR: |SUMMARY: |^    #[0-9]+ .* in (ixr|fz|LLVMFuzzer)|Test unit written" "$log" >&2 || tail -n 30 "$log" >&2
@@ -99,4 +104,5 @@ done
 if [ "$status" -ne 0 ]; then
   echo "fuzz: FAILED. Crash inputs are in tests/fuzz/crashes/; see tests/fuzz/README.md" >&2
 fi
+echo "fuzz: $targets_ok passed, $targets_failed failed"
 exit "$status"
