@@ -10,11 +10,7 @@
 
 #include "testutil.h"
 
-typedef struct fixture {
-  char *dir;
-  tcap cap;
-  ixr_runtime *rt;
-} fixture;
+typedef tfix fixture;
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof(*f));
@@ -30,14 +26,7 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture *f = *state;
-  ixr_close(f->rt);
-  tcap_free(&f->cap);
-  tdir_remove(f->dir);
-  free(f);
-  return 0;
-}
+#define teardown tfix_teardown
 
 /* Feeds raw bytes (a newline is added), expects one line with every
  * fragment, then checks a valid line still works and KEEP is alive. */

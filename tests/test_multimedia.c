@@ -69,11 +69,7 @@ static const row ROWS[] = {
 };
 /* clang-format on */
 
-typedef struct fixture {
-  char *dir;
-  tcap cap;
-  ixr_runtime *rt;
-} fixture;
+typedef tfix fixture;
 
 static void write_strategy(const char *dir, const char *name, const char *head,
                            const char *tail) {
@@ -125,14 +121,7 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture *f = *state;
-  ixr_close(f->rt);
-  tcap_free(&f->cap);
-  tdir_remove(f->dir);
-  free(f);
-  return 0;
-}
+#define teardown tfix_teardown
 
 static void feedf(fixture *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void feedf(fixture *f, const char *fmt, ...) {

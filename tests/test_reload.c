@@ -8,11 +8,7 @@
 
 #include "testutil.h"
 
-typedef struct fixture {
-  char *dir;
-  tcap cap;
-  ixr_runtime *rt;
-} fixture;
+typedef tfix fixture;
 
 static void strategy(const char *dir, const char *name, int version, const char *extra) {
   char buf[2048];
@@ -46,14 +42,7 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture *f = *state;
-  ixr_close(f->rt);
-  tcap_free(&f->cap);
-  tdir_remove(f->dir);
-  free(f);
-  return 0;
-}
+#define teardown tfix_teardown
 
 static void present(fixture *f, const char *iid, const char *strat) {
   char line[256];

@@ -7,11 +7,7 @@
 
 #include "testutil.h"
 
-typedef struct fixture {
-  char *dir;
-  tcap cap;
-  ixr_runtime *rt;
-} fixture;
+typedef tfix fixture;
 
 static const char *ROUTE_STRATEGY =
     "return {\n"
@@ -68,14 +64,7 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture *f = *state;
-  ixr_close(f->rt);
-  tcap_free(&f->cap);
-  tdir_remove(f->dir);
-  free(f);
-  return 0;
-}
+#define teardown tfix_teardown
 
 static void expect_line(fixture *f, size_t i, const char *exact) {
   if (i >= f->cap.n || strcmp(f->cap.lines[i], exact) != 0) {

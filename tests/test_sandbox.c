@@ -10,10 +10,10 @@
 #include "testutil.h"
 
 typedef struct fixture {
-  char *dir;
+  char *dir; /* these three as in tfix, for tfix_teardown */
   tcap cap;
   ixr_runtime *rt;
-  int n;
+  int n;     /* probe sessions started */
 } fixture;
 
 /* probe: runs data.code (Lua source) in the flow under pcall and reports
@@ -65,14 +65,7 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture *f = *state;
-  ixr_close(f->rt);
-  tcap_free(&f->cap);
-  tdir_remove(f->dir);
-  free(f);
-  return 0;
-}
+#define teardown tfix_teardown
 
 /* Runs `code` in a fresh probe session; returns the index of its r line. */
 static int probe(fixture *f, const char *code) {

@@ -107,6 +107,15 @@ void tdir_remove(char *dir) {
   free(dir);
 }
 
+int tfix_teardown(void **state) {
+  tfix *f = *state;
+  ixr_close(f->rt);
+  tcap_free(&f->cap);
+  tdir_remove(f->dir);
+  free(f);
+  return 0;
+}
+
 ixr_runtime *trt_new(const char *handlers, tcap *cap) {
   ixr_options o;
   ixr_options_init(&o);

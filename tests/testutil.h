@@ -33,6 +33,18 @@ char *tdir_new(void);
 void tdir_write(const char *dir, const char *name, const char *content);
 void tdir_remove(char *dir);
 
+/* The fixture most tests share: a handlers dir, captured output, and a
+ * runtime. A test's own fixture may extend it (tfix first). */
+typedef struct tfix {
+  char *dir;
+  tcap cap;
+  ixr_runtime *rt;
+} tfix;
+
+/* cmocka teardown for a malloc'd fixture that starts with a tfix: closes
+ * the runtime, frees the output and removes the directory. */
+int tfix_teardown(void **state);
+
 /* A runtime on its own loop with the manual clock, output into cap. */
 ixr_runtime *trt_new(const char *handlers, tcap *cap);
 /* Feeds one line (a newline is added). */
