@@ -203,14 +203,14 @@ static void test_watch_debounces(void **state) {
   o.log_ud = &f->cap;
   ixr_runtime *rt;
   assert_int_equal(ixr_new(&rt, &o), 0);
-  assert_int_equal(ixr_watch(rt, 150), 0);
-  assert_int_equal(ixr_watch(rt, 150), IXR_EBUSY);
+  assert_int_equal(ixr_watch(rt, 400), 0);
+  assert_int_equal(ixr_watch(rt, 400), IXR_EBUSY);
   watchctx w = {rt, f->dir, 0, {0}, {0}};
   uv_timer_init(&loop, &w.writer);
   uv_timer_init(&loop, &w.stopper);
   w.writer.data = w.stopper.data = &w;
-  uv_timer_start(&w.writer, on_write_tick, 10, 20); /* 5 writes, 20 ms apart */
-  uv_timer_start(&w.stopper, on_stop, 600, 0);
+  uv_timer_start(&w.writer, on_write_tick, 10, 10); /* 5 writes, 10 ms apart: one burst */
+  uv_timer_start(&w.stopper, on_stop, 2000, 0);
   uv_run(&loop, UV_RUN_DEFAULT);
   ixr_stats st;
   ixr_get_stats(rt, &st);
