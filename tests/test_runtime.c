@@ -205,13 +205,7 @@ static void test_line_too_long_skips_only_that_line(void **state) {
   fixture *f = *state;
   ixr_close(f->rt);
   ixr_options o;
-  ixr_options_init(&o);
-  o.handlers_dir = f->dir;
-  o.clock = IXR_CLOCK_MANUAL;
-  o.on_output = tcap_output;
-  o.output_ud = &f->cap;
-  o.on_log = tcap_logcb;
-  o.log_ud = &f->cap;
+  topts(&o, f->dir, &f->cap);
   o.max_line = 100;
   assert_int_equal(ixr_new(&f->rt, &o), 0);
   char big[400];

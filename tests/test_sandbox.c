@@ -41,13 +41,7 @@ static const char *NORMAL =
 
 static ixr_runtime *make(fixture *f, uint64_t max_instr, size_t max_mem) {
   ixr_options o;
-  ixr_options_init(&o);
-  o.handlers_dir = f->dir;
-  o.clock = IXR_CLOCK_MANUAL;
-  o.on_output = tcap_output;
-  o.output_ud = &f->cap;
-  o.on_log = tcap_logcb;
-  o.log_ud = &f->cap;
+  topts(&o, f->dir, &f->cap);
   o.max_instructions = max_instr;
   o.max_memory = max_mem;
   ixr_runtime *rt = NULL;
@@ -218,13 +212,7 @@ static void test_per_call_growth_limit(void **state) {
   fixture *f = *state;
   ixr_close(f->rt);
   ixr_options o;
-  ixr_options_init(&o);
-  o.handlers_dir = f->dir;
-  o.clock = IXR_CLOCK_MANUAL;
-  o.on_output = tcap_output;
-  o.output_ud = &f->cap;
-  o.on_log = tcap_logcb;
-  o.log_ud = &f->cap;
+  topts(&o, f->dir, &f->cap);
   o.max_call_growth = 4u << 20;
   assert_int_equal(ixr_new(&f->rt, &o), 0);
   /* 1 MiB kept is fine; 16 MiB kept in one call is not */

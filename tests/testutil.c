@@ -116,15 +116,19 @@ int tfix_teardown(void **state) {
   return 0;
 }
 
+void topts(ixr_options *o, const char *handlers, tcap *cap) {
+  ixr_options_init(o);
+  o->handlers_dir = handlers;
+  o->clock = IXR_CLOCK_MANUAL;
+  o->on_output = tcap_output;
+  o->output_ud = cap;
+  o->on_log = tcap_logcb;
+  o->log_ud = cap;
+}
+
 ixr_runtime *trt_new(const char *handlers, tcap *cap) {
   ixr_options o;
-  ixr_options_init(&o);
-  o.handlers_dir = handlers;
-  o.clock = IXR_CLOCK_MANUAL;
-  o.on_output = tcap_output;
-  o.output_ud = cap;
-  o.on_log = tcap_logcb;
-  o.log_ud = cap;
+  topts(&o, handlers, cap);
   o.log_level = IXR_LOG_DEBUG;
   ixr_runtime *rt = NULL;
   int rc = ixr_new(&rt, &o);

@@ -45,6 +45,10 @@ typedef struct tfix {
  * the runtime, frees the output and removes the directory. */
 int tfix_teardown(void **state);
 
+/* Options for a runtime of `handlers` on its own loop with the manual
+ * clock, output and log lines into cap (set more fields after). */
+void topts(ixr_options *o, const char *handlers, tcap *cap);
+
 /* A runtime on its own loop with the manual clock, output into cap. */
 ixr_runtime *trt_new(const char *handlers, tcap *cap);
 /* Feeds one line (a newline is added). */
