@@ -253,6 +253,12 @@ IXR_EXTERN void ixr_stop(ixr_runtime *rt);
  * their close callbacks, so the host must run its loop once more (for example
  * uv_run(loop, UV_RUN_DEFAULT) until it returns). `rt` must not be used after
  * this call either way.
+ *
+ * Called from inside one of the runtime's callbacks (an output or log
+ * callback, a host function a strategy called, on_setup), the close is
+ * deferred: from then on every call answers IXR_ECLOSED and no more output
+ * is delivered, and the runtime is freed when the outermost ixr_ call (or
+ * the runtime's libuv callback) returns; ixr_run() returns then.
  */
 IXR_EXTERN void ixr_close(ixr_runtime *rt);
 
