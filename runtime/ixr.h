@@ -111,7 +111,8 @@ typedef enum {
   IXR_LOG_TRACE = 4
 } ixr_log_level;
 
-/* Log callback. `msg` is one line without a newline. Default: stderr. */
+/* Log callback. `msg` is one line without a newline. Default: stderr.
+ * It must not call back into the runtime. */
 typedef void (*ixr_log_cb)(void *ud, ixr_log_level level, const char *msg);
 
 typedef enum { IXR_CLOCK_REAL = 0, IXR_CLOCK_MANUAL = 1 } ixr_clock;
@@ -254,8 +255,8 @@ IXR_EXTERN void ixr_stop(ixr_runtime *rt);
  * uv_run(loop, UV_RUN_DEFAULT) until it returns). `rt` must not be used after
  * this call either way.
  *
- * Called from inside one of the runtime's callbacks (an output or log
- * callback, a host function a strategy called, on_setup), the close is
+ * Called from inside one of the runtime's callbacks (an output callback, a
+ * host function a strategy called, on_setup), the close is
  * deferred: from then on every call answers IXR_ECLOSED and no more output
  * is delivered, and the runtime is freed when the outermost ixr_ call (or
  * the runtime's libuv callback) returns; ixr_run() returns then.
