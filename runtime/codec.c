@@ -95,25 +95,18 @@ static int on_number(void *ctx, const char *s, size_t len) {
   return store(d);
 }
 
-/* yajl's own UTF-8 check lets overlong forms, surrogates and code points
- * above U+10FFFF through, and a \uDC00 escape decodes to a surrogate: check
- * the decoded text strictly, as ixr_feed_event() does. */
+/* Strings need no UTF-8 check here: ixr__decode has checked the whole
+ * line strictly (yajl's own check lets overlong forms and surrogates
+ * through), and refused unpaired surrogate escapes, so what yajl decodes
+ * from it is valid UTF-8 too. */
 static int on_string(void *ctx, const unsigned char *s, size_t len) {
   decoder *d = ctx;
-  if (!ixr__utf8_valid((const char *)s, len)) {
-    d->error = "string is not valid UTF-8";
-    return 0;
-  }
   lua_pushlstring(d->L, (const char *)s, len);
   return store(d);
 }
 
 static int on_key(void *ctx, const unsigned char *s, size_t len) {
   decoder *d = ctx;
-  if (!ixr__utf8_valid((const char *)s, len)) {
-    d->error = "key is not valid UTF-8";
-    return 0;
-  }
   lua_pushlstring(d->L, (const char *)s, len);
   return 1;
 }
@@ -247,7 +240,12 @@ int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
                 size_t errlen) {
   lua_State *L = rt->L;
   int top = lua_gettop(L);
-  long bad = lone_surrogate(line, len);
+  long bad = ixr__utf8_invalid_at(line, len);
+  if (bad >= 0) {
+    snprintf(err, errlen, "invalid UTF-8 (at byte %ld)", bad);
+    return IXR_EINVAL;
+  }
+  bad = lone_surrogate(line, len);
   if (bad >= 0) {
     snprintf(err, errlen, "unpaired UTF-16 surrogate escape (at byte %ld)", bad);
     return IXR_EINVAL;
@@ -297,9 +295,11 @@ int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
   return 0;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, <= U+10FFFF. */
-bool ixr__utf8_valid(const char *s, size_t len) {
-  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, <= U+10FFFF.
+ * Returns the offset of the first byte that breaks it, or -1. */
+long ixr__utf8_invalid_at(const char *s, size_t len) {
+  const unsigned char *start = (const unsigned char *)s;
+  const unsigned char *p = start, *end = p + len;
   while (p < end) {
     /* ASCII, eight bytes at a time: the common case by far. */
     while (end - p >= 8) {
@@ -329,17 +329,22 @@ bool ixr__utf8_valid(const char *s, size_t len) {
       cp = c & 0x07;
       min = 0x10000;
     } else {
-      return false;
+      return (long)(p - start);
     }
-    if ((size_t)(end - p) <= n) return false;
+    if ((size_t)(end - p) <= n) return (long)(p - start);
     for (size_t i = 1; i <= n; i++) {
-      if ((p[i] & 0xC0) != 0x80) return false;
+      if ((p[i] & 0xC0) != 0x80) return (long)(p - start);
       cp = (cp << 6) | (p[i] & 0x3F);
     }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return (long)(p - start);
     p += n + 1;
   }
-  return true;
+  return -1;
+}
+
+bool ixr__utf8_valid(const char *s, size_t len) {
+  return ixr__utf8_invalid_at(s, len) < 0;
 }
 
 /* ---- encoding --------------------------------------------------------- */

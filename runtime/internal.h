@@ -446,6 +446,7 @@ int ixr__open_core(lua_State *L);
 /* codec.c, more */
 void *ixr__null(void);
 bool ixr__utf8_valid(const char *s, size_t len);
+long ixr__utf8_invalid_at(const char *s, size_t len); /* -1 when valid */
 
 /* strategy.c, more */
 int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud);
