@@ -502,6 +502,29 @@ static void test_check(void **state) {
   tdir_remove(dir);
 }
 
+/* With no stream open and no output callback, output is held, up to a
+ * bound; beyond it lines are dropped, counted, and logged once. */
+static void test_held_output_is_bounded(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  tcap_clear(&f->cap);
+  ixr_options o;
+  topts(&o, f->dir, &f->cap);
+  o.on_output = NULL; /* as ixr run --listen with no connection yet */
+  o.max_held = 3;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H1\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H2\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H3\"}}");
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(f->cap.n, 0);          /* nothing delivered */
+  assert_int_equal(st.held_dropped, 3);   /* 6 lines made, 3 held */
+  assert_non_null(strstr(f->cap.log, "dropping output"));
+  /* logged once, not per line */
+  assert_null(strstr(strstr(f->cap.log, "dropping output") + 1, "dropping output"));
+}
+
 /* ixr_check_options: a strategy that needs a host module at load time. */
 static int host_answer(struct lua_State *L) {
   (void)L;
@@ -582,6 +605,7 @@ int main(void) {
       cmocka_unit_test(test_api_misuse),
       cmocka_unit_test(test_check),
       cmocka_unit_test(test_check_with_host_module),
+      cmocka_unit_test_setup_teardown(test_held_output_is_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_structured_events_are_recorded, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
