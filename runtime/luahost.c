@@ -316,6 +316,24 @@ static int l_print(lua_State *L) {
   return 0;
 }
 
+/*
+ * setmetatable without __gc: a finalizer runs whenever the collector finds
+ * its object dead, inside whatever call (or none) happens to allocate then,
+ * so it would escape the protected path and the session it came from.
+ */
+static int l_setmetatable(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int t = lua_type(L, 2);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  if (t == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+    return luaL_argerror(L, 2, "__gc metamethods are not allowed in strategies");
+  lua_settop(L, 2);
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+    return luaL_error(L, "cannot change a protected metatable");
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
 /* load() of text only, in a sandboxed environment unless one is given. */
 static int l_load(lua_State *L) {
   size_t len;
@@ -502,6 +520,8 @@ static void build_sandbox(lua_State *L) {
   }
   lua_pop(L, 1);
   lua_setfield(L, -2, "os");
+  lua_pushcfunction(L, l_setmetatable);
+  lua_setfield(L, -2, "setmetatable");
   lua_pushcfunction(L, l_print);
   lua_setfield(L, -2, "print");
   lua_pushcfunction(L, l_load);

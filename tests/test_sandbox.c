@@ -143,6 +143,13 @@ static void test_string_metatable_trick(void **state) {
   returned(f, "return ('x'):upper()", "X");
   returned(f, "return string.upper('y')", "Y");
 }
+static void test_no_gc_metamethods(void **state) {
+  fixture *f = *state;
+  refused(f, "setmetatable({}, { __gc = function() while true do end end })", "__gc metamethods are not allowed");
+  returned(f, "return getmetatable(setmetatable({}, { __index = { x = 7 } })).__index.x", "7");
+  refused(f, "local t = setmetatable({}, { __metatable = 'locked' }) setmetatable(t, {})", "protected metatable");
+}
+
 static void test_load_with_custom_env(void **state) {
   fixture *f = *state;
   returned(f, "return load('x = 41; return x + 1', 'c', 't', {})()", "42");
@@ -307,7 +314,7 @@ int main(void) {
       T(test_no_os_rename), T(test_no_os_getenv), T(test_os_time_allowed), T(test_no_loadfile),
       T(test_no_dofile), T(test_no_binary_load), T(test_no_string_dump), T(test_no_package),
       T(test_no_debug), T(test_no_collectgarbage), T(test_require_confined),
-      T(test_string_metatable_trick), T(test_load_with_custom_env), T(test_global_writes_are_errors),
+      T(test_string_metatable_trick), T(test_no_gc_metamethods), T(test_load_with_custom_env), T(test_global_writes_are_errors),
       T(test_pcall_around_infinite_loop), T(test_coroutine_wrap_around_killed_call),
       T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
       T(test_bad_sessions_do_not_hurt_others),
