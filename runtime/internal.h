@@ -355,6 +355,8 @@ struct ixr_runtime {
   size_t call_base_bytes; /* lua_bytes when the call began */
   int kill;               /* IXR__KILL_*: why the call in progress must die */
   int last_kill;          /* the reason of the last call's failure */
+  size_t forced_gc_bytes; /* lua_bytes after the last collection forced
+                             near the memory cap */
 
   /* sessions */
   ixr__map sessions;

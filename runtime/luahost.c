@@ -158,9 +158,15 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
   lua_State *T = co ? co : L;
   if (outer) {
     /* Near the cap, collect first: garbage of earlier calls (a killed
-     * memory bomb, say) must not be charged to this one. */
-    if (rt->opt.max_memory != 0 && rt->lua_bytes > rt->opt.max_memory / 10 * 9)
+     * memory bomb, say) must not be charged to this one. Only again once
+     * the heap has grown since the last such collection: with live data
+     * near the cap, a full collection before every call would be ruinous. */
+    size_t cap = rt->opt.max_memory;
+    if (cap != 0 && rt->lua_bytes > cap / 10 * 9 &&
+        rt->lua_bytes > rt->forced_gc_bytes + cap / 20) {
       lua_gc(L, LUA_GCCOLLECT);
+      rt->forced_gc_bytes = rt->lua_bytes;
+    }
     rt->budget = rt->opt.max_instructions;
     rt->kill = IXR__KILL_NONE;
     rt->call_base_bytes = rt->lua_bytes;
@@ -218,7 +224,10 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
     rt->stats.limit_kills++;
     rt->last_kill = rt->kill;
     /* What a killed call built is garbage now: give it back at once. */
-    if (rt->kill == IXR__KILL_MEMORY) lua_gc(L, LUA_GCCOLLECT);
+    if (rt->kill == IXR__KILL_MEMORY) {
+      lua_gc(L, LUA_GCCOLLECT);
+      rt->forced_gc_bytes = rt->lua_bytes;
+    }
   } else if (outer) {
     rt->last_kill = IXR__KILL_NONE;
   }
