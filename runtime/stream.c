@@ -463,24 +463,27 @@ static ixr__stream *stream_new(ixr_runtime *rt, const char *name) {
   return st;
 }
 
-/* Opens fd as a libuv stream handle (pipe, tty or socket). */
+/*
+ * Opens fd as a libuv stream handle (pipe, tty or socket). *inited says
+ * whether the handle was initialised, even when opening then failed: such
+ * a handle must still be closed, and its memory (inside the stream) kept
+ * until its close callback has run.
+ */
 static int open_handle(ixr_runtime *rt, int fd, uv_handle_type type,
-                       void *h, bool readable) {
+                       uv_handle_t *h, bool readable, bool *inited) {
   int rc;
+  *inited = false;
   if (type == UV_TTY) {
-    rc = uv_tty_init(rt->loop, h, fd, readable);
+    rc = uv_tty_init(rt->loop, (uv_tty_t *)h, fd, readable);
+    *inited = rc == 0;
   } else if (type == UV_NAMED_PIPE) {
-    rc = uv_pipe_init(rt->loop, h, 0);
-    if (rc == 0) {
-      rc = uv_pipe_open(h, fd);
-      if (rc != 0) uv_close(h, NULL);
-    }
+    rc = uv_pipe_init(rt->loop, (uv_pipe_t *)h, 0);
+    *inited = rc == 0;
+    if (rc == 0) rc = uv_pipe_open((uv_pipe_t *)h, fd);
   } else if (type == UV_TCP) {
-    rc = uv_tcp_init(rt->loop, h);
-    if (rc == 0) {
-      rc = uv_tcp_open(h, fd);
-      if (rc != 0) uv_close(h, NULL);
-    }
+    rc = uv_tcp_init(rt->loop, (uv_tcp_t *)h);
+    *inited = rc == 0;
+    if (rc == 0) rc = uv_tcp_open((uv_tcp_t *)h, fd);
   } else {
     return UV_EINVAL;
   }
@@ -522,10 +525,9 @@ int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd, unsigned flags) {
     st->in = IN_FILE;
   } else {
     st->in = IN_STREAM;
-    rc = open_handle(rt, in_fd, it, &st->h, true);
+    rc = open_handle(rt, in_fd, it, &st->h.handle, true, &st->h_open);
+    st->h.handle.data = st; /* after init, which may reset it */
     if (rc != 0) goto fail;
-    st->h.handle.data = st;
-    st->h_open = true;
   }
   if (ot == UV_FILE || ot == UV_UNKNOWN_HANDLE) {
     st->out = OUT_FILE;
@@ -533,10 +535,9 @@ int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd, unsigned flags) {
     st->out = OUT_SAME;
   } else {
     st->out = OUT_STREAM;
-    rc = open_handle(rt, out_fd, ot, &st->oh, false);
-    if (rc != 0) goto fail;
+    rc = open_handle(rt, out_fd, ot, &st->oh.handle, false, &st->oh_open);
     st->oh.handle.data = st;
-    st->oh_open = true;
+    if (rc != 0) goto fail;
   }
   rc = ixr__sink_open(rt, &st->sink);
   if (rc != 0) {
@@ -550,8 +551,11 @@ fail:
            uv_strerror(rc));
   st->closing = true;
   ixr__sink_close(rt, &st->sink);
-  if (st->h_open) uv_close(&st->h.handle, on_handle_closed);
-  else free_stream(st);
+  /* Every initialised handle closes first; the last close frees the stream. */
+  bool h = st->h_open, oh = st->oh_open;
+  if (h) uv_close(&st->h.handle, on_handle_closed);
+  if (oh) uv_close(&st->oh.handle, on_handle_closed);
+  if (!h && !oh) free_stream(st);
   return IXR_EIO;
 }
 

@@ -2,7 +2,7 @@
 # Installs what building and testing ixr needs, on Debian, when missing.
 # Safe to run again: it installs nothing when everything is there.
 set -e
-PKGS="gcc make cmake pkg-config liblua5.4-dev libuv1-dev libyajl-dev libcmocka-dev lua-check"
+PKGS="gcc make cmake pkg-config liblua5.4-dev libuv1-dev libyajl-dev libcmocka-dev lua-check valgrind"
 # The plain-Lua reference of make bench runs on the lua5.4 interpreter
 # with lua-cjson.
 PKGS="$PKGS lua5.4 lua-cjson"

@@ -1116,6 +1116,26 @@ static void test_serve_fd_pipe_flushes_at_eof(void **state) {
   close(out);
 }
 
+/* A descriptor the loop already watches: libuv initialises the handle and
+ * then refuses to open it (EEXIST). The half-made stream must be closed
+ * through its close callback, not freed under libuv. libuv itself is not
+ * instrumented, so ASan cannot see a slip here: ctest runs this test under
+ * valgrind too (stream_valgrind). */
+static void test_serve_fd_open_fails_after_init(void **state) {
+  fixture *f = *state;
+  srv_new(f);
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  int out = temp_file(f, "out.ndjson", "");
+  assert_int_equal(ixr_serve_fd(f->rt, p[0], out, 0), 0);
+  assert_int_equal(ixr_serve_fd(f->rt, p[0], out, 0), IXR_EIO);
+  run_nowait(f, 3);
+  close(p[1]); /* the first stream ends at EOF */
+  run_nowait(f, 5);
+  finish(f); /* uv_loop_close == 0: every handle closed */
+  close(out);
+}
+
 /* A regular file (this time ending with a newline), on a runtime that also
  * listens: the loop goes on after the file's stream is done and freed. */
 static void test_serve_fd_file_then_socket(void **state) {
@@ -1248,6 +1268,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_stop_with_open_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_with_open_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_pipe_flushes_at_eof, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_serve_fd_open_fails_after_init, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_file_then_socket, setup, teardown),
       cmocka_unit_test_setup_teardown(test_half_close_gets_all_output, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tcp_round_trip, setup, teardown),
