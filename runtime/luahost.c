@@ -436,7 +436,15 @@ static int l_require(lua_State *L) {
   lua_insert(L, -2);               /* env, fn */
   lua_pushvalue(L, 1);
   lua_pushstring(L, path);
-  lua_call(L, 2, 1);               /* env, result */
+  /* Inside the caller's protected call already; this pcall only lets a
+   * failed module be forgotten (not left looking like a require loop)
+   * before its error goes on up. */
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, 2);
+    return lua_error(L);
+  }
   ixr__seal_env(L, -2);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);

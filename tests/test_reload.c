@@ -156,6 +156,23 @@ static void test_module_state_does_not_survive(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"hello\"", "\"D\"", "\"counter\":1", NULL) >= 0);
 }
 
+/* A module that fails to load fails each require with its own error, not
+ * as a "require loop" the second time. */
+static void test_failed_module_is_not_a_loop(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "lib/bad.lua", "error('bad module')\n");
+  tdir_write(f->dir, "usesbad.lua",
+             "return { defaults = 'none', start = function(s)\n"
+             "  local ok, err = pcall(require, 'lib.bad')\n"
+             "  local ok2, err2 = pcall(require, 'lib.bad')\n"
+             "  s:action('r', { a = tostring(err):match('bad module') ~= nil,\n"
+             "                  b = tostring(err2):match('bad module') ~= nil })\n"
+             "end }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  present(f, "M", "usesbad");
+  assert_true(tcap_find(&f->cap, 0, "\"r\"", "\"a\":true", "\"b\":true", NULL) >= 0);
+}
+
 static void test_control_events(void **state) {
   fixture *f = *state;
   tfeed(f->rt, "{\"name\":\"ixr.reload\",\"id\":\"r-1\"}");
@@ -402,6 +419,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pinned_sessions_stay, setup, teardown),
       cmocka_unit_test_setup_teardown(test_waiting_flow_finishes_on_old_code, setup, teardown),
       cmocka_unit_test_setup_teardown(test_module_state_does_not_survive, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_module_is_not_a_loop, setup, teardown),
       cmocka_unit_test_setup_teardown(test_control_events, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_debounces, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reload_under_load, setup_load, teardown),
