@@ -190,22 +190,9 @@ void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
   ixr__jw_begin(w);
   ixr__jw_str(w, "type", "error", 5);
   ixr__jw_str(w, "error", code, strlen(code));
-  /* A message may quote invalid input: keep the line valid JSON even then. */
-  size_t mlen = strlen(message);
-  char *clean = NULL;
-  ixr__jw_str(w, "message", message, mlen);
-  if (ixr__jw_failed(w)) {
-    clean = malloc(mlen + 1);
-    if (clean != NULL) {
-      for (size_t i = 0; i < mlen; i++)
-        clean[i] = ((unsigned char)message[i] < 0x80) ? message[i] : '?';
-      clean[mlen] = '\0';
-      ixr__jw_begin(w);
-      ixr__jw_str(w, "type", "error", 5);
-      ixr__jw_str(w, "error", code, strlen(code));
-      ixr__jw_str(w, "message", clean, mlen);
-    }
-  }
+  /* A message may quote invalid input: ixr__jw_str keeps the line valid
+   * JSON even then ('?' for bytes that are not ASCII). */
+  ixr__jw_str(w, "message", message, strlen(message));
   if (lineno > 0) ixr__jw_int(w, "line", (int64_t)lineno);
   if (id_idx != 0) {
     char err[64];
@@ -222,7 +209,7 @@ void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
   ixr__jw_end(w, &out.json, &out.json_len);
   out.type = IXR_OUT_ERROR;
   out.error = code;
-  out.message = clean ? clean : message;
+  out.message = message;
   if (s != NULL) {
     out.session = sid;
     out.interactionid = s->iid;
@@ -232,7 +219,6 @@ void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
   if (from != NULL && from->open) to = ixr__sink_ref(from);
   else if (s != NULL) to = s->sink;
   ixr__emit(rt, to, &out);
-  free(clean);
 }
 
 /* ---- tracing ---------------------------------------------------------- */
