@@ -326,6 +326,15 @@ typedef struct ixr__apisink {
   ixr__framer framer;
 } ixr__apisink;
 
+typedef struct ixr__gc {
+  uint64_t alloc_mark;  /* alloc_total when last accounted */
+  double owed;          /* basic steps owed (negative: ahead) */
+  uint64_t steps_cycle; /* steps of the cycle in progress */
+  uint64_t steps_last;  /* steps the last complete cycle took */
+  size_t live;          /* lua_bytes when the last cycle ended */
+  uint64_t steps_total, cycles;
+} ixr__gc;
+
 struct ixr_runtime {
   ixr_options opt;
   char *handlers_dir;
@@ -345,6 +354,8 @@ struct ixr_runtime {
 
   lua_State *L;
   size_t lua_bytes;
+  uint64_t alloc_total; /* bytes the Lua state ever asked for (gc.c's pace) */
+  ixr__gc gc;
   ixr__pool pool; /* the Lua state's small blocks */
   void *decode_arena; /* yajl's memory for the line being decoded */
 
@@ -402,6 +413,8 @@ struct ixr_runtime {
   void *dirty_streams; /* streams with output to flush */
   uv_prepare_t prepare;
   bool prepare_open;
+  uv_idle_t gc_idle; /* collector steps while the loop is idle (gc.c) */
+  bool gc_idle_open;
   uv_timer_t stop_timer; /* closes streams that do not drain after a stop */
   bool stop_timer_open;
   unsigned open_handles; /* handles and streams whose close is pending */
@@ -420,6 +433,14 @@ struct ixr_runtime {
 /* stream.c */
 #define IXR__STOP_GRACE_MS 5000
 int ixr__streams_init(ixr_runtime *rt);
+void ixr__gc_idle_arm(ixr_runtime *rt); /* stream.c: start the idle handle */
+
+/* gc.c: ixr paces the Lua collector (stopped otherwise). */
+void ixr__gc_init(ixr_runtime *rt);
+void ixr__gc_after_work(ixr_runtime *rt); /* after an event, line, timers */
+void ixr__gc_in_call(ixr_runtime *rt, lua_State *L); /* from the hook */
+bool ixr__gc_idle_wanted(const ixr_runtime *rt);
+bool ixr__gc_idle(ixr_runtime *rt); /* one idle slice; true: more wanted */
 void ixr__streams_stop(ixr_runtime *rt, bool now);
 
 /* runtime.c */

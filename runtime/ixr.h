@@ -307,6 +307,8 @@ typedef struct ixr_stats {
   uint64_t limit_kills;       /* calls killed by a limit */
   uint64_t lua_bytes;         /* memory used by the Lua state */
   uint64_t generation;        /* strategy generation in service */
+  uint64_t gc_cycles;         /* Lua collection cycles completed (paced by ixr) */
+  uint64_t gc_steps;          /* collector steps taken */
 } ixr_stats;
 
 IXR_EXTERN int ixr_get_stats(ixr_runtime *rt, ixr_stats *st);

@@ -58,7 +58,10 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
   }
   void *p = ixr__pool_realloc(&rt->pool, ptr, osize, nsize);
-  if (p != NULL) rt->lua_bytes = rt->lua_bytes - osize + nsize;
+  if (p != NULL) {
+    rt->lua_bytes = rt->lua_bytes - osize + nsize;
+    if (nsize > osize) rt->alloc_total += nsize - osize;
+  }
   return p;
 }
 
@@ -92,6 +95,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
      * hook: put it back to the normal pace. */
     if (lua_gethookcount(L) != BUDGET_STEP)
       lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_STEP);
+    /* A long call collects its own garbage as it goes (gc.c). */
+    ixr__gc_in_call(rt, L);
     if (rt->opt.max_instructions == 0) return;
     if (rt->budget > BUDGET_STEP) {
       rt->budget -= BUDGET_STEP;
@@ -634,6 +639,7 @@ int ixr__lua_open(ixr_runtime *rt) {
   ixr__open_core(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
   ixr__reset_modules(rt);
+  ixr__gc_init(rt);
   return 0;
 }
 

@@ -56,6 +56,7 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
   res->ms = ms_since(t0);
   rt->last_reload = *res;
   rt->reloaded_once = true;
+  ixr__gc_after_work(rt); /* the old generation's garbage, paced */
   if (res->ok)
     ixr__log(rt, IXR_LOG_INFO,
              "reload: generation %llu in service: %u files, %u changed, %.2f ms",

@@ -190,6 +190,7 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
     return 0;
   }
   ixr__dispatch(rt, from, lineno);
+  ixr__gc_after_work(rt);
   return 0;
 }
 
@@ -356,6 +357,7 @@ int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
   }
   rt->draining = true;
   ixr__dispatch(rt, &rt->api.sink, 0); /* pops the event */
+  ixr__gc_after_work(rt);
   int rc = drain_reentrant(rt);
   rt->draining = false;
   if (ixr__leave(rt)) return IXR_ECLOSED;
@@ -393,6 +395,8 @@ int ixr_get_stats(ixr_runtime *rt, ixr_stats *st) {
   st->sessions_active = rt->sessions_active;
   st->sessions_suspended = rt->sessions_suspended;
   st->lua_bytes = rt->lua_bytes;
+  st->gc_cycles = rt->gc.cycles;
+  st->gc_steps = rt->gc.steps_total;
   st->generation = rt->generation;
   return 0;
 }

@@ -722,7 +722,26 @@ int ixr__streams_init(ixr_runtime *rt) {
   uv_unref((uv_handle_t *)&rt->prepare);
   rt->prepare_open = true;
   rt->open_handles++;
+  rc = uv_idle_init(rt->loop, &rt->gc_idle);
+  if (rc != 0) return IXR_EIO;
+  rt->gc_idle.data = rt;
+  uv_unref((uv_handle_t *)&rt->gc_idle); /* never keeps the loop alive */
+  rt->gc_idle_open = true;
+  rt->open_handles++;
   return 0;
+}
+
+/* The collector's idle work (gc.c): while it is armed, the loop polls
+ * without blocking and does one slice of collection per iteration, so an
+ * event that arrives meanwhile waits for at most one slice. */
+static void on_gc_idle(uv_idle_t *h) {
+  ixr_runtime *rt = h->data;
+  if (!ixr__gc_idle(rt)) uv_idle_stop(h);
+}
+
+void ixr__gc_idle_arm(ixr_runtime *rt) {
+  if (rt->gc_idle_open && !uv_is_active((uv_handle_t *)&rt->gc_idle))
+    uv_idle_start(&rt->gc_idle, on_gc_idle);
 }
 
 static void on_prepare_closed(uv_handle_t *h) {
@@ -792,5 +811,9 @@ void ixr__streams_stop(ixr_runtime *rt, bool now) {
   if (now && rt->prepare_open) {
     rt->prepare_open = false;
     uv_close((uv_handle_t *)&rt->prepare, on_prepare_closed);
+  }
+  if (now && rt->gc_idle_open) {
+    rt->gc_idle_open = false;
+    uv_close((uv_handle_t *)&rt->gc_idle, on_prepare_closed);
   }
 }

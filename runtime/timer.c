@@ -80,6 +80,7 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
     t->heap_idx = SIZE_MAX;
     if (rt->opt.clock == IXR_CLOCK_MANUAL) rt->manual_now = t->due;
     ixr__timer_fire(rt, t); /* frees t */
+    ixr__gc_after_work(rt);
   }
   ixr__reap(rt);
 }
