@@ -214,6 +214,10 @@ LAT=$("$BB/sock" latency "$SOCK" "$EV" "$COUNTS" "$RATE" "$LAT_SECONDS") ||
   { stop_server; die "latency run failed: $LAT"; }
 stop_server
 
+# The same rate and a tenth of it on a simulated clock, in process: what ixr
+# itself adds (bench/pace.c), without the socket and the other process.
+PACE=$("$BB/pace" "$EV" "$RATE" "$((RATE / 10))") || die "pace failed"
+
 # ---- memory per live session -------------------------------------------------
 
 MEMOUT=""
@@ -250,6 +254,7 @@ say "bench=api events=$((EVENTS - $(sed -n 's/^error.bad_json=//p' "$META"))) ru
 say "bench=ceiling events=$((EVENTS - $(sed -n 's/^error.bad_json=//p' "$META"))) runs=$RUNS events_per_s=$CEIL median"
 say "bench=ceiling_bare runs=$RUNS events_per_s=$BARE median"
 say "$LAT"
+say "$PACE"
 printf '%s' "$MEMOUT" "$MEMOUT_MIN" "$RELOADOUT"
 say "ratio run_file/plain_lua=$(m run_file/plain_lua) run_file/ceiling=$(m run_file/ceiling) \
 sock/plain_lua=$(m sock/plain_lua) api/ceiling=$(m api/ceiling) api/plain_lua=$(m api/plain_lua) \
