@@ -1,8 +1,9 @@
 /*
  * codec.c: JSON lines to Lua tables and Lua values to JSON lines. Decoding is
  * a hand-written recursive-descent parser that checks the line and builds
- * the Lua values in one pass; encoding uses yajl_gen (docs/json-choice.md
- * says why the parser is our own).
+ * the Lua values in one pass; encoding writes straight into a byte buffer,
+ * checking UTF-8 while it escapes (docs/json-choice.md says why both are
+ * our own rather than yajl's).
  *
  * Decoding rules, also in docs/protocol.md:
  * - strict RFC 8259 JSON (one value; no comments, trailing commas or
@@ -25,8 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <yajl/yajl_gen.h>
 
 #include "internal.h"
 
@@ -593,72 +592,176 @@ bool ixr__utf8_valid(const char *s, size_t len) {
 
 /* ---- encoding --------------------------------------------------------- */
 
+/*
+ * The writer appends to one growable buffer that lives as long as it does.
+ * Its bytes are those yajl_gen wrote before (docs/json-choice.md): no
+ * spaces; strings escape '"', '\\' and the control characters, as \b \t \n
+ * \f \r or \u00XX with capital hex digits, and nothing else ('/', DEL and
+ * all of UTF-8 go through as they are); integers in decimal; floats as
+ * format_double() gives them.
+ */
 struct ixr__jw {
-  yajl_gen g;
+  ixr__buf b;
+  size_t members; /* members of the line's object written so far */
   bool failed;
+  bool oom;       /* the buffer could not grow: the line is lost */
 };
 
 ixr__jw *ixr__jw_new(void) {
   ixr__jw *w = calloc(1, sizeof(*w));
   if (w == NULL) return NULL;
-  w->g = yajl_gen_alloc(NULL);
-  if (w->g == NULL) {
+  if (ixr__buf_reserve(&w->b, 256) != 0) {
     free(w);
     return NULL;
   }
-  /* ixr__jw_str and encode() check UTF-8 themselves, strictly. */
   return w;
 }
 
 void ixr__jw_free(ixr__jw *w) {
   if (w == NULL) return;
-  yajl_gen_free(w->g);
+  ixr__buf_free(&w->b);
   free(w);
 }
 
-void ixr__jw_begin(ixr__jw *w) {
-  yajl_gen_reset(w->g, NULL);
-  yajl_gen_clear(w->g);
-  w->failed = false;
-  yajl_gen_map_open(w->g);
+/* Room for n more bytes; false (and the line marked lost) if there is
+ * none. */
+static inline bool room(ixr__jw *w, size_t n) {
+  if (w->b.cap - w->b.len >= n) return true;
+  if (!w->oom && ixr__buf_reserve(&w->b, n) == 0) return true;
+  w->oom = w->failed = true;
+  return false;
 }
 
+static inline void put(ixr__jw *w, const char *s, size_t n) {
+  if (!room(w, n)) return;
+  memcpy(w->b.data + w->b.len, s, n);
+  w->b.len += n;
+}
+
+static inline void put_char(ixr__jw *w, char c) {
+  if (!room(w, 1)) return;
+  w->b.data[w->b.len++] = c;
+}
+
+void ixr__jw_begin(ixr__jw *w) {
+  w->b.len = 0;
+  w->members = 0;
+  w->failed = w->oom = false;
+  put_char(w, '{');
+}
+
+/*
+ * Writes s as a JSON string, checking that it is strict UTF-8 in the same
+ * pass; returns -1 (with nothing written) if it is not. Space for the
+ * plain case is reserved up front; an escape, which turns one byte into up
+ * to six, makes sure of the room it needs for the rest.
+ */
+static int put_string(ixr__jw *w, const char *s, size_t len) {
+  static const char hex[] = "0123456789ABCDEF";
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  size_t mark = w->b.len;
+  if (!room(w, len + 2)) return 0;
+  char *o = w->b.data + w->b.len;
+  *o++ = '"';
+  for (;;) {
+    const unsigned char *q = plain_run(p, end);
+    memcpy(o, p, (size_t)(q - p));
+    o += q - p;
+    p = q;
+    if (p == end) break;
+    if (*p >= 0x80) {
+      size_t n = utf8_seq(p, end);
+      if (n == 0) {
+        w->b.len = mark;
+        return -1;
+      }
+      memcpy(o, p, n);
+      o += n;
+      p += n;
+      continue;
+    }
+    size_t used = (size_t)(o - w->b.data);
+    if (w->b.cap - used < (size_t)(end - p) + 6) {
+      w->b.len = used;
+      if (!room(w, (size_t)(end - p) + 6)) return 0;
+      o = w->b.data + used;
+    }
+    unsigned c = *p++;
+    *o++ = '\\';
+    switch (c) {
+      case '"': *o++ = '"'; break;
+      case '\\': *o++ = '\\'; break;
+      case '\b': *o++ = 'b'; break;
+      case '\t': *o++ = 't'; break;
+      case '\n': *o++ = 'n'; break;
+      case '\f': *o++ = 'f'; break;
+      case '\r': *o++ = 'r'; break;
+      default:
+        memcpy(o, "u00", 3);
+        o[3] = hex[c >> 4];
+        o[4] = hex[c & 15];
+        o += 5;
+        break;
+    }
+  }
+  *o++ = '"';
+  w->b.len = (size_t)(o - w->b.data);
+  return 0;
+}
+
+/* The line's own keys are ASCII literals of the runtime. */
 static void key(ixr__jw *w, const char *k) {
-  if (yajl_gen_string(w->g, (const unsigned char *)k, strlen(k)) !=
-      yajl_gen_status_ok)
-    w->failed = true;
+  if (w->members++ > 0) put_char(w, ',');
+  put_string(w, k, strlen(k));
+  put_char(w, ':');
 }
 
 void ixr__jw_str(ixr__jw *w, const char *k, const char *val, size_t len) {
   key(w, k);
-  /* yajl's check alone would let overlong forms and surrogates through. */
-  if (ixr__utf8_valid(val, len)) {
-    yajl_gen_string(w->g, (const unsigned char *)val, len);
-    return;
-  }
+  if (put_string(w, val, len) == 0) return;
   /* Never a key without its value: the line stays valid JSON, with every
    * byte outside ASCII shown as '?', and the caller is told. */
   w->failed = true;
   char small[256];
   char *copy = len < sizeof(small) ? small : malloc(len);
   if (copy == NULL) {
-    yajl_gen_string(w->g, (const unsigned char *)"?", 1);
+    put_string(w, "?", 1);
     return;
   }
   for (size_t i = 0; i < len; i++)
     copy[i] = (unsigned char)val[i] < 0x80 ? val[i] : '?';
-  yajl_gen_string(w->g, (const unsigned char *)copy, len);
+  put_string(w, copy, len);
   if (copy != small) free(copy);
+}
+
+/* Decimal text of v, at the end of buf (at least 21 bytes); returns its
+ * start. */
+static char *int_text(char *bufend, int64_t v) {
+  char *p = bufend;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0) *--p = '-';
+  return p;
+}
+
+static void put_int(ixr__jw *w, int64_t v) {
+  char buf[24];
+  char *s = int_text(buf + sizeof(buf), v);
+  put(w, s, (size_t)(buf + sizeof(buf) - s));
 }
 
 void ixr__jw_int(ixr__jw *w, const char *k, int64_t val) {
   key(w, k);
-  yajl_gen_integer(w->g, (long long)val);
+  put_int(w, val);
 }
 
 void ixr__jw_bool(ixr__jw *w, const char *k, bool val) {
   key(w, k);
-  yajl_gen_bool(w->g, val);
+  if (val) put(w, "true", 4);
+  else put(w, "false", 5);
 }
 
 static int format_double(char *buf, size_t n, double v);
@@ -668,7 +771,7 @@ void ixr__jw_double(ixr__jw *w, const char *k, double val) {
   char buf[40];
   if (!isfinite(val)) val = 0;
   int n = format_double(buf, sizeof(buf), val);
-  yajl_gen_number(w->g, buf, (size_t)n);
+  put(w, buf, (size_t)n);
 }
 
 /* Shortest of %.15g..%.17g that reads back as the same double. */
@@ -711,7 +814,6 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
  * Lua's per-run string hash seed. */
 static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
                         char *err, size_t errlen) {
-  yajl_gen g = w->g;
   keyref small[8];
   keyref *keys = small;
   size_t nkeys = 0, cap = IXR_ARRAY_SIZE(small);
@@ -747,8 +849,8 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
       k->isnum = false;
       k->s = lua_tolstring(L, -1, &k->len); /* anchored by the table */
       seq = false;
-      /* Checked before anything is written: a key yajl refused would leave
-       * the value in the key's place. */
+      /* Checked before anything of the table is written, so that a bad
+       * key is reported before a bad value under an earlier key. */
       if (!ixr__utf8_valid(k->s, k->len)) {
         snprintf(err, errlen, "key is not valid UTF-8");
         lua_pop(L, 1);
@@ -767,20 +869,23 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
     /* n distinct positive integer keys, the largest n: exactly 1..n. (The
      * border from lua_rawlen() is not enough: {1, nil, 3, [5] = 5} can have
      * border 3.) */
-    yajl_gen_array_open(g);
+    put_char(w, '[');
     for (size_t i = 1; i <= nkeys && rc == 0; i++) {
+      if (i > 1) put_char(w, ',');
       lua_rawgeti(L, idx, (lua_Integer)i);
       rc = encode(w, L, lua_gettop(L), depth + 1, err, errlen);
       lua_pop(L, 1);
     }
-    yajl_gen_array_close(g);
+    put_char(w, ']');
     goto done;
   }
   qsort(keys, nkeys, sizeof(*keys), keycmp);
-  yajl_gen_map_open(g);
+  put_char(w, '{');
   for (size_t i = 0; i < nkeys && rc == 0; i++) {
     keyref *k = &keys[i];
-    yajl_gen_string(g, (const unsigned char *)keytext(k), k->len);
+    if (i > 0) put_char(w, ',');
+    put_string(w, keytext(k), k->len); /* checked above */
+    put_char(w, ':');
     if (k->isnum) {
       lua_rawgeti(L, idx, k->ik);
     } else {
@@ -790,7 +895,7 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
     rc = encode(w, L, lua_gettop(L), depth + 1, err, errlen);
     lua_pop(L, 1);
   }
-  yajl_gen_map_close(g);
+  put_char(w, '}');
 done:
   if (keys != small) free(keys);
   return rc;
@@ -798,7 +903,6 @@ done:
 
 static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
                   size_t errlen) {
-  yajl_gen g = w->g;
   if (depth > IXR__MAX_DEPTH) {
     snprintf(err, errlen, "nesting deeper than %d levels (a cycle?)",
              IXR__MAX_DEPTH);
@@ -809,11 +913,14 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
     return -1;
   }
   switch (lua_type(L, idx)) {
-    case LUA_TNIL: yajl_gen_null(g); return 0;
-    case LUA_TBOOLEAN: yajl_gen_bool(g, lua_toboolean(L, idx)); return 0;
+    case LUA_TNIL: put(w, "null", 4); return 0;
+    case LUA_TBOOLEAN:
+      if (lua_toboolean(L, idx)) put(w, "true", 4);
+      else put(w, "false", 5);
+      return 0;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
-        yajl_gen_integer(g, (long long)lua_tointeger(L, idx));
+        put_int(w, (int64_t)lua_tointeger(L, idx));
       } else {
         double v = lua_tonumber(L, idx);
         if (!isfinite(v)) {
@@ -822,14 +929,13 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
         }
         char buf[40];
         int n = format_double(buf, sizeof(buf), v);
-        yajl_gen_number(g, buf, (size_t)n);
+        put(w, buf, (size_t)n);
       }
       return 0;
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
-      if (!ixr__utf8_valid(s, len) ||
-          yajl_gen_string(g, (const unsigned char *)s, len) != yajl_gen_status_ok) {
+      if (put_string(w, s, len) != 0) {
         snprintf(err, errlen, "string is not valid UTF-8");
         return -1;
       }
@@ -837,7 +943,7 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
     }
     case LUA_TLIGHTUSERDATA:
       if (lua_touserdata(L, idx) == IXR__NULL) {
-        yajl_gen_null(g);
+        put(w, "null", 4);
         return 0;
       }
       break;
@@ -850,26 +956,29 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
 
 int ixr__jw_lua(ixr__jw *w, const char *k, lua_State *L, int idx, char *err,
                 size_t errlen) {
+  size_t mark = w->b.len, members = w->members;
   key(w, k);
   int rc = encode(w, L, lua_absindex(L, idx), 0, err, errlen);
-  if (rc != 0) w->failed = true;
+  if (rc != 0) {
+    /* Without the member, the line stays valid JSON. */
+    w->b.len = mark;
+    w->members = members;
+    w->failed = true;
+  }
   return rc;
 }
 
 void ixr__jw_end(ixr__jw *w, const char **line, size_t *len) {
-  yajl_gen_map_close(w->g);
-  const unsigned char *buf;
-  size_t n;
-  yajl_gen_get_buf(w->g, &buf, &n);
-  *line = (const char *)buf;
-  *len = n;
+  put_char(w, '}');
+  if (w->oom) {
+    *line = "{}";
+    *len = 2;
+    return;
+  }
+  *line = w->b.data;
+  *len = w->b.len;
 }
 
 bool ixr__jw_failed(const ixr__jw *w) { return w->failed; }
 
-size_t ixr__jw_len(const ixr__jw *w) {
-  const unsigned char *buf;
-  size_t n = 0;
-  yajl_gen_get_buf(w->g, &buf, &n);
-  return n;
-}
+size_t ixr__jw_len(const ixr__jw *w) { return w->b.len; }

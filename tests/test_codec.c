@@ -1018,6 +1018,93 @@ static void test_encode_escaping(void **state) {
   lua_settop(L, 0);
 }
 
+/* The writer's exact bytes, which are those yajl_gen wrote before it: the
+ * golden tests and every consumer of the lines depend on them. */
+static void test_encode_exact_bytes(void **state) {
+  fixture *f = *state;
+  const char *line;
+  size_t len;
+  char all[128];
+  for (int c = 0; c < 128; c++) all[c] = (char)c;
+  ixr__jw_begin(f->w);
+  ixr__jw_str(f->w, "s", all, sizeof(all));
+  ixr__jw_int(f->w, "max", INT64_MAX);
+  ixr__jw_int(f->w, "min", INT64_MIN);
+  ixr__jw_int(f->w, "zero", 0);
+  ixr__jw_int(f->w, "neg", -1);
+  ixr__jw_bool(f->w, "t", true);
+  ixr__jw_bool(f->w, "f", false);
+  ixr__jw_double(f->w, "d", 0.5);
+  ixr__jw_double(f->w, "inf", INFINITY);
+  ixr__jw_end(f->w, &line, &len);
+  assert_false(ixr__jw_failed(f->w));
+  const char *want =
+      "{\"s\":\"\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n"
+      "\\u000B\\f\\r\\u000E\\u000F\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015"
+      "\\u0016\\u0017\\u0018\\u0019\\u001A\\u001B\\u001C\\u001D\\u001E\\u001F"
+      " !\\\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\\\]^_`"
+      "abcdefghijklmnopqrstuvwxyz{|}~\x7f\","
+      "\"max\":9223372036854775807,\"min\":-9223372036854775808,\"zero\":0,"
+      "\"neg\":-1,\"t\":true,\"f\":false,\"d\":0.5,\"inf\":0.0}";
+  assert_int_equal(len, strlen(want));
+  assert_memory_equal(line, want, len);
+}
+
+/* A string that grows six-fold when escaped, past the writer's buffer, and
+ * UTF-8 checked on the way. */
+static void test_encode_big_strings(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  enum { N = 100000 };
+  char *s = malloc(N);
+  assert_non_null(s);
+  for (size_t i = 0; i < N; i++) s[i] = (char)(i % 2 ? 0x01 : 'a');
+  const char *line;
+  size_t len;
+  char err[128];
+  lua_pushlstring(L, s, N);
+  ixr__jw_begin(f->w);
+  assert_int_equal(ixr__jw_lua(f->w, "v", L, -1, err, sizeof(err)), 0);
+  lua_pop(L, 1);
+  ixr__jw_end(f->w, &line, &len);
+  assert_int_equal(len, strlen("{\"v\":\"\"}") + N / 2 + N / 2 * 6);
+  decode_ok_n(f, line, len);
+  expect_str_field(L, "v", s, N);
+  lua_settop(L, 0);
+  /* Invalid UTF-8 at the very end of a long string. */
+  memset(s, 'x', N);
+  s[N - 1] = (char)0xC3;
+  lua_pushlstring(L, s, N);
+  ixr__jw_begin(f->w);
+  assert_int_not_equal(ixr__jw_lua(f->w, "v", L, -1, err, sizeof(err)), 0);
+  assert_non_null(strstr(err, "UTF-8"));
+  lua_settop(L, 0);
+  free(s);
+}
+
+/* A member that fails to encode is left out whole: the line stays valid
+ * JSON (the caller is told, and may still use it). */
+static void test_encode_failed_member(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  const char *line;
+  size_t len;
+  char err[128];
+  ixr__jw_begin(f->w);
+  ixr__jw_str(f->w, "a", "x", 1);
+  size_t at = ixr__jw_len(f->w);
+  push_expr(L, "{ 1, 2, { ok = true, f = print } }");
+  assert_int_not_equal(ixr__jw_lua(f->w, "v", L, -1, err, sizeof(err)), 0);
+  lua_pop(L, 1);
+  assert_int_equal(ixr__jw_len(f->w), at);
+  ixr__jw_str(f->w, "b", "y", 1);
+  ixr__jw_end(f->w, &line, &len);
+  assert_true(ixr__jw_failed(f->w));
+  const char *want = "{\"a\":\"x\",\"b\":\"y\"}";
+  assert_int_equal(len, strlen(want));
+  assert_memory_equal(line, want, len);
+}
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -1048,6 +1135,9 @@ int main(void) {
       T(test_encode_errors),
       T(test_encode_depth),
       T(test_encode_escaping),
+      T(test_encode_exact_bytes),
+      T(test_encode_big_strings),
+      T(test_encode_failed_member),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
