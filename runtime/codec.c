@@ -1,25 +1,31 @@
 /*
- * codec.c: JSON lines to Lua tables and Lua values to JSON lines, with yajl
- * (see docs/json-choice.md for why yajl). Decoding goes straight from the
- * parser's callbacks onto the Lua stack, without an intermediate tree.
+ * codec.c: JSON lines to Lua tables and Lua values to JSON lines. Decoding is
+ * a hand-written recursive-descent parser that checks the line and builds
+ * the Lua values in one pass; encoding writes straight into a byte buffer,
+ * checking UTF-8 while it escapes (docs/json-choice.md says why both are
+ * our own rather than yajl's).
  *
  * Decoding rules, also in docs/protocol.md:
+ * - strict RFC 8259 JSON (one value; no comments, trailing commas or
+ *   leading zeros), except that VT and FF count as whitespace, as they did
+ *   with yajl;
  * - objects become tables; arrays become sequences (1-based);
  * - null is dropped from objects (the key is absent) and becomes ixr.null
  *   (a light userdata) in arrays, so array lengths are kept;
  * - numbers that are integers in range stay integers, others become floats;
- *   a number outside the range of a double is an error;
- * - strings must be valid UTF-8; \u0000 is allowed (Lua strings hold NULs);
+ *   a number outside the range of a double, or longer than 127 bytes, is an
+ *   error;
+ * - strings must be valid UTF-8 (no overlong forms, no surrogates, nothing
+ *   above U+10FFFF); \u0000 is allowed (Lua strings hold NULs); a \u escape
+ *   of half a surrogate pair is an error, a pair becomes one character;
  * - a duplicate key keeps its last value;
  * - nesting deeper than IXR__MAX_DEPTH is an error.
+ * Every error message ends with "(at byte N)", N counting from 0.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_parse.h>
 
 #include "internal.h"
 
@@ -27,271 +33,508 @@
 
 /* ---- decoding --------------------------------------------------------- */
 
-typedef struct decoder {
-  lua_State *L;
-  int depth;
-  lua_Integer index[IXR__MAX_DEPTH + 1]; /* 0 for objects, next index for arrays */
-  const char *error;                     /* set when a callback cancels */
-} decoder;
-
 /* The light userdata that stands for JSON null inside arrays. */
 static const char null_tag = 0;
 #define IXR__NULL ((void *)&null_tag)
 
 void *ixr__null(void) { return IXR__NULL; }
 
-/* [-1, +0] stores the value on top into its container, or keeps it at the top
- * level. */
-static int store(decoder *d) {
-  lua_State *L = d->L;
-  if (d->depth == 0) return 1;
-  lua_Integer i = d->index[d->depth];
-  if (i > 0) {
-    lua_rawseti(L, -2, i);
-    d->index[d->depth] = i + 1;
-  } else {
-    lua_rawset(L, -3);
+/*
+ * A container's values wait on the Lua stack until it closes; then its
+ * table is made with the exact size and filled, so that no table is ever
+ * rehashed while it grows. A big container moves its values into the
+ * table every BATCH members, which bounds the stack: at most
+ * 2 * BATCH + 1 slots per level of nesting.
+ */
+#define BATCH 64
+
+/* Scratch memory kept for strings with escapes beyond this is given back
+ * after the line. */
+#define SCRATCH_KEEP (64 * 1024)
+
+typedef struct decoder {
+  lua_State *L;
+  const unsigned char *start, *end;
+  const unsigned char *p; /* the next byte to read */
+  ixr__buf *scratch;      /* strings with escapes are decoded here */
+  /* The failure: a message, or what was expected instead of the byte at
+   * `at`. */
+  const char *msg;
+  const char *expected;
+  const unsigned char *at;
+  bool oom;
+} decoder;
+
+static int fail(decoder *d, const unsigned char *at, const char *msg) {
+  d->msg = msg;
+  d->at = at;
+  return -1;
+}
+
+static int unexpected(decoder *d, const unsigned char *at, const char *expected) {
+  d->msg = NULL;
+  d->expected = expected;
+  d->at = at;
+  return -1;
+}
+
+static void error_message(const decoder *d, char *err, size_t errlen) {
+  size_t at = (size_t)(d->at - d->start);
+  if (d->msg != NULL)
+    snprintf(err, errlen, "%s (at byte %zu)", d->msg, at);
+  else if (d->at == d->end)
+    snprintf(err, errlen, "unexpected end of input, expected %s (at byte %zu)",
+             d->expected, at);
+  else if (*d->at > 0x20 && *d->at < 0x7F)
+    snprintf(err, errlen, "unexpected '%c', expected %s (at byte %zu)",
+             *d->at, d->expected, at);
+  else
+    snprintf(err, errlen, "unexpected byte 0x%02x, expected %s (at byte %zu)",
+             *d->at, d->expected, at);
+}
+
+/* Whitespace between tokens: RFC 8259's space, tab, LF and CR, and also
+ * VT and FF, which yajl (the parser before this one) took as whitespace
+ * too: lines that were accepted stay accepted. */
+static inline const unsigned char *skip_ws(const unsigned char *p,
+                                           const unsigned char *end) {
+  while (p < end && (*p == ' ' || (*p >= '\t' && *p <= '\r'))) p++;
+  return p;
+}
+
+/* The length of the strict UTF-8 sequence (RFC 3629) that starts with a
+ * byte >= 0x80 at p, or 0 if there is none. */
+static inline size_t utf8_seq(const unsigned char *p, const unsigned char *end) {
+  unsigned c = p[0];
+  size_t avail = (size_t)(end - p);
+  if (c >= 0xC2 && c <= 0xDF)
+    return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    /* E0: no overlong forms (below U+0800); ED: no surrogates. */
+    unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    if (avail < 3 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80) return 0;
+    return 3;
   }
-  return 1;
-}
-
-static int on_null(void *ctx) {
-  decoder *d = ctx;
-  if (d->depth > 0 && d->index[d->depth] == 0) {
-    /* An object member with null is absent, also when an earlier duplicate
-     * of its key had a value: the last one wins. */
-    lua_pushnil(d->L);
-    lua_rawset(d->L, -3);
-    return 1;
+  if (c >= 0xF0 && c <= 0xF4) {
+    /* F0: no overlong forms (below U+10000); F4: nothing above U+10FFFF. */
+    unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    if (avail < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 ||
+        (p[3] & 0xC0) != 0x80)
+      return 0;
+    return 4;
   }
-  lua_pushlightuserdata(d->L, IXR__NULL);
-  return store(d);
+  return 0;
 }
 
-static int on_boolean(void *ctx, int b) {
-  decoder *d = ctx;
-  lua_pushboolean(d->L, b);
-  return store(d);
-}
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
 
-static int on_number(void *ctx, const char *s, size_t len) {
-  decoder *d = ctx;
-  char tmp[128];
-  if (len >= sizeof(tmp)) {
-    d->error = "number too long";
-    return 0;
+/* The first byte at or after p that a string cannot just copy: '"', '\\',
+ * a control character or a byte outside ASCII; or end. Eight bytes at a
+ * time: each test below sets the high bit of a byte that is what it looks
+ * for, and can set more bits only above such a byte (through a borrow), so
+ * the lowest bit set is the first byte wanted. */
+static inline const unsigned char *plain_run(const unsigned char *p,
+                                             const unsigned char *end) {
+  while (end - p >= 8) {
+    uint64_t w, q, b;
+    memcpy(&w, p, 8);
+    q = w ^ (ONES * '"');
+    b = w ^ (ONES * '\\');
+    /* A byte below 0x20 borrows in w - 0x20..; one at 0xA0 or above keeps
+     * its high bit, but w itself has that bit. */
+    uint64_t hit = (((q - ONES) & ~q) | ((b - ONES) & ~b) | (w - ONES * 0x20) | w) &
+                   HIGHS;
+    if (hit != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      return p + (__builtin_ctzll(hit) >> 3);
+#else
+      break;
+#endif
+    }
+    p += 8;
   }
-  memcpy(tmp, s, len);
-  tmp[len] = '\0';
-  if (lua_stringtonumber(d->L, tmp) == 0) {
-    d->error = "malformed number";
-    return 0;
-  }
-  if (!lua_isinteger(d->L, -1) && !isfinite(lua_tonumber(d->L, -1))) {
-    lua_pop(d->L, 1);
-    d->error = "number out of range";
-    return 0;
-  }
-  return store(d);
+  while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+  return p;
 }
 
-/* Strings need no UTF-8 check here: ixr__decode has checked the whole
- * line strictly (yajl's own check lets overlong forms and surrogates
- * through), and refused unpaired surrogate escapes, so what yajl decodes
- * from it is valid UTF-8 too. */
-static int on_string(void *ctx, const unsigned char *s, size_t len) {
-  decoder *d = ctx;
-  lua_pushlstring(d->L, (const char *)s, len);
-  return store(d);
-}
-
-static int on_key(void *ctx, const unsigned char *s, size_t len) {
-  decoder *d = ctx;
-  lua_pushlstring(d->L, (const char *)s, len);
-  return 1;
-}
-
-static int open_container(decoder *d, lua_Integer first_index) {
-  if (d->depth >= IXR__MAX_DEPTH) {
-    d->error = "nesting deeper than 64 levels";
-    return 0;
-  }
-  if (!lua_checkstack(d->L, 4)) {
-    d->error = "out of Lua stack";
-    return 0;
-  }
-  lua_createtable(d->L, 0, first_index ? 0 : 4);
-  d->depth++;
-  d->index[d->depth] = first_index;
-  return 1;
-}
-
-static int on_start_map(void *ctx) { return open_container(ctx, 0); }
-static int on_start_array(void *ctx) { return open_container(ctx, 1); }
-
-static int on_end(void *ctx) {
-  decoder *d = ctx;
-  d->depth--;
-  return store(d);
-}
-
-static const yajl_callbacks callbacks = {
-    on_null,  on_boolean, NULL,   NULL,           on_number,    on_string,
-    on_start_map, on_key, on_end, on_start_array, on_end,
-};
-
-static int hex4(const char *p, unsigned *out) {
+static int hex4(const unsigned char *p, unsigned *out) {
   unsigned v = 0;
   for (int i = 0; i < 4; i++) {
-    char c = p[i];
+    unsigned c = p[i];
     v <<= 4;
-    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+    if (c >= '0' && c <= '9') v |= c - '0';
+    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
     else return -1;
   }
   *out = v;
   return 0;
 }
 
-/*
- * yajl turns an unpaired surrogate escape (\ud800) into '?', so that two
- * different ids could decode to the same string. Such escapes are refused
- * here instead; returns the offset of the first one, or -1. Backslashes
- * are legal only inside strings, so no string tracking is needed.
- */
-static long lone_surrogate(const char *line, size_t len) {
-  const char *p = memchr(line, '\\', len), *end = line + len;
-  while (p != NULL && p + 1 < end) {
-    if (p[1] != 'u') {
-      p += 2;
-    } else {
+/* Decodes the escape at p (a backslash) into o; returns the bytes written
+ * (0 on failure) and advances *pp past the escape. */
+static size_t unescape(decoder *d, const unsigned char **pp, char *o) {
+  const unsigned char *p = *pp, *end = d->end;
+  if (end - p < 2) {
+    unexpected(d, end, "the rest of an escape");
+    return 0;
+  }
+  char c;
+  switch (p[1]) {
+    case '"': c = '"'; break;
+    case '\\': c = '\\'; break;
+    case '/': c = '/'; break;
+    case 'b': c = '\b'; break;
+    case 'f': c = '\f'; break;
+    case 'n': c = '\n'; break;
+    case 'r': c = '\r'; break;
+    case 't': c = '\t'; break;
+    case 'u': {
       unsigned v, w;
-      if (p + 6 > end || hex4(p + 2, &v) != 0) return -1; /* yajl reports it */
-      if (v >= 0xDC00 && v <= 0xDFFF) return p - line;
-      if (v >= 0xD800 && v <= 0xDBFF) {
-        if (p + 12 > end || p[6] != '\\' || p[7] != 'u' || hex4(p + 8, &w) != 0 ||
-            w < 0xDC00 || w > 0xDFFF)
-          return p - line;
-        p += 12;
-      } else {
-        p += 6;
+      if (end - p < 6 || hex4(p + 2, &v) != 0) {
+        fail(d, p, "invalid \\u escape: four hex digits expected");
+        return 0;
       }
+      if (v >= 0xD800 && v <= 0xDFFF) {
+        /* Only a high surrogate followed by a low one stands for a
+         * character; yajl used to turn the others into '?', which would
+         * make different ids decode alike. */
+        if (v > 0xDBFF || end - p < 12 || p[6] != '\\' || p[7] != 'u' ||
+            hex4(p + 8, &w) != 0 || w < 0xDC00 || w > 0xDFFF) {
+          fail(d, p, "unpaired UTF-16 surrogate escape");
+          return 0;
+        }
+        v = 0x10000 + ((v - 0xD800) << 10) + (w - 0xDC00);
+        *pp = p + 12;
+      } else {
+        *pp = p + 6;
+      }
+      if (v < 0x80) {
+        o[0] = (char)v;
+        return 1;
+      }
+      if (v < 0x800) {
+        o[0] = (char)(0xC0 | (v >> 6));
+        o[1] = (char)(0x80 | (v & 0x3F));
+        return 2;
+      }
+      if (v < 0x10000) {
+        o[0] = (char)(0xE0 | (v >> 12));
+        o[1] = (char)(0x80 | ((v >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (v & 0x3F));
+        return 3;
+      }
+      o[0] = (char)(0xF0 | (v >> 18));
+      o[1] = (char)(0x80 | ((v >> 12) & 0x3F));
+      o[2] = (char)(0x80 | ((v >> 6) & 0x3F));
+      o[3] = (char)(0x80 | (v & 0x3F));
+      return 4;
     }
-    p = p < end ? memchr(p, '\\', (size_t)(end - p)) : NULL;
+    default:
+      fail(d, p, "invalid escape in a string");
+      return 0;
   }
-  return -1;
+  o[0] = c;
+  *pp = p + 2;
+  return 1;
 }
 
-/*
- * yajl's memory for one line (its handle, lexer buffer, byte stack) comes
- * from an arena that is reset before the next line: a line costs no
- * malloc/free at all unless it is larger than the arena. Each block has a
- * header with its size (yajl's realloc and free do not pass one).
- */
-#define ARENA_SIZE (32 * 1024)
+/* [-0, +1] d->p is just past an opening quote: pushes the string and
+ * moves d->p past its closing quote. A string without escapes goes to Lua
+ * straight from the line; one with escapes is decoded into the scratch
+ * buffer first (never longer than its JSON text). */
+static int push_string(decoder *d) {
+  const unsigned char *s = d->p, *p = s, *end = d->end;
+  for (;;) {
+    p = plain_run(p, end);
+    if (p == end) return fail(d, s - 1, "unterminated string");
+    if (*p == '"') {
+      lua_pushlstring(d->L, (const char *)s, (size_t)(p - s));
+      d->p = p + 1;
+      return 0;
+    }
+    if (*p == '\\') break;
+    if (*p < 0x20) return fail(d, p, "control character in a string");
+    size_t n = utf8_seq(p, end);
+    if (n == 0) return fail(d, p, "invalid UTF-8");
+    p += n;
+  }
+  /* Escapes: what is left of the line bounds the decoded length. */
+  if (ixr__buf_reserve(d->scratch, (size_t)(end - s)) != 0) {
+    d->oom = true;
+    return fail(d, p, "out of memory");
+  }
+  char *o = d->scratch->data;
+  memcpy(o, s, (size_t)(p - s));
+  o += p - s;
+  for (;;) {
+    /* p is at a byte that plain_run stopped at. */
+    if (*p == '"') break;
+    if (*p == '\\') {
+      size_t n = unescape(d, &p, o);
+      if (n == 0) return -1;
+      o += n;
+    } else if (*p < 0x20) {
+      return fail(d, p, "control character in a string");
+    } else {
+      size_t n = utf8_seq(p, end);
+      if (n == 0) return fail(d, p, "invalid UTF-8");
+      memcpy(o, p, n);
+      o += n;
+      p += n;
+    }
+    const unsigned char *run = p;
+    p = plain_run(p, end);
+    memcpy(o, run, (size_t)(p - run));
+    o += p - run;
+    if (p == end) return fail(d, s - 1, "unterminated string");
+  }
+  lua_pushlstring(d->L, d->scratch->data, (size_t)(o - d->scratch->data));
+  d->p = p + 1;
+  return 0;
+}
 
-typedef struct arena {
-  size_t used;
-  char buf[ARENA_SIZE];
-} arena;
+static inline bool is_digit(unsigned c) { return c - '0' < 10; }
 
-typedef struct ahdr {
-  size_t size;
-  size_t heap; /* 1: a malloc'd block (the arena was full) */
-} ahdr;
-
-static void *a_malloc(void *ctx, size_t size) {
-  arena *a = ctx;
-  size_t need = sizeof(ahdr) + ((size + 15) & ~(size_t)15);
-  ahdr *h;
-  if (a->used + need <= ARENA_SIZE) {
-    h = (ahdr *)(a->buf + a->used);
-    a->used += need;
-    h->heap = 0;
+/* [-0, +1] pushes the number at d->p. Plain integers of up to 18 digits
+ * are read here; everything else goes through lua_stringtonumber, as Lua
+ * would read the same text: integers that fit in 64 bits stay integers,
+ * larger ones become floats. */
+static int push_number(decoder *d) {
+  const unsigned char *s = d->p, *p = s, *end = d->end;
+  bool neg = false, isfloat = false;
+  if (*p == '-') {
+    neg = true;
+    p++;
+  }
+  const unsigned char *digits = p;
+  if (p == end || !is_digit(*p)) return fail(d, p, "malformed number: a digit is expected");
+  if (*p == '0') p++;
+  else
+    while (p < end && is_digit(*p)) p++;
+  size_t ndigits = (size_t)(p - digits);
+  if (p < end && *p == '.') {
+    p++;
+    if (p == end || !is_digit(*p))
+      return fail(d, p, "malformed number: a digit is expected after '.'");
+    while (p < end && is_digit(*p)) p++;
+    isfloat = true;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    p++;
+    if (p < end && (*p == '+' || *p == '-')) p++;
+    if (p == end || !is_digit(*p))
+      return fail(d, p, "malformed number: a digit is expected in the exponent");
+    while (p < end && is_digit(*p)) p++;
+    isfloat = true;
+  }
+  size_t len = (size_t)(p - s);
+  char tmp[128];
+  if (len >= sizeof(tmp)) return fail(d, s, "number too long");
+  if (!isfloat && ndigits <= 18) {
+    /* At most 10^18 - 1: no overflow. */
+    lua_Integer v = 0;
+    for (const unsigned char *q = digits; q < p; q++) v = v * 10 + (*q - '0');
+    lua_pushinteger(d->L, neg ? -v : v);
   } else {
-    h = malloc(sizeof(ahdr) + size);
-    if (h == NULL) return NULL;
-    h->heap = 1;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    if (lua_stringtonumber(d->L, tmp) == 0) return fail(d, s, "malformed number");
+    if (!lua_isinteger(d->L, -1) && !isfinite(lua_tonumber(d->L, -1))) {
+      lua_pop(d->L, 1);
+      return fail(d, s, "number out of range");
+    }
   }
-  h->size = size;
-  return h + 1;
+  d->p = p;
+  return 0;
 }
 
-static void a_free(void *ctx, void *p) {
-  (void)ctx;
-  if (p == NULL) return;
-  ahdr *h = (ahdr *)p - 1;
-  if (h->heap) free(h);
+static int parse_value(decoder *d, int depth);
+
+/* [-k, +0] moves the k values above `base` (or above the table at base)
+ * into the array; *n counts the elements stored so far. Makes the table
+ * at base first if `made` is false. */
+static void flush_array(lua_State *L, int base, bool made, lua_Integer *n) {
+  int top = lua_gettop(L), first = made ? base + 1 : base, t = base;
+  if (!made) {
+    lua_createtable(L, top - first + 1, 0);
+    t = top + 1;
+  }
+  for (int i = first; i <= top; i++) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, t, ++*n);
+  }
+  if (!made) lua_replace(L, base);
+  lua_settop(L, base);
 }
 
-static void *a_realloc(void *ctx, void *p, size_t size) {
-  if (p == NULL) return a_malloc(ctx, size);
-  ahdr *h = (ahdr *)p - 1;
-  if (size <= h->size) return p;
-  void *q = a_malloc(ctx, size);
-  if (q == NULL) return NULL;
-  memcpy(q, p, h->size);
-  a_free(ctx, p);
-  return q;
+/* [-2k, +0] the same for an object's key/value pairs, set in order so that
+ * the last of duplicate keys wins (a nil value, from null, removes the
+ * key); nrec is the number of non-null values, a size hint. */
+static void flush_object(lua_State *L, int base, bool made, int nrec) {
+  int top = lua_gettop(L), first = made ? base + 1 : base, t = base;
+  if (!made) {
+    lua_createtable(L, 0, nrec);
+    t = top + 1;
+  }
+  for (int i = first; i < top; i += 2) {
+    lua_pushvalue(L, i);
+    lua_pushvalue(L, i + 1);
+    lua_rawset(L, t);
+  }
+  if (!made) lua_replace(L, base);
+  lua_settop(L, base);
+}
+
+/* [-0, +1] d->p is at '['. */
+static int parse_array(decoder *d, int depth) {
+  lua_State *L = d->L;
+  const unsigned char *p = skip_ws(d->p + 1, d->end);
+  if (depth >= IXR__MAX_DEPTH) return fail(d, d->p, "nesting deeper than 64 levels");
+  if (!lua_checkstack(L, 2 * BATCH + 4)) return fail(d, d->p, "out of Lua stack");
+  if (p < d->end && *p == ']') {
+    lua_createtable(L, 0, 0);
+    d->p = p + 1;
+    return 0;
+  }
+  int base = lua_gettop(L) + 1, pending = 0;
+  bool made = false;
+  lua_Integer n = 0;
+  for (;;) {
+    d->p = p;
+    if (parse_value(d, depth + 1) != 0) return -1;
+    pending++;
+    p = skip_ws(d->p, d->end);
+    if (p < d->end && *p == ',') {
+      p = skip_ws(p + 1, d->end);
+      if (pending == 2 * BATCH) {
+        flush_array(L, base, made, &n);
+        made = true;
+        pending = 0;
+      }
+      continue;
+    }
+    if (p < d->end && *p == ']') break;
+    return unexpected(d, p, "',' or ']'");
+  }
+  if (!made || pending > 0) flush_array(L, base, made, &n);
+  d->p = p + 1;
+  return 0;
+}
+
+/* [-0, +1] d->p is at '{'. */
+static int parse_object(decoder *d, int depth) {
+  lua_State *L = d->L;
+  const unsigned char *p = skip_ws(d->p + 1, d->end), *end = d->end;
+  if (depth >= IXR__MAX_DEPTH) return fail(d, d->p, "nesting deeper than 64 levels");
+  if (!lua_checkstack(L, 2 * BATCH + 4)) return fail(d, d->p, "out of Lua stack");
+  if (p < end && *p == '}') {
+    lua_createtable(L, 0, 0);
+    d->p = p + 1;
+    return 0;
+  }
+  int base = lua_gettop(L) + 1, pending = 0, nrec = 0;
+  bool made = false;
+  for (const char *want = "a string key or '}'";; want = "a string key") {
+    if (p == end || *p != '"') return unexpected(d, p, want);
+    d->p = p + 1;
+    if (push_string(d) != 0) return -1;
+    p = skip_ws(d->p, end);
+    if (p == end || *p != ':') return unexpected(d, p, "':'");
+    p = skip_ws(p + 1, end);
+    if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+      lua_pushnil(L); /* the member is absent */
+      d->p = p + 4;
+    } else {
+      d->p = p;
+      if (parse_value(d, depth + 1) != 0) return -1;
+      nrec++;
+    }
+    pending++;
+    p = skip_ws(d->p, end);
+    if (p < end && *p == ',') {
+      p = skip_ws(p + 1, end);
+      if (pending == BATCH) {
+        flush_object(L, base, made, nrec);
+        made = true;
+        pending = nrec = 0;
+      }
+      continue;
+    }
+    if (p < end && *p == '}') break;
+    return unexpected(d, p, "',' or '}'");
+  }
+  flush_object(L, base, made, nrec);
+  d->p = p + 1;
+  return 0;
+}
+
+static int literal(decoder *d, const char *word, size_t n) {
+  if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
+    return fail(d, d->p, "invalid literal (true, false or null expected)");
+  d->p += n;
+  return 0;
+}
+
+/* [-0, +1] pushes the value at d->p; depth is the number of containers
+ * around it. */
+static int parse_value(decoder *d, int depth) {
+  const unsigned char *p = d->p;
+  if (p == d->end) return unexpected(d, p, "a value");
+  switch (*p) {
+    case '"':
+      d->p = p + 1;
+      return push_string(d);
+    case '{': return parse_object(d, depth);
+    case '[': return parse_array(d, depth);
+    case 't':
+      if (literal(d, "true", 4) != 0) return -1;
+      lua_pushboolean(d->L, 1);
+      return 0;
+    case 'f':
+      if (literal(d, "false", 5) != 0) return -1;
+      lua_pushboolean(d->L, 0);
+      return 0;
+    case 'n':
+      if (literal(d, "null", 4) != 0) return -1;
+      lua_pushlightuserdata(d->L, IXR__NULL);
+      return 0;
+    default:
+      if (*p == '-' || is_digit(*p)) return push_number(d);
+      return unexpected(d, p, "a value");
+  }
 }
 
 int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
                 size_t errlen) {
   lua_State *L = rt->L;
   int top = lua_gettop(L);
-  long bad = ixr__utf8_invalid_at(line, len);
-  if (bad >= 0) {
-    snprintf(err, errlen, "invalid UTF-8 (at byte %ld)", bad);
-    return IXR_EINVAL;
-  }
-  bad = lone_surrogate(line, len);
-  if (bad >= 0) {
-    snprintf(err, errlen, "unpaired UTF-16 surrogate escape (at byte %ld)", bad);
-    return IXR_EINVAL;
-  }
   decoder d;
   d.L = L;
-  d.depth = 0;
-  d.index[0] = 0;
-  d.error = NULL;
-  if (rt->decode_arena == NULL && (rt->decode_arena = malloc(sizeof(arena))) == NULL) {
-    snprintf(err, errlen, "out of memory");
-    return IXR_ENOMEM;
-  }
-  arena *a = rt->decode_arena;
-  a->used = 0;
-  yajl_alloc_funcs af = {a_malloc, a_realloc, a_free, a};
-  yajl_handle h = yajl_alloc(&callbacks, &af, &d);
-  if (h != NULL) yajl_config(h, yajl_dont_validate_strings, 1); /* ours is stricter */
-  if (h == NULL) {
-    snprintf(err, errlen, "out of memory");
-    return IXR_ENOMEM;
-  }
-  yajl_status st = yajl_parse(h, (const unsigned char *)line, len);
-  if (st == yajl_status_ok) st = yajl_complete_parse(h);
-  if (st != yajl_status_ok) {
-    if (st == yajl_status_client_canceled && d.error != NULL) {
-      snprintf(err, errlen, "%s (at byte %zu)", d.error,
-               yajl_get_bytes_consumed(h));
-    } else {
-      unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
-      size_t n = strcspn((const char *)msg, "\n");
-      size_t at = yajl_get_bytes_consumed(h);
-      snprintf(err, errlen, "%.*s (at byte %zu)", (int)n, (const char *)msg,
-               at);
-      yajl_free_error(h, msg);
-    }
-    yajl_free(h);
-    lua_settop(L, top);
-    return IXR_EINVAL;
-  }
-  yajl_free(h);
-  if (lua_gettop(L) != top + 1) { /* empty input */
-    lua_settop(L, top);
+  d.start = (const unsigned char *)line;
+  d.end = d.start + len;
+  d.p = skip_ws(d.start, d.end);
+  d.scratch = &rt->decode_scratch;
+  d.msg = d.expected = NULL;
+  d.at = NULL;
+  d.oom = false;
+  if (d.p == d.end) {
     snprintf(err, errlen, "no JSON value");
     return IXR_EINVAL;
   }
+  int rc = 0;
+  if (!lua_checkstack(L, 4)) rc = fail(&d, d.p, "out of Lua stack");
+  if (rc == 0) rc = parse_value(&d, 0);
+  if (rc == 0 && skip_ws(d.p, d.end) != d.end)
+    rc = fail(&d, skip_ws(d.p, d.end), "trailing garbage");
+  if (d.scratch->cap > SCRATCH_KEEP) ixr__buf_free(d.scratch);
+  if (rc != 0) {
+    lua_settop(L, top);
+    error_message(&d, err, errlen);
+    return d.oom ? IXR_ENOMEM : IXR_EINVAL;
+  }
+  IXR_STACK_CHECK(L, top, 1);
   return 0;
 }
 
@@ -349,72 +592,176 @@ bool ixr__utf8_valid(const char *s, size_t len) {
 
 /* ---- encoding --------------------------------------------------------- */
 
+/*
+ * The writer appends to one growable buffer that lives as long as it does.
+ * Its bytes are those yajl_gen wrote before (docs/json-choice.md): no
+ * spaces; strings escape '"', '\\' and the control characters, as \b \t \n
+ * \f \r or \u00XX with capital hex digits, and nothing else ('/', DEL and
+ * all of UTF-8 go through as they are); integers in decimal; floats as
+ * format_double() gives them.
+ */
 struct ixr__jw {
-  yajl_gen g;
+  ixr__buf b;
+  size_t members; /* members of the line's object written so far */
   bool failed;
+  bool oom;       /* the buffer could not grow: the line is lost */
 };
 
 ixr__jw *ixr__jw_new(void) {
   ixr__jw *w = calloc(1, sizeof(*w));
   if (w == NULL) return NULL;
-  w->g = yajl_gen_alloc(NULL);
-  if (w->g == NULL) {
+  if (ixr__buf_reserve(&w->b, 256) != 0) {
     free(w);
     return NULL;
   }
-  /* ixr__jw_str and encode() check UTF-8 themselves, strictly. */
   return w;
 }
 
 void ixr__jw_free(ixr__jw *w) {
   if (w == NULL) return;
-  yajl_gen_free(w->g);
+  ixr__buf_free(&w->b);
   free(w);
 }
 
-void ixr__jw_begin(ixr__jw *w) {
-  yajl_gen_reset(w->g, NULL);
-  yajl_gen_clear(w->g);
-  w->failed = false;
-  yajl_gen_map_open(w->g);
+/* Room for n more bytes; false (and the line marked lost) if there is
+ * none. */
+static inline bool room(ixr__jw *w, size_t n) {
+  if (w->b.cap - w->b.len >= n) return true;
+  if (!w->oom && ixr__buf_reserve(&w->b, n) == 0) return true;
+  w->oom = w->failed = true;
+  return false;
 }
 
+static inline void put(ixr__jw *w, const char *s, size_t n) {
+  if (!room(w, n)) return;
+  memcpy(w->b.data + w->b.len, s, n);
+  w->b.len += n;
+}
+
+static inline void put_char(ixr__jw *w, char c) {
+  if (!room(w, 1)) return;
+  w->b.data[w->b.len++] = c;
+}
+
+void ixr__jw_begin(ixr__jw *w) {
+  w->b.len = 0;
+  w->members = 0;
+  w->failed = w->oom = false;
+  put_char(w, '{');
+}
+
+/*
+ * Writes s as a JSON string, checking that it is strict UTF-8 in the same
+ * pass; returns -1 (with nothing written) if it is not. Space for the
+ * plain case is reserved up front; an escape, which turns one byte into up
+ * to six, makes sure of the room it needs for the rest.
+ */
+static int put_string(ixr__jw *w, const char *s, size_t len) {
+  static const char hex[] = "0123456789ABCDEF";
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  size_t mark = w->b.len;
+  if (!room(w, len + 2)) return 0;
+  char *o = w->b.data + w->b.len;
+  *o++ = '"';
+  for (;;) {
+    const unsigned char *q = plain_run(p, end);
+    memcpy(o, p, (size_t)(q - p));
+    o += q - p;
+    p = q;
+    if (p == end) break;
+    if (*p >= 0x80) {
+      size_t n = utf8_seq(p, end);
+      if (n == 0) {
+        w->b.len = mark;
+        return -1;
+      }
+      memcpy(o, p, n);
+      o += n;
+      p += n;
+      continue;
+    }
+    size_t used = (size_t)(o - w->b.data);
+    if (w->b.cap - used < (size_t)(end - p) + 6) {
+      w->b.len = used;
+      if (!room(w, (size_t)(end - p) + 6)) return 0;
+      o = w->b.data + used;
+    }
+    unsigned c = *p++;
+    *o++ = '\\';
+    switch (c) {
+      case '"': *o++ = '"'; break;
+      case '\\': *o++ = '\\'; break;
+      case '\b': *o++ = 'b'; break;
+      case '\t': *o++ = 't'; break;
+      case '\n': *o++ = 'n'; break;
+      case '\f': *o++ = 'f'; break;
+      case '\r': *o++ = 'r'; break;
+      default:
+        memcpy(o, "u00", 3);
+        o[3] = hex[c >> 4];
+        o[4] = hex[c & 15];
+        o += 5;
+        break;
+    }
+  }
+  *o++ = '"';
+  w->b.len = (size_t)(o - w->b.data);
+  return 0;
+}
+
+/* The line's own keys are ASCII literals of the runtime. */
 static void key(ixr__jw *w, const char *k) {
-  if (yajl_gen_string(w->g, (const unsigned char *)k, strlen(k)) !=
-      yajl_gen_status_ok)
-    w->failed = true;
+  if (w->members++ > 0) put_char(w, ',');
+  put_string(w, k, strlen(k));
+  put_char(w, ':');
 }
 
 void ixr__jw_str(ixr__jw *w, const char *k, const char *val, size_t len) {
   key(w, k);
-  /* yajl's check alone would let overlong forms and surrogates through. */
-  if (ixr__utf8_valid(val, len)) {
-    yajl_gen_string(w->g, (const unsigned char *)val, len);
-    return;
-  }
+  if (put_string(w, val, len) == 0) return;
   /* Never a key without its value: the line stays valid JSON, with every
    * byte outside ASCII shown as '?', and the caller is told. */
   w->failed = true;
   char small[256];
   char *copy = len < sizeof(small) ? small : malloc(len);
   if (copy == NULL) {
-    yajl_gen_string(w->g, (const unsigned char *)"?", 1);
+    put_string(w, "?", 1);
     return;
   }
   for (size_t i = 0; i < len; i++)
     copy[i] = (unsigned char)val[i] < 0x80 ? val[i] : '?';
-  yajl_gen_string(w->g, (const unsigned char *)copy, len);
+  put_string(w, copy, len);
   if (copy != small) free(copy);
+}
+
+/* Decimal text of v, at the end of buf (at least 21 bytes); returns its
+ * start. */
+static char *int_text(char *bufend, int64_t v) {
+  char *p = bufend;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0) *--p = '-';
+  return p;
+}
+
+static void put_int(ixr__jw *w, int64_t v) {
+  char buf[24];
+  char *s = int_text(buf + sizeof(buf), v);
+  put(w, s, (size_t)(buf + sizeof(buf) - s));
 }
 
 void ixr__jw_int(ixr__jw *w, const char *k, int64_t val) {
   key(w, k);
-  yajl_gen_integer(w->g, (long long)val);
+  put_int(w, val);
 }
 
 void ixr__jw_bool(ixr__jw *w, const char *k, bool val) {
   key(w, k);
-  yajl_gen_bool(w->g, val);
+  if (val) put(w, "true", 4);
+  else put(w, "false", 5);
 }
 
 static int format_double(char *buf, size_t n, double v);
@@ -424,7 +771,7 @@ void ixr__jw_double(ixr__jw *w, const char *k, double val) {
   char buf[40];
   if (!isfinite(val)) val = 0;
   int n = format_double(buf, sizeof(buf), val);
-  yajl_gen_number(w->g, buf, (size_t)n);
+  put(w, buf, (size_t)n);
 }
 
 /* Shortest of %.15g..%.17g that reads back as the same double. */
@@ -467,7 +814,6 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
  * Lua's per-run string hash seed. */
 static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
                         char *err, size_t errlen) {
-  yajl_gen g = w->g;
   keyref small[8];
   keyref *keys = small;
   size_t nkeys = 0, cap = IXR_ARRAY_SIZE(small);
@@ -503,8 +849,8 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
       k->isnum = false;
       k->s = lua_tolstring(L, -1, &k->len); /* anchored by the table */
       seq = false;
-      /* Checked before anything is written: a key yajl refused would leave
-       * the value in the key's place. */
+      /* Checked before anything of the table is written, so that a bad
+       * key is reported before a bad value under an earlier key. */
       if (!ixr__utf8_valid(k->s, k->len)) {
         snprintf(err, errlen, "key is not valid UTF-8");
         lua_pop(L, 1);
@@ -523,20 +869,23 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
     /* n distinct positive integer keys, the largest n: exactly 1..n. (The
      * border from lua_rawlen() is not enough: {1, nil, 3, [5] = 5} can have
      * border 3.) */
-    yajl_gen_array_open(g);
+    put_char(w, '[');
     for (size_t i = 1; i <= nkeys && rc == 0; i++) {
+      if (i > 1) put_char(w, ',');
       lua_rawgeti(L, idx, (lua_Integer)i);
       rc = encode(w, L, lua_gettop(L), depth + 1, err, errlen);
       lua_pop(L, 1);
     }
-    yajl_gen_array_close(g);
+    put_char(w, ']');
     goto done;
   }
   qsort(keys, nkeys, sizeof(*keys), keycmp);
-  yajl_gen_map_open(g);
+  put_char(w, '{');
   for (size_t i = 0; i < nkeys && rc == 0; i++) {
     keyref *k = &keys[i];
-    yajl_gen_string(g, (const unsigned char *)keytext(k), k->len);
+    if (i > 0) put_char(w, ',');
+    put_string(w, keytext(k), k->len); /* checked above */
+    put_char(w, ':');
     if (k->isnum) {
       lua_rawgeti(L, idx, k->ik);
     } else {
@@ -546,7 +895,7 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
     rc = encode(w, L, lua_gettop(L), depth + 1, err, errlen);
     lua_pop(L, 1);
   }
-  yajl_gen_map_close(g);
+  put_char(w, '}');
 done:
   if (keys != small) free(keys);
   return rc;
@@ -554,7 +903,6 @@ done:
 
 static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
                   size_t errlen) {
-  yajl_gen g = w->g;
   if (depth > IXR__MAX_DEPTH) {
     snprintf(err, errlen, "nesting deeper than %d levels (a cycle?)",
              IXR__MAX_DEPTH);
@@ -565,11 +913,14 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
     return -1;
   }
   switch (lua_type(L, idx)) {
-    case LUA_TNIL: yajl_gen_null(g); return 0;
-    case LUA_TBOOLEAN: yajl_gen_bool(g, lua_toboolean(L, idx)); return 0;
+    case LUA_TNIL: put(w, "null", 4); return 0;
+    case LUA_TBOOLEAN:
+      if (lua_toboolean(L, idx)) put(w, "true", 4);
+      else put(w, "false", 5);
+      return 0;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
-        yajl_gen_integer(g, (long long)lua_tointeger(L, idx));
+        put_int(w, (int64_t)lua_tointeger(L, idx));
       } else {
         double v = lua_tonumber(L, idx);
         if (!isfinite(v)) {
@@ -578,14 +929,13 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
         }
         char buf[40];
         int n = format_double(buf, sizeof(buf), v);
-        yajl_gen_number(g, buf, (size_t)n);
+        put(w, buf, (size_t)n);
       }
       return 0;
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
-      if (!ixr__utf8_valid(s, len) ||
-          yajl_gen_string(g, (const unsigned char *)s, len) != yajl_gen_status_ok) {
+      if (put_string(w, s, len) != 0) {
         snprintf(err, errlen, "string is not valid UTF-8");
         return -1;
       }
@@ -593,7 +943,7 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
     }
     case LUA_TLIGHTUSERDATA:
       if (lua_touserdata(L, idx) == IXR__NULL) {
-        yajl_gen_null(g);
+        put(w, "null", 4);
         return 0;
       }
       break;
@@ -606,26 +956,29 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
 
 int ixr__jw_lua(ixr__jw *w, const char *k, lua_State *L, int idx, char *err,
                 size_t errlen) {
+  size_t mark = w->b.len, members = w->members;
   key(w, k);
   int rc = encode(w, L, lua_absindex(L, idx), 0, err, errlen);
-  if (rc != 0) w->failed = true;
+  if (rc != 0) {
+    /* Without the member, the line stays valid JSON. */
+    w->b.len = mark;
+    w->members = members;
+    w->failed = true;
+  }
   return rc;
 }
 
 void ixr__jw_end(ixr__jw *w, const char **line, size_t *len) {
-  yajl_gen_map_close(w->g);
-  const unsigned char *buf;
-  size_t n;
-  yajl_gen_get_buf(w->g, &buf, &n);
-  *line = (const char *)buf;
-  *len = n;
+  put_char(w, '}');
+  if (w->oom) {
+    *line = "{}";
+    *len = 2;
+    return;
+  }
+  *line = w->b.data;
+  *len = w->b.len;
 }
 
 bool ixr__jw_failed(const ixr__jw *w) { return w->failed; }
 
-size_t ixr__jw_len(const ixr__jw *w) {
-  const unsigned char *buf;
-  size_t n = 0;
-  yajl_gen_get_buf(w->g, &buf, &n);
-  return n;
-}
+size_t ixr__jw_len(const ixr__jw *w) { return w->b.len; }

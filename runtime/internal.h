@@ -357,7 +357,7 @@ struct ixr_runtime {
   uint64_t alloc_total; /* bytes the Lua state ever asked for (gc.c's pace) */
   ixr__gc gc;
   ixr__pool pool; /* the Lua state's small blocks */
-  void *decode_arena; /* yajl's memory for the line being decoded */
+  ixr__buf decode_scratch; /* strings with escapes, while decoding a line */
 
   /* limits of one call into Lua (luahost.c) */
   lua_State *call_thread; /* the thread of the call in progress, or NULL */

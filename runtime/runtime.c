@@ -479,8 +479,7 @@ static void destroy(ixr_runtime *rt) {
   ixr__lua_close(rt);
   ixr__jw_free(rt->jw);
   rt->jw = NULL;
-  free(rt->decode_arena);
-  rt->decode_arena = NULL;
+  ixr__buf_free(&rt->decode_scratch);
   ixr__framer_free(&rt->api.framer);
   ixr__buf_free(&rt->reentrant);
   while (rt->held_head != NULL) {

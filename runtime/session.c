@@ -90,7 +90,8 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
   ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
   ixr__jw_str(w, "requestid", rid, ridlen);
   char err[200];
-  /* yajl writes ,"args": then the value: remember where the value starts */
+  /* The writer puts ,"args": then the value: remember where the value
+   * starts */
   size_t args_at = ixr__jw_len(w) + sizeof(",\"args\":") - 1;
   if (lua_isnoneornil(L, args_idx)) {
     lua_newtable(L);

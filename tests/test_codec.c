@@ -447,6 +447,293 @@ static void test_decode_failure_restores_stack(void **state) {
   check_sentinels(f->L);
 }
 
+/* Escapes at every position around the decoder's eight-byte steps, and the
+ * edge cases of \u. */
+static void test_decode_escape_edges(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  char json[128], want[64];
+  for (size_t at = 0; at < 20; at++) {
+    /* "aaa...\nbbb": the escape after `at` plain bytes, then 9 more. */
+    size_t n = 0, w = 0;
+    n += (size_t)snprintf(json + n, sizeof(json) - n, "{\"s\":\"");
+    for (size_t i = 0; i < at; i++) json[n++] = want[w++] = 'a';
+    json[n++] = '\\';
+    json[n++] = 'n';
+    want[w++] = '\n';
+    for (size_t i = 0; i < 9; i++) json[n++] = want[w++] = 'b';
+    memcpy(json + n, "\"}", 3);
+    decode_ok(f, json);
+    expect_str_field(L, "s", want, w);
+    lua_settop(L, 0);
+    /* And a plain string of the same length, ending at every position. */
+    n = 6 + at;
+    memcpy(json + n, "\"}", 3);
+    decode_ok(f, json);
+    expect_str_field(L, "s", want, at);
+    lua_settop(L, 0);
+  }
+  decode_ok(f, "[\"\\u0000\",\"\\\\\",\"\\\"\",\"x\\u0041\",\"\\uD83D\\uDE00\","
+               "\"\\u007f\\u0080\\u07FF\\u0800\\uFFFF\",\"\\udbff\\udfff\"]");
+  const char *wants[] = {"\0", "\\", "\"", "xA", "\xf0\x9f\x98\x80",
+                         "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf",
+                         "\xf4\x8f\xbf\xbf"};
+  size_t lens[] = {1, 1, 1, 2, 4, 11, 4};
+  for (int i = 0; i < 7; i++) {
+    size_t len;
+    lua_rawgeti(L, -1, i + 1);
+    const char *s = lua_tolstring(L, -1, &len);
+    assert_int_equal(len, lens[i]);
+    assert_memory_equal(s, wants[i], len);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 0);
+  /* Unpaired surrogates, however they end. */
+  decode_fail(f, "[\"\\ud800\"]", "surrogate");
+  decode_fail(f, "[\"\\ud800\\u0041\"]", "surrogate");
+  decode_fail(f, "[\"\\ud800\\ud800\"]", "surrogate");
+  decode_fail(f, "[\"\\udfff\\ud800\"]", "surrogate");
+  decode_fail(f, "[\"\\ud800\\n\"]", "surrogate");
+  decode_fail(f, "\"\\ud800", "surrogate");
+  decode_fail(f, "\"\\ud800\\udc0", "surrogate");
+  /* Broken escapes. */
+  decode_fail(f, "[\"\\u12\"]", "\\u escape");
+  decode_fail(f, "[\"\\u12g4\"]", "\\u escape");
+  decode_fail(f, "[\"\\a\"]", "escape");
+  decode_fail(f, "[\"\\U0041\"]", "escape");
+  decode_fail(f, "[\"\\", NULL);
+  decode_fail(f, "[\"ab\\\"]", "unterminated string");
+  decode_fail(f, "[\"x\\n\x01\"]", "control character");
+  decode_fail(f, "[\"x\x1f\"]", "control character");
+  decode_fail_n(f, "[\"\\n\0\"]", 6, "control character");
+}
+
+/* Containers bigger than the decoder moves at once, with duplicates and
+ * nulls on both sides of each move. */
+static void test_decode_big_containers(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  enum { N = 1000 };
+  char *json = malloc(N * 32 + 64);
+  assert_non_null(json);
+  size_t n = 0;
+  json[n++] = '[';
+  for (int i = 0; i < N; i++)
+    n += (size_t)sprintf(json + n, i % 7 == 3 ? "%snull" : "%s%d", i ? "," : "", i);
+  json[n++] = ']';
+  json[n] = '\0';
+  decode_ok(f, json);
+  assert_int_equal(lua_rawlen(L, -1), N);
+  assert_int_equal(count_keys(L, -1), N);
+  for (int i = 0; i < N; i++) {
+    lua_rawgeti(L, -1, i + 1);
+    if (i % 7 == 3) assert_ptr_equal(lua_touserdata(L, -1), ixr__null());
+    else assert_true(lua_isinteger(L, -1) && lua_tointeger(L, -1) == i);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 0);
+  /* k<i> for i < N, then again with null for the even ones and a new value
+   * for the odd ones: the last one wins. */
+  n = 0;
+  json[n++] = '{';
+  for (int i = 0; i < 2 * N; i++) {
+    int k = i % N;
+    if (i < N) n += (size_t)sprintf(json + n, "%s\"k%d\":%d", i ? "," : "", k, k);
+    else if (k % 2 == 0) n += (size_t)sprintf(json + n, ",\"k%d\":null", k);
+    else n += (size_t)sprintf(json + n, ",\"k%d\":\"v\"", k);
+  }
+  /* And a null first, a value after. */
+  n += (size_t)sprintf(json + n, ",\"z\":null,\"z\":1}");
+  decode_ok(f, json);
+  assert_int_equal(count_keys(L, -1), N / 2 + 1);
+  expect_str_field(L, "k1", "v", 1);
+  expect_str_field(L, "k999", "v", 1);
+  assert_int_equal(field_type(L, "k0"), LUA_TNIL);
+  assert_int_equal(field_type(L, "k998"), LUA_TNIL);
+  expect_int_field(L, "z", 1);
+  lua_settop(L, 0);
+  free(json);
+  /* 64 levels exactly, the deepest an array in an object. */
+  char *deep = nested("[", "{\"a\":1,\"b\":[1,2,3],\"c\":{}}", "]", 62);
+  decode_ok(f, deep);
+  lua_settop(L, 0);
+  free(deep);
+  deep = nested("{\"a\":", "[[]]", "}", 63);
+  decode_fail(f, deep, "nesting deeper than 64 levels");
+  free(deep);
+}
+
+static void test_decode_number_edges(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  decode_ok(f, "{\"mz\":-0,\"z0\":0e0,\"p\":1E+2,\"m\":1e-2,\"x\":-1.5E-3,"
+               "\"d18\":999999999999999999,\"n18\":-999999999999999999,"
+               "\"d19\":1000000000000000000,\"n19\":-9223372036854775807,"
+               "\"lz\":0.000,\"frac\":12345678901234567890.5}");
+  expect_int_field(L, "mz", 0);
+  expect_float_field(L, "z0", 0.0);
+  expect_float_field(L, "p", 100.0);
+  expect_float_field(L, "m", 0.01);
+  expect_float_field(L, "x", -1.5e-3);
+  expect_int_field(L, "d18", 999999999999999999);
+  expect_int_field(L, "n18", -999999999999999999);
+  expect_int_field(L, "d19", 1000000000000000000);
+  expect_int_field(L, "n19", -9223372036854775807);
+  expect_float_field(L, "lz", 0.0);
+  expect_float_field(L, "frac", 12345678901234567890.5);
+  lua_getfield(L, -1, "mz");
+  assert_true(lua_isinteger(L, -1)); /* as Lua reads "-0" */
+  lua_pop(L, 1);
+  lua_settop(L, 0);
+  decode_ok(f, "-0.0");
+  assert_false(lua_isinteger(L, -1));
+  assert_true(signbit(lua_tonumber(L, -1)));
+  lua_settop(L, 0);
+  decode_ok(f, "[1.7976931348623157e308,4.9e-324,-2.2250738585072014e-308]");
+  lua_rawgeti(L, -1, 1);
+  assert_true(lua_tonumber(L, -1) == 1.7976931348623157e308);
+  lua_settop(L, 0);
+  /* 127 bytes is the longest number; 128 is too long. */
+  char num[160];
+  memset(num, '0', sizeof(num));
+  num[0] = '1';
+  num[127] = '\0';
+  decode_ok(f, num);
+  assert_true(lua_tonumber(L, -1) == 1e126);
+  lua_settop(L, 0);
+  num[127] = '0';
+  num[128] = '\0';
+  decode_fail(f, num, "number too long");
+  decode_fail(f, "1.7976931348623159e308", "out of range");
+  const char *bad[] = {"1.", "1.e3", "1e", "1e+", "1E-", "-", "--1", "-a", ".5",
+                       "+1", "00", "-01", "1.5.2", "1e5e5", "0x1", "1_000", "Infinity"};
+  for (size_t i = 0; i < IXR_ARRAY_SIZE(bad); i++) {
+    char json[64];
+    snprintf(json, sizeof(json), "[%s]", bad[i]);
+    decode_fail(f, json, NULL);
+    decode_fail(f, bad[i], NULL);
+  }
+}
+
+/* Every strict prefix of an event fails, with the stack as it was. */
+static void test_decode_truncated_everywhere(void **state) {
+  fixture *f = *state;
+  const char *line =
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"i-\\u00e91\","
+      "\"n\":-12.5e-1,\"ok\":true,\"no\":false,\"nil\":null,\"arr\":[1,null,"
+      "\"h\xc3\xa9\xf0\x9f\x98\x80\",{\"x\":\"q\\\"\\\\\\/\\ud83d\\ude00\"}],\"big\":"
+      "12345678901234567890} , \"id\" : 7 }";
+  size_t len = strlen(line);
+  for (size_t n = 0; n < len; n++) decode_fail_n(f, line, n, NULL);
+  decode_ok_n(f, line, len);
+  lua_settop(f->L, 0);
+}
+
+/* Every class of invalid UTF-8, at several positions, with its offset. */
+static void test_decode_utf8_classes(void **state) {
+  fixture *f = *state;
+  const char *bad[] = {"\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xc2", "\xc2\x41",
+                       "\xe0\x9f\xbf", "\xe0\xa0", "\xe2\x82", "\xed\xa0\x80",
+                       "\xed\xbf\xbf", "\xf0\x8f\xbf\xbf", "\xf0\x90\x80",
+                       "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf8\x88\x80\x80\x80",
+                       "\xfe", "\xff", "\xe2\x28\xa1", "\xf0\x90\x28\xbc"};
+  for (size_t i = 0; i < IXR_ARRAY_SIZE(bad); i++) {
+    for (size_t at = 0; at < 11; at++) {
+      char json[64], frag[48];
+      size_t n = (size_t)snprintf(json, sizeof(json), "[\"%.*s%s\"]", (int)at,
+                                  "0123456789", bad[i]);
+      snprintf(frag, sizeof(frag), "invalid UTF-8 (at byte %zu)", 2 + at);
+      decode_fail_n(f, json, n, frag);
+      /* In a key, and after an escape. */
+      n = (size_t)snprintf(json, sizeof(json), "{\"%.*s%s\":1}", (int)at,
+                           "0123456789", bad[i]);
+      decode_fail_n(f, json, n, frag);
+      n = (size_t)snprintf(json, sizeof(json), "[\"\\n%.*s%s\"]", (int)at,
+                           "0123456789", bad[i]);
+      snprintf(frag, sizeof(frag), "invalid UTF-8 (at byte %zu)", 4 + at);
+      decode_fail_n(f, json, n, frag);
+    }
+  }
+  /* The edges of each valid range. */
+  decode_ok(f, "[\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf"
+               "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"]");
+  lua_settop(f->L, 0);
+  /* Outside strings a byte above ASCII is just not JSON. */
+  decode_fail(f, "[1,\xc3\xa9]", NULL);
+  decode_fail(f, "\xef\xbb\xbf{}", NULL); /* a byte order mark */
+}
+
+/* A big string with escapes, then small ones: the scratch memory for
+ * escapes grows and is given back. */
+static void test_decode_big_escaped_string(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  enum { N = 300000 };
+  char *json = malloc(N * 2 + 16), *want = malloc(N);
+  assert_non_null(json);
+  assert_non_null(want);
+  size_t n = 0, w = 0;
+  json[n++] = '"';
+  for (size_t i = 0; i < N; i++) {
+    if (i % 1000 == 999) {
+      json[n++] = '\\';
+      json[n++] = 't';
+      want[w++] = '\t';
+    } else if (i % 1000 == 500) {
+      memcpy(json + n, "\xe2\x82\xac", 3); /* 3 bytes of input, 3 of output */
+      memcpy(want + w, "\xe2\x82\xac", 3);
+      n += 3;
+      w += 3;
+      i += 2;
+    } else {
+      json[n++] = want[w++] = (char)('a' + i % 26);
+    }
+  }
+  json[n++] = '"';
+  decode_ok_n(f, json, n);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  assert_int_equal(len, w);
+  assert_memory_equal(s, want, w);
+  lua_settop(L, 0);
+  assert_true(f->rt->decode_scratch.cap <= 64 * 1024);
+  decode_ok(f, "\"a\\tb\"");
+  assert_string_equal(lua_tostring(L, -1), "a\tb");
+  lua_settop(L, 0);
+  free(json);
+  free(want);
+}
+
+/* Messages say what was wrong and where. */
+static void test_decode_messages(void **state) {
+  fixture *f = *state;
+  decode_fail(f, "{not json", "unexpected 'n', expected a string key or '}' (at byte 1)");
+  decode_fail(f, "{\"a\":1,}", "expected a string key (at byte 7)");
+  decode_fail(f, "{\"a\" 1}", "unexpected '1', expected ':' (at byte 5)");
+  decode_fail(f, "[1 2]", "expected ',' or ']' (at byte 3)");
+  decode_fail(f, "{\"a\":1", "unexpected end of input, expected ',' or '}' (at byte 6)");
+  decode_fail(f, "[1,\x01]", "unexpected byte 0x01, expected a value (at byte 3)");
+  decode_fail(f, "{\"a\":1}x", "trailing garbage (at byte 7)");
+  decode_fail(f, "[\"abc", "unterminated string (at byte 1)");
+  decode_fail(f, "[nul]", "invalid literal");
+  decode_fail(f, "{\"a\":[1e999]}", "number out of range (at byte 6)");
+  /* yajl missed garbage that was an unterminated string after the value. */
+  decode_fail(f, "{\"a\":1} \"abc", "trailing garbage (at byte 8)");
+  decode_fail(f, "1 \"x", "trailing garbage");
+}
+
+/* yajl took VT and FF for whitespace; lines that passed still pass. */
+static void test_decode_whitespace(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  decode_ok(f, "\v\f\t\r\n {\v\"a\"\f:\t[\r1\n,\v2\f]\t}\v\f");
+  assert_int_equal(lua_getfield(L, -1, "a"), LUA_TTABLE);
+  assert_int_equal(lua_rawlen(L, -1), 2);
+  lua_settop(L, 0);
+  decode_fail(f, "[1,\xc2\xa0 2]", NULL); /* no-break space is not */
+  decode_fail(f, "\v\f", "no JSON value");
+}
+
 /* ---- encoding helpers ------------------------------------------------- */
 
 /* [-0, +1] evaluates a Lua expression (literals and operators only). */
@@ -731,6 +1018,93 @@ static void test_encode_escaping(void **state) {
   lua_settop(L, 0);
 }
 
+/* The writer's exact bytes, which are those yajl_gen wrote before it: the
+ * golden tests and every consumer of the lines depend on them. */
+static void test_encode_exact_bytes(void **state) {
+  fixture *f = *state;
+  const char *line;
+  size_t len;
+  char all[128];
+  for (int c = 0; c < 128; c++) all[c] = (char)c;
+  ixr__jw_begin(f->w);
+  ixr__jw_str(f->w, "s", all, sizeof(all));
+  ixr__jw_int(f->w, "max", INT64_MAX);
+  ixr__jw_int(f->w, "min", INT64_MIN);
+  ixr__jw_int(f->w, "zero", 0);
+  ixr__jw_int(f->w, "neg", -1);
+  ixr__jw_bool(f->w, "t", true);
+  ixr__jw_bool(f->w, "f", false);
+  ixr__jw_double(f->w, "d", 0.5);
+  ixr__jw_double(f->w, "inf", INFINITY);
+  ixr__jw_end(f->w, &line, &len);
+  assert_false(ixr__jw_failed(f->w));
+  const char *want =
+      "{\"s\":\"\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n"
+      "\\u000B\\f\\r\\u000E\\u000F\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015"
+      "\\u0016\\u0017\\u0018\\u0019\\u001A\\u001B\\u001C\\u001D\\u001E\\u001F"
+      " !\\\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\\\]^_`"
+      "abcdefghijklmnopqrstuvwxyz{|}~\x7f\","
+      "\"max\":9223372036854775807,\"min\":-9223372036854775808,\"zero\":0,"
+      "\"neg\":-1,\"t\":true,\"f\":false,\"d\":0.5,\"inf\":0.0}";
+  assert_int_equal(len, strlen(want));
+  assert_memory_equal(line, want, len);
+}
+
+/* A string that grows six-fold when escaped, past the writer's buffer, and
+ * UTF-8 checked on the way. */
+static void test_encode_big_strings(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  enum { N = 100000 };
+  char *s = malloc(N);
+  assert_non_null(s);
+  for (size_t i = 0; i < N; i++) s[i] = (char)(i % 2 ? 0x01 : 'a');
+  const char *line;
+  size_t len;
+  char err[128];
+  lua_pushlstring(L, s, N);
+  ixr__jw_begin(f->w);
+  assert_int_equal(ixr__jw_lua(f->w, "v", L, -1, err, sizeof(err)), 0);
+  lua_pop(L, 1);
+  ixr__jw_end(f->w, &line, &len);
+  assert_int_equal(len, strlen("{\"v\":\"\"}") + N / 2 + N / 2 * 6);
+  decode_ok_n(f, line, len);
+  expect_str_field(L, "v", s, N);
+  lua_settop(L, 0);
+  /* Invalid UTF-8 at the very end of a long string. */
+  memset(s, 'x', N);
+  s[N - 1] = (char)0xC3;
+  lua_pushlstring(L, s, N);
+  ixr__jw_begin(f->w);
+  assert_int_not_equal(ixr__jw_lua(f->w, "v", L, -1, err, sizeof(err)), 0);
+  assert_non_null(strstr(err, "UTF-8"));
+  lua_settop(L, 0);
+  free(s);
+}
+
+/* A member that fails to encode is left out whole: the line stays valid
+ * JSON (the caller is told, and may still use it). */
+static void test_encode_failed_member(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  const char *line;
+  size_t len;
+  char err[128];
+  ixr__jw_begin(f->w);
+  ixr__jw_str(f->w, "a", "x", 1);
+  size_t at = ixr__jw_len(f->w);
+  push_expr(L, "{ 1, 2, { ok = true, f = print } }");
+  assert_int_not_equal(ixr__jw_lua(f->w, "v", L, -1, err, sizeof(err)), 0);
+  lua_pop(L, 1);
+  assert_int_equal(ixr__jw_len(f->w), at);
+  ixr__jw_str(f->w, "b", "y", 1);
+  ixr__jw_end(f->w, &line, &len);
+  assert_true(ixr__jw_failed(f->w));
+  const char *want = "{\"a\":\"x\",\"b\":\"y\"}";
+  assert_int_equal(len, strlen(want));
+  assert_memory_equal(line, want, len);
+}
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -746,6 +1120,14 @@ int main(void) {
       T(test_decode_nesting_limit),
       T(test_decode_long_string),
       T(test_decode_failure_restores_stack),
+      T(test_decode_escape_edges),
+      T(test_decode_big_containers),
+      T(test_decode_number_edges),
+      T(test_decode_truncated_everywhere),
+      T(test_decode_utf8_classes),
+      T(test_decode_big_escaped_string),
+      T(test_decode_messages),
+      T(test_decode_whitespace),
       T(test_encode_scalars_and_fields),
       T(test_encode_null),
       T(test_encode_tables),
@@ -753,6 +1135,9 @@ int main(void) {
       T(test_encode_errors),
       T(test_encode_depth),
       T(test_encode_escaping),
+      T(test_encode_exact_bytes),
+      T(test_encode_big_strings),
+      T(test_encode_failed_member),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
