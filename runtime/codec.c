@@ -819,20 +819,24 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
   size_t nkeys = 0, cap = IXR_ARRAY_SIZE(small);
   lua_Integer maxkey = 0;
   bool seq = true;
-  int rc = 0;
+  int rc = 0, nbufs = 0;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     lua_pop(L, 1);
     if (nkeys == cap) {
-      keyref *bigger = malloc(cap * 2 * sizeof(*bigger));
-      if (bigger == NULL) {
-        snprintf(err, errlen, "out of memory");
+      /* A userdata below the key, not malloc: the lookups below can raise
+       * (a long key string is made anew, and a call's memory cap may
+       * refuse it), and a longjmp must not leak the array. */
+      if (!lua_checkstack(L, 3)) {
+        snprintf(err, errlen, "out of Lua stack");
         lua_pop(L, 1);
         rc = -1;
         goto done;
       }
+      keyref *bigger = lua_newuserdatauv(L, cap * 2 * sizeof(*bigger), 0);
+      lua_insert(L, -2);
+      nbufs++;
       memcpy(bigger, keys, nkeys * sizeof(*keys));
-      if (keys != small) free(keys);
       keys = bigger;
       cap *= 2;
     }
@@ -897,7 +901,7 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
   }
   put_char(w, '}');
 done:
-  if (keys != small) free(keys);
+  lua_pop(L, nbufs);
   return rc;
 }
 
