@@ -26,7 +26,6 @@ int ixr__dispatch_init(ixr_runtime *rt) {
 }
 
 static void free_session(ixr__session *s) {
-  free(s->iid);
   free(s->wait_name);
   free(s->end_after_flow);
   free(s);
@@ -36,7 +35,7 @@ void ixr__reap(ixr_runtime *rt) {
   if (rt->depth > 0) return;
   while (rt->dead != NULL) {
     ixr__session *s = rt->dead;
-    rt->dead = s->next_dead;
+    rt->dead = (ixr__session *)s->node.next;
     free_session(s);
   }
 }
@@ -44,10 +43,7 @@ void ixr__reap(ixr_runtime *rt) {
 /* ---- waits and flows -------------------------------------------------- */
 
 static void clear_wait(ixr_runtime *rt, ixr__session *s) {
-  if (s->wait_timer != NULL) {
-    ixr__timer_cancel(rt, s->wait_timer);
-    s->wait_timer = NULL;
-  }
+  ixr__timer_stop(rt, &s->wait_timer);
   free(s->wait_name);
   s->wait_name = NULL;
   s->wait_kind = IXR__WAIT_NONE;
@@ -141,10 +137,11 @@ void ixr__session_end(ixr_runtime *rt, ixr__session *s, const char *reason) {
   ixr__map_del(&rt->sessions, &s->node);
   ixr__flow_cancel(rt, s);
   while (s->timers != NULL) {
-    ixr__timer *t = s->timers;
-    s->timers = t->next;
-    luaL_unref(rt->L, LUA_REGISTRYINDEX, t->fn_ref);
-    ixr__timer_cancel(rt, t);
+    ixr__after *a = s->timers;
+    s->timers = a->next;
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, a->fn_ref);
+    ixr__timer_stop(rt, &a->timer);
+    free(a);
   }
   ixr__emit_session(rt, s, "ended", reason);
   lua_rawgeti(rt->L, LUA_REGISTRYINDEX, s->ref);
@@ -154,7 +151,8 @@ void ixr__session_end(ixr_runtime *rt, ixr__session *s, const char *reason) {
   luaL_unref(rt->L, LUA_REGISTRYINDEX, s->ref);
   s->ref = LUA_NOREF;
   ixr__strategy_release(rt, s->strategy);
-  s->next_dead = rt->dead;
+  /* Out of the map, its node's link is free to chain the dead. */
+  s->node.next = rt->dead != NULL ? &rt->dead->node : NULL;
   rt->dead = s;
 }
 
@@ -179,16 +177,21 @@ void ixr__session_resume(ixr_runtime *rt, ixr__session *s) {
 
 void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
   lua_State *L = rt->L;
-  ixr__session *s = t->s;
+  ixr__after *a = NULL;
+  ixr__session *s;
+  if (t->kind == IXR__TIMER_FLOW) {
+    s = (ixr__session *)((char *)t - offsetof(ixr__session, wait_timer));
+  } else {
+    a = (ixr__after *)t;
+    s = a->s;
+  }
   rt->depth++;
   if (rt->opt.on_trace != NULL)
     ixr__trace(rt, "timer at %llu ms: s%llu %s", (unsigned long long)t->due,
                (unsigned long long)s->id,
-               t->kind == IXR__TIMER_FLOW ? "flow timeout" : "session:after");
-  if (t->kind == IXR__TIMER_FLOW) {
+               a == NULL ? "flow timeout" : "session:after");
+  if (a == NULL) {
     ixr__wait_kind kind = s->wait_kind;
-    s->wait_timer = NULL;
-    free(t);
     clear_wait(rt, s);
     lua_State *co = s->co;
     if (kind == IXR__WAIT_REQUEST) lua_pushboolean(co, 0);
@@ -196,11 +199,11 @@ void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
     lua_pushliteral(co, "timeout");
     run_flow(rt, s, 2);
   } else {
-    if (t->prev) t->prev->next = t->next;
-    else s->timers = t->next;
-    if (t->next) t->next->prev = t->prev;
-    int fn = t->fn_ref;
-    free(t);
+    if (a->prev) a->prev->next = a->next;
+    else s->timers = a->next;
+    if (a->next) a->next->prev = a->prev;
+    int fn = a->fn_ref;
+    free(a);
     lua_rawgeti(L, LUA_REGISTRYINDEX, fn);
     luaL_unref(L, LUA_REGISTRYINDEX, fn);
     ixr__push_session(rt, s);
@@ -309,22 +312,19 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
     return;
   }
   lua_pop(L, 1); /* the strategy name */
-  ixr__session *s = calloc(1, sizeof(*s));
-  char *copy = malloc(iid_len + 1);
-  if (s == NULL || copy == NULL) {
-    free(s);
-    free(copy);
+  ixr__session *s = iid_len < UINT32_MAX ? malloc(sizeof(*s) + iid_len + 1) : NULL;
+  if (s == NULL) {
     ixr__emit_error(rt, from, NULL, "limit_exceeded", "out of memory", lineno,
                     id_idx, NULL);
     return;
   }
-  memcpy(copy, iid, iid_len);
-  copy[iid_len] = '\0';
-  s->iid = copy;
-  s->iid_len = iid_len;
-  s->node.key = copy;
-  s->node.len = iid_len;
+  memset(s, 0, sizeof(*s));
+  memcpy(s->iid, iid, iid_len);
+  s->iid[iid_len] = '\0';
+  s->node.key = s->iid;
+  s->node.len = (uint32_t)iid_len;
   s->node.hash = hash;
+  s->wait_timer.heap_idx = IXR__TIMER_IDLE;
   s->id = ++rt->next_session_id;
   s->state = IXR__ACTIVE;
   s->strategy = st;
@@ -483,11 +483,12 @@ void ixr__dispatch_free(ixr_runtime *rt) {
       ixr__mapnode *next = n->next;
       ixr__session *s = (ixr__session *)n;
       while (s->timers != NULL) {
-        ixr__timer *t = s->timers;
-        s->timers = t->next;
-        ixr__timer_cancel(rt, t);
+        ixr__after *a = s->timers;
+        s->timers = a->next;
+        ixr__timer_stop(rt, &a->timer);
+        free(a);
       }
-      if (s->wait_timer) ixr__timer_cancel(rt, s->wait_timer);
+      ixr__timer_stop(rt, &s->wait_timer);
       ixr__strategy_release(rt, s->strategy);
       free_session(s);
       n = next;

@@ -87,7 +87,7 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
   ixr__jw_str(w, "type", "action", 6);
   ixr__jw_str(w, "action", name, nlen);
   ixr__jw_str(w, "session", sid, sidlen);
-  ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
+  ixr__jw_str(w, "interactionid", s->iid, s->node.len);
   ixr__jw_str(w, "requestid", rid, ridlen);
   char err[200];
   /* yajl writes ,"args": then the value: remember where the value starts */
@@ -105,7 +105,7 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
   out.type = IXR_OUT_ACTION;
   out.session = sid;
   out.interactionid = s->iid;
-  out.interactionid_len = s->iid_len;
+  out.interactionid_len = s->node.len;
   out.action = name;
   out.requestid = rid;
   out.args_json = out.json + args_at;
@@ -163,11 +163,9 @@ static void set_wait(lua_State *L, ixr__session *s, ixr__wait_kind kind,
   s->wait_kind = kind;
   s->wait_name = copy;
   s->wait_reqid = reqid;
-  s->wait_timer = NULL;
-  if (timeout_ms > 0) {
-    s->wait_timer = ixr__timer_add(rt, s, IXR__TIMER_FLOW, timeout_ms);
-    if (s->wait_timer == NULL) luaL_error(L, "out of memory");
-  }
+  if (timeout_ms > 0 &&
+      ixr__timer_start(rt, &s->wait_timer, IXR__TIMER_FLOW, timeout_ms) != 0)
+    luaL_error(L, "out of memory");
 }
 
 static int request(lua_State *L, ixr__session *s, const char *what,
@@ -220,16 +218,23 @@ static int s_after(lua_State *L) {
   luaL_checktype(L, 3, LUA_TFUNCTION);
   if (!(secs >= 0) || secs > 1e9)
     return luaL_argerror(L, 2, "seconds must be a number from 0 to 1e9");
-  ixr__timer *t = ixr__timer_add(rt, s, IXR__TIMER_AFTER,
-                                 (uint64_t)ceil(secs * 1000.0));
-  if (t == NULL) return luaL_error(L, "out of memory");
+  ixr__after *a = malloc(sizeof(*a));
+  if (a == NULL) return luaL_error(L, "out of memory");
+  a->timer.heap_idx = IXR__TIMER_IDLE;
+  if (ixr__timer_start(rt, &a->timer, IXR__TIMER_AFTER,
+                       (uint64_t)ceil(secs * 1000.0)) != 0) {
+    free(a);
+    return luaL_error(L, "out of memory");
+  }
+  a->s = s;
+  a->fn_ref = LUA_NOREF;
+  a->next = s->timers;
+  a->prev = NULL;
+  if (s->timers) s->timers->prev = a;
+  s->timers = a;
   lua_pushvalue(L, 3);
-  t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  t->next = s->timers;
-  t->prev = NULL;
-  if (s->timers) s->timers->prev = t;
-  s->timers = t;
-  lua_pushinteger(L, (lua_Integer)t->id);
+  a->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushinteger(L, (lua_Integer)a->timer.seq);
   return 1;
 }
 
@@ -238,13 +243,14 @@ static int s_cancel(lua_State *L) {
   ixr__session *s = check_live(L, 1);
   ixr_runtime *rt = runtime_of(L);
   lua_Integer id = luaL_checkinteger(L, 2);
-  for (ixr__timer *t = s->timers; t != NULL; t = t->next) {
-    if ((lua_Integer)t->id != id) continue;
-    if (t->prev) t->prev->next = t->next;
-    else s->timers = t->next;
-    if (t->next) t->next->prev = t->prev;
-    luaL_unref(L, LUA_REGISTRYINDEX, t->fn_ref);
-    ixr__timer_cancel(rt, t);
+  for (ixr__after *a = s->timers; a != NULL; a = a->next) {
+    if ((lua_Integer)a->timer.seq != id) continue;
+    if (a->prev) a->prev->next = a->next;
+    else s->timers = a->next;
+    if (a->next) a->next->prev = a->prev;
+    luaL_unref(L, LUA_REGISTRYINDEX, a->fn_ref);
+    ixr__timer_stop(rt, &a->timer);
+    free(a);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -316,7 +322,7 @@ static int s_index(lua_State *L) {
     lua_pushfstring(L, "s%I", (lua_Integer)ud->id);
   } else if (strcmp(k, "interactionid") == 0) {
     if (ud->s == NULL) return 0;
-    lua_pushlstring(L, ud->s->iid, ud->s->iid_len);
+    lua_pushlstring(L, ud->s->iid, ud->s->node.len);
   } else if (strcmp(k, "strategy") == 0) {
     if (ud->s == NULL) return 0;
     lua_pushstring(L, ud->s->strategy->name);
