@@ -32,10 +32,12 @@ void ixr__buf_free(ixr__buf *b);
 
 /* ---- pool.c: size classes for the Lua state's small blocks ------------- */
 
-#define IXR__POOL_MAX 256
+#define IXR__POOL_MAX 1024 /* larger blocks come from malloc */
+#define IXR__POOL_STEP 8   /* class granularity: Lua's objects need 8-byte
+                              alignment, no more */
 
 typedef struct ixr__pool {
-  void *free[IXR__POOL_MAX / 16];
+  void *free[IXR__POOL_MAX / IXR__POOL_STEP];
   char *bump;
   size_t left;
   void **slabs;
