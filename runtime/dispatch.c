@@ -22,11 +22,54 @@
 
 
 int ixr__dispatch_init(ixr_runtime *rt) {
-  return ixr__map_init(&rt->sessions, 1024);
+  int rc = ixr__map_init(&rt->sessions, 1024);
+  return rc != 0 ? rc : ixr__map_init(&rt->names, 16);
 }
 
-static void free_session(ixr__session *s) {
-  free(s->wait_name);
+/* ---- wait names ------------------------------------------------------- */
+
+/* A million flows wait for a handful of names ("redirect",
+ * "interaction.partystate.changed"): one counted copy of each, not one
+ * malloc'd copy per session. */
+typedef struct waitname {
+  ixr__mapnode node;
+  size_t refs;
+  char str[];
+} waitname;
+
+static waitname *waitname_of(const char *str) {
+  return (waitname *)(str - offsetof(waitname, str));
+}
+
+const char *ixr__name_get(ixr_runtime *rt, const char *str, size_t len) {
+  if (len >= UINT32_MAX) return NULL;
+  uint32_t hash = ixr__hash(str, len);
+  waitname *n = (waitname *)ixr__map_get(&rt->names, str, len, hash);
+  if (n == NULL) {
+    n = malloc(sizeof(*n) + len + 1);
+    if (n == NULL) return NULL;
+    memcpy(n->str, str, len);
+    n->str[len] = '\0';
+    n->node.key = n->str;
+    n->node.len = (uint32_t)len;
+    n->node.hash = hash;
+    n->refs = 0;
+    ixr__map_put(&rt->names, &n->node);
+  }
+  n->refs++;
+  return n->str;
+}
+
+void ixr__name_put(ixr_runtime *rt, const char *str) {
+  if (str == NULL) return;
+  waitname *n = waitname_of(str);
+  if (--n->refs > 0) return;
+  ixr__map_del(&rt->names, &n->node);
+  free(n);
+}
+
+static void free_session(ixr_runtime *rt, ixr__session *s) {
+  ixr__name_put(rt, s->wait_name);
   free(s->end_after_flow);
   free(s);
 }
@@ -36,7 +79,7 @@ void ixr__reap(ixr_runtime *rt) {
   while (rt->dead != NULL) {
     ixr__session *s = rt->dead;
     rt->dead = (ixr__session *)s->node.next;
-    free_session(s);
+    free_session(rt, s);
   }
 }
 
@@ -44,7 +87,7 @@ void ixr__reap(ixr_runtime *rt) {
 
 static void clear_wait(ixr_runtime *rt, ixr__session *s) {
   ixr__timer_stop(rt, &s->wait_timer);
-  free(s->wait_name);
+  ixr__name_put(rt, s->wait_name);
   s->wait_name = NULL;
   s->wait_kind = IXR__WAIT_NONE;
 }
@@ -334,7 +377,7 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
   s->sink = ixr__sink_ref(from);
   if (ixr__new_session_ud(rt, s) != 0) {
     ixr__strategy_release(rt, st);
-    free_session(s);
+    free_session(rt, s);
     ixr__emit_error(rt, from, NULL, "limit_exceeded", "out of memory", lineno,
                     id_idx, NULL);
     return;
@@ -490,12 +533,13 @@ void ixr__dispatch_free(ixr_runtime *rt) {
       }
       ixr__timer_stop(rt, &s->wait_timer);
       ixr__strategy_release(rt, s->strategy);
-      free_session(s);
+      free_session(rt, s);
       n = next;
     }
   }
   ixr__map_free(&rt->sessions);
   rt->depth = 0;
   ixr__reap(rt);
+  ixr__map_free(&rt->names); /* empty now: every session let go of its name */
   ixr__timers_free(rt);
 }

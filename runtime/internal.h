@@ -221,7 +221,8 @@ struct ixr__session {
   uint64_t id;
   ixr__strategy *strategy;
   lua_State *co;
-  char *wait_name;       /* the action name, or the event name */
+  const char *wait_name; /* the action name, or the event name (shared:
+                            ixr__name_get) */
   uint64_t wait_reqid;
   ixr__timer wait_timer; /* the timeout of the request or wait */
   ixr__after *timers;    /* session:after() timers */
@@ -242,6 +243,11 @@ typedef struct ixr__sessionud {
 } ixr__sessionud;
 
 int ixr__dispatch_init(ixr_runtime *rt);
+/* A counted copy of a name, shared by the sessions that wait for it (a few
+ * constants, in practice): NULL when out of memory. Release each with
+ * ixr__name_put. */
+const char *ixr__name_get(ixr_runtime *rt, const char *name, size_t len);
+void ixr__name_put(ixr_runtime *rt, const char *name);
 void ixr__dispatch_free(ixr_runtime *rt);
 /* The decoded event is on top of rt->L; it is popped. */
 void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno);
@@ -381,6 +387,7 @@ struct ixr_runtime {
   uint64_t next_session_id;
   uint64_t next_request_id;
   uint64_t sessions_active, sessions_suspended;
+  ixr__map names;     /* the names flows wait for (ixr__name_get) */
   ixr__session *dead; /* ended sessions, freed once the event is done
                          (linked through node.next) */
   int co_pool[IXR__CO_POOL]; /* registry refs of finished flow threads */

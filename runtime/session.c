@@ -158,7 +158,7 @@ static void check_flow(lua_State *L, ixr__session *s, const char *what) {
 static void set_wait(lua_State *L, ixr__session *s, ixr__wait_kind kind,
                      const char *name, uint64_t reqid, uint64_t timeout_ms) {
   ixr_runtime *rt = runtime_of(L);
-  char *copy = strdup(name);
+  const char *copy = ixr__name_get(rt, name, strlen(name));
   if (copy == NULL) luaL_error(L, "out of memory");
   s->wait_kind = kind;
   s->wait_name = copy;

@@ -1159,7 +1159,7 @@ static const char *const MANY_LUA =
     "    session:cancel(session:after(n % 3, function(s) s:action('never') end))\n"
     "    local ok, r = session:request('work', nil, { timeout = n % 5 + 1 })\n"
     "    session:action(ok and 'done' or (r == 'timeout' and 'late' or 'failed'))\n"
-    "    session:wait('go', { timeout = 50 })\n"
+    "    session:wait('go' .. n % 40, { timeout = 50 })\n"
     "  end,\n"
     "}\n";
 
@@ -1224,13 +1224,20 @@ static void test_many_sessions(void **state) {
   assert_int_equal(count_lines(&f->cap, "\"failed\"", NULL), 0);
   assert_int_equal(ixr_get_stats(f->rt, &st), 0);
   assert_int_equal(st.sessions_active, N);
-  /* Half end through their wait, the rest by its timeout. */
+  /* Half end through their wait (for one of 40 names: a neighbour's name
+   * is no match), the rest by its timeout. */
   for (int i = 0; i < N; i += 2) {
     many_iid(iid, sizeof(iid), i);
     snprintf(line, sizeof(line),
-             "{\"name\":\"go\",\"data\":{\"interactionid\":\"%s\"}}", iid);
+             "{\"name\":\"go%d\",\"data\":{\"interactionid\":\"%s\"}}",
+             (i + 1) % 40, iid);
+    tfeed(f->rt, line);
+    snprintf(line, sizeof(line),
+             "{\"name\":\"go%d\",\"data\":{\"interactionid\":\"%s\"}}",
+             i % 40, iid);
     tfeed(f->rt, line);
   }
+  assert_int_equal(count_lines(&f->cap, "unknown_interaction", NULL), 0);
   assert_int_equal(ixr_get_stats(f->rt, &st), 0);
   assert_int_equal(st.sessions_active, N / 2);
   assert_int_equal(st.sessions_ended, N / 2);
