@@ -68,10 +68,17 @@ void ixr__name_put(ixr_runtime *rt, const char *str) {
   free(n);
 }
 
+/* Sessions come from the pool of the Lua state's blocks: it has no
+ * headers and 8-byte classes, where malloc would round 143 bytes (the
+ * struct and a 16-byte interaction id) up to 160. */
+static size_t session_size(size_t iid_len) {
+  return offsetof(ixr__session, iid) + iid_len + 1;
+}
+
 static void free_session(ixr_runtime *rt, ixr__session *s) {
   ixr__name_put(rt, s->wait_name);
   free(s->end_after_flow);
-  free(s);
+  ixr__pool_free(&rt->pool, s, session_size(s->node.len));
 }
 
 void ixr__reap(ixr_runtime *rt) {
@@ -355,7 +362,9 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
     return;
   }
   lua_pop(L, 1); /* the strategy name */
-  ixr__session *s = iid_len < UINT32_MAX ? malloc(sizeof(*s) + iid_len + 1) : NULL;
+  ixr__session *s = NULL;
+  if (iid_len < UINT32_MAX)
+    s = ixr__pool_realloc(&rt->pool, NULL, 0, session_size(iid_len));
   if (s == NULL) {
     ixr__emit_error(rt, from, NULL, "limit_exceeded", "out of memory", lineno,
                     id_idx, NULL);

@@ -369,7 +369,7 @@ struct ixr_runtime {
 
   lua_State *L;
   size_t lua_bytes;
-  ixr__pool pool; /* the Lua state's small blocks */
+  ixr__pool pool; /* the Lua state's small blocks, and the sessions */
   void *decode_arena; /* yajl's memory for the line being decoded */
 
   /* limits of one call into Lua (luahost.c) */
