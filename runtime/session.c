@@ -50,7 +50,7 @@ static ixr__session *check_live(lua_State *L, int arg) {
   check_not_killed(L);
   sessionud *ud = luaL_checkudata(L, arg, SESSION_MT);
   if (ud->s == NULL)
-    luaL_error(L, "session s%llu has ended", (unsigned long long)ud->id);
+    luaL_error(L, "session s%I has ended", (lua_Integer)ud->id);
   return ud->s;
 }
 
