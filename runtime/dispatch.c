@@ -196,7 +196,8 @@ void ixr__session_end(ixr_runtime *rt, ixr__session *s, const char *reason) {
   ixr__emit_session(rt, s, "ended", reason);
   lua_rawgeti(rt->L, LUA_REGISTRYINDEX, s->ref);
   ixr__sessionud *ud = lua_touserdata(rt->L, -1);
-  if (ud != NULL) ud->s = NULL; /* the strategy may keep the object: it is dead */
+  /* The strategy may keep the object: it is dead, but still knows its id. */
+  if (ud != NULL) ud->v = (s->id << 1) | 1;
   lua_pop(rt->L, 1);
   luaL_unref(rt->L, LUA_REGISTRYINDEX, s->ref);
   s->ref = LUA_NOREF;

@@ -236,11 +236,22 @@ struct ixr__session {
   char iid[];          /* NUL-terminated */
 };
 
-/* The session userdata. */
+/* The session userdata: one word, as a million of them live at once. While
+ * the session lives it is the session's address (even: sessions are 8-byte
+ * aligned); once it has ended, its id shifted left with the low bit set
+ * (ids count sessions: they stay far below 2^63), so that session.id
+ * outlives the session. */
 typedef struct ixr__sessionud {
-  ixr__session *s; /* NULL once the session has ended */
-  uint64_t id;     /* kept after the end, for session.id */
+  uint64_t v;
 } ixr__sessionud;
+
+/* The live session, or NULL once it has ended. */
+static inline ixr__session *ixr__ud_session(const ixr__sessionud *ud) {
+  return (ud->v & 1) ? NULL : (ixr__session *)(uintptr_t)ud->v;
+}
+static inline uint64_t ixr__ud_id(const ixr__sessionud *ud) {
+  return (ud->v & 1) ? ud->v >> 1 : ixr__ud_session(ud)->id;
+}
 
 int ixr__dispatch_init(ixr_runtime *rt);
 /* A counted copy of a name, shared by the sessions that wait for it (a few

@@ -25,8 +25,7 @@ typedef ixr__sessionud sessionud;
 int ixr__new_session_ud(ixr_runtime *rt, ixr__session *s) {
   lua_State *L = rt->L;
   sessionud *ud = lua_newuserdatauv(L, sizeof(*ud), 2);
-  ud->s = s;
-  ud->id = s->id;
+  ud->v = (uint64_t)(uintptr_t)s;
   luaL_setmetatable(L, SESSION_MT);
   s->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return s->ref == LUA_REFNIL ? IXR_ENOMEM : 0;
@@ -49,9 +48,10 @@ static void check_not_killed(lua_State *L) {
 static ixr__session *check_live(lua_State *L, int arg) {
   check_not_killed(L);
   sessionud *ud = luaL_checkudata(L, arg, SESSION_MT);
-  if (ud->s == NULL)
-    luaL_error(L, "session s%I has ended", (lua_Integer)ud->id);
-  return ud->s;
+  ixr__session *s = ixr__ud_session(ud);
+  if (s == NULL)
+    luaL_error(L, "session s%I has ended", (lua_Integer)ixr__ud_id(ud));
+  return s;
 }
 
 /* ---- actions ---------------------------------------------------------- */
@@ -267,7 +267,7 @@ static int s_exit(lua_State *L) {
   const char *reason = luaL_optlstring(L, 2, "exit", &len);
   if (len == 0 || len > 200 || !ixr__utf8_valid(reason, len))
     return luaL_argerror(L, 2, "reason must be 1 to 200 bytes of UTF-8");
-  ixr__session *s = ud->s;
+  ixr__session *s = ixr__ud_session(ud);
   if (s == NULL) return 0; /* ended already: nothing to do */
   bool in_flow = (L == s->co);
   ixr__session_end(runtime_of(L), s, reason);
@@ -284,19 +284,21 @@ static int s_log(lua_State *L) {
   int level = luaL_checkoption(L, 2, NULL, level_names);
   const char *msg = luaL_tolstring(L, 3, NULL);
   ixr_runtime *rt = runtime_of(L);
-  if (ud->s != NULL)
+  ixr__session *s = ixr__ud_session(ud);
+  if (s != NULL)
     ixr__log(rt, (ixr_log_level)level, "s%llu %s %s: %s",
-             (unsigned long long)ud->id, ud->s->iid, ud->s->strategy->name, msg);
+             (unsigned long long)s->id, s->iid, s->strategy->name, msg);
   else
     ixr__log(rt, (ixr_log_level)level, "s%llu (ended): %s",
-             (unsigned long long)ud->id, msg);
+             (unsigned long long)ixr__ud_id(ud), msg);
   return 0;
 }
 
 static const char *state_name(const sessionud *ud) {
-  if (ud->s == NULL) return "ended";
-  return ud->s->state == IXR__ACTIVE ? "active"
-         : ud->s->state == IXR__SUSPENDED ? "suspended" : "ended";
+  ixr__session *s = ixr__ud_session(ud);
+  if (s == NULL) return "ended";
+  return s->state == IXR__ACTIVE ? "active"
+         : s->state == IXR__SUSPENDED ? "suspended" : "ended";
 }
 
 /* [-0, +1] pushes user value n, making it a table on first use */
@@ -319,13 +321,15 @@ static int s_index(lua_State *L) {
   if (strcmp(k, "vars") == 0) {
     push_uservalue_table(L, 1, 1);
   } else if (strcmp(k, "id") == 0) {
-    lua_pushfstring(L, "s%I", (lua_Integer)ud->id);
+    lua_pushfstring(L, "s%I", (lua_Integer)ixr__ud_id(ud));
   } else if (strcmp(k, "interactionid") == 0) {
-    if (ud->s == NULL) return 0;
-    lua_pushlstring(L, ud->s->iid, ud->s->node.len);
+    ixr__session *s = ixr__ud_session(ud);
+    if (s == NULL) return 0;
+    lua_pushlstring(L, s->iid, s->node.len);
   } else if (strcmp(k, "strategy") == 0) {
-    if (ud->s == NULL) return 0;
-    lua_pushstring(L, ud->s->strategy->name);
+    ixr__session *s = ixr__ud_session(ud);
+    if (s == NULL) return 0;
+    lua_pushstring(L, s->strategy->name);
   } else if (strcmp(k, "state") == 0) {
     lua_pushstring(L, state_name(ud));
   } else {
@@ -344,11 +348,12 @@ static int s_newindex(lua_State *L) {
 
 static int s_tostring(lua_State *L) {
   sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
-  if (ud->s != NULL)
-    lua_pushfstring(L, "session s%I (%s, %s)", (lua_Integer)ud->id, ud->s->iid,
+  ixr__session *s = ixr__ud_session(ud);
+  if (s != NULL)
+    lua_pushfstring(L, "session s%I (%s, %s)", (lua_Integer)s->id, s->iid,
                     state_name(ud));
   else
-    lua_pushfstring(L, "session s%I (ended)", (lua_Integer)ud->id);
+    lua_pushfstring(L, "session s%I (ended)", (lua_Integer)ixr__ud_id(ud));
   return 1;
 }
 
