@@ -37,7 +37,8 @@
 #define STEP IXR__POOL_STEP
 #define NCLASSES (IXR__POOL_MAX / STEP)
 
-static inline size_t class_of(size_t n) { return (n + STEP - 1) / STEP; } /* 1.. */
+/* 1 for 1..STEP bytes, and so on */
+static inline size_t class_of(size_t n) { return (n + STEP - 1) / STEP; }
 
 static void *slab_block(ixr__pool *p, size_t size) {
   if (p->left < size) {
