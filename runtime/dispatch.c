@@ -22,33 +22,79 @@
 
 
 int ixr__dispatch_init(ixr_runtime *rt) {
-  return ixr__map_init(&rt->sessions, 1024);
+  int rc = ixr__map_init(&rt->sessions, 1024);
+  return rc != 0 ? rc : ixr__map_init(&rt->names, 16);
 }
 
-static void free_session(ixr__session *s) {
-  free(s->iid);
-  free(s->wait_name);
+/* ---- wait names ------------------------------------------------------- */
+
+/* A million flows wait for a handful of names ("redirect",
+ * "interaction.partystate.changed"): one counted copy of each, not one
+ * malloc'd copy per session. */
+typedef struct waitname {
+  ixr__mapnode node;
+  size_t refs;
+  char str[];
+} waitname;
+
+static waitname *waitname_of(const char *str) {
+  return (waitname *)(str - offsetof(waitname, str));
+}
+
+const char *ixr__name_get(ixr_runtime *rt, const char *str, size_t len) {
+  if (len >= UINT32_MAX) return NULL;
+  uint32_t hash = ixr__hash(str, len);
+  waitname *n = (waitname *)ixr__map_get(&rt->names, str, len, hash);
+  if (n == NULL) {
+    n = malloc(sizeof(*n) + len + 1);
+    if (n == NULL) return NULL;
+    memcpy(n->str, str, len);
+    n->str[len] = '\0';
+    n->node.key = n->str;
+    n->node.len = (uint32_t)len;
+    n->node.hash = hash;
+    n->refs = 0;
+    ixr__map_put(&rt->names, &n->node);
+  }
+  n->refs++;
+  return n->str;
+}
+
+void ixr__name_put(ixr_runtime *rt, const char *str) {
+  if (str == NULL) return;
+  waitname *n = waitname_of(str);
+  if (--n->refs > 0) return;
+  ixr__map_del(&rt->names, &n->node);
+  free(n);
+}
+
+/* Sessions come from the pool of the Lua state's blocks: it has no
+ * headers and 8-byte classes, where malloc would round 143 bytes (the
+ * struct and a 16-byte interaction id) up to 160. */
+static size_t session_size(size_t iid_len) {
+  return offsetof(ixr__session, iid) + iid_len + 1;
+}
+
+static void free_session(ixr_runtime *rt, ixr__session *s) {
+  ixr__name_put(rt, s->wait_name);
   free(s->end_after_flow);
-  free(s);
+  ixr__pool_free(&rt->pool, s, session_size(s->node.len));
 }
 
 void ixr__reap(ixr_runtime *rt) {
   if (rt->depth > 0) return;
   while (rt->dead != NULL) {
     ixr__session *s = rt->dead;
-    rt->dead = s->next_dead;
-    free_session(s);
+    rt->dead = (ixr__session *)s->node.next;
+    free_session(rt, s);
   }
 }
 
 /* ---- waits and flows -------------------------------------------------- */
 
 static void clear_wait(ixr_runtime *rt, ixr__session *s) {
-  if (s->wait_timer != NULL) {
-    ixr__timer_cancel(rt, s->wait_timer);
-    s->wait_timer = NULL;
-  }
-  free(s->wait_name);
+  ixr__timer_stop(rt, &s->wait_timer);
+  ixr__name_put(rt, s->wait_name);
   s->wait_name = NULL;
   s->wait_kind = IXR__WAIT_NONE;
 }
@@ -141,20 +187,23 @@ void ixr__session_end(ixr_runtime *rt, ixr__session *s, const char *reason) {
   ixr__map_del(&rt->sessions, &s->node);
   ixr__flow_cancel(rt, s);
   while (s->timers != NULL) {
-    ixr__timer *t = s->timers;
-    s->timers = t->next;
-    luaL_unref(rt->L, LUA_REGISTRYINDEX, t->fn_ref);
-    ixr__timer_cancel(rt, t);
+    ixr__after *a = s->timers;
+    s->timers = a->next;
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, a->fn_ref);
+    ixr__timer_stop(rt, &a->timer);
+    free(a);
   }
   ixr__emit_session(rt, s, "ended", reason);
   lua_rawgeti(rt->L, LUA_REGISTRYINDEX, s->ref);
   ixr__sessionud *ud = lua_touserdata(rt->L, -1);
-  if (ud != NULL) ud->s = NULL; /* the strategy may keep the object: it is dead */
+  /* The strategy may keep the object: it is dead, but still knows its id. */
+  if (ud != NULL) ud->v = (s->id << 1) | 1;
   lua_pop(rt->L, 1);
   luaL_unref(rt->L, LUA_REGISTRYINDEX, s->ref);
   s->ref = LUA_NOREF;
   ixr__strategy_release(rt, s->strategy);
-  s->next_dead = rt->dead;
+  /* Out of the map, its node's link is free to chain the dead. */
+  s->node.next = rt->dead != NULL ? &rt->dead->node : NULL;
   rt->dead = s;
 }
 
@@ -179,16 +228,21 @@ void ixr__session_resume(ixr_runtime *rt, ixr__session *s) {
 
 void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
   lua_State *L = rt->L;
-  ixr__session *s = t->s;
+  ixr__after *a = NULL;
+  ixr__session *s;
+  if (t->kind == IXR__TIMER_FLOW) {
+    s = (ixr__session *)((char *)t - offsetof(ixr__session, wait_timer));
+  } else {
+    a = (ixr__after *)t;
+    s = a->s;
+  }
   rt->depth++;
   if (rt->opt.on_trace != NULL)
     ixr__trace(rt, "timer at %llu ms: s%llu %s", (unsigned long long)t->due,
                (unsigned long long)s->id,
-               t->kind == IXR__TIMER_FLOW ? "flow timeout" : "session:after");
-  if (t->kind == IXR__TIMER_FLOW) {
+               a == NULL ? "flow timeout" : "session:after");
+  if (a == NULL) {
     ixr__wait_kind kind = s->wait_kind;
-    s->wait_timer = NULL;
-    free(t);
     clear_wait(rt, s);
     lua_State *co = s->co;
     if (kind == IXR__WAIT_REQUEST) lua_pushboolean(co, 0);
@@ -196,11 +250,11 @@ void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
     lua_pushliteral(co, "timeout");
     run_flow(rt, s, 2);
   } else {
-    if (t->prev) t->prev->next = t->next;
-    else s->timers = t->next;
-    if (t->next) t->next->prev = t->prev;
-    int fn = t->fn_ref;
-    free(t);
+    if (a->prev) a->prev->next = a->next;
+    else s->timers = a->next;
+    if (a->next) a->next->prev = a->prev;
+    int fn = a->fn_ref;
+    free(a);
     lua_rawgeti(L, LUA_REGISTRYINDEX, fn);
     luaL_unref(L, LUA_REGISTRYINDEX, fn);
     ixr__push_session(rt, s);
@@ -309,22 +363,21 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
     return;
   }
   lua_pop(L, 1); /* the strategy name */
-  ixr__session *s = calloc(1, sizeof(*s));
-  char *copy = malloc(iid_len + 1);
-  if (s == NULL || copy == NULL) {
-    free(s);
-    free(copy);
+  ixr__session *s = NULL;
+  if (iid_len < UINT32_MAX)
+    s = ixr__pool_realloc(&rt->pool, NULL, 0, session_size(iid_len));
+  if (s == NULL) {
     ixr__emit_error(rt, from, NULL, "limit_exceeded", "out of memory", lineno,
                     id_idx, NULL);
     return;
   }
-  memcpy(copy, iid, iid_len);
-  copy[iid_len] = '\0';
-  s->iid = copy;
-  s->iid_len = iid_len;
-  s->node.key = copy;
-  s->node.len = iid_len;
+  memset(s, 0, sizeof(*s));
+  memcpy(s->iid, iid, iid_len);
+  s->iid[iid_len] = '\0';
+  s->node.key = s->iid;
+  s->node.len = (uint32_t)iid_len;
   s->node.hash = hash;
+  s->wait_timer.heap_idx = IXR__TIMER_IDLE;
   s->id = ++rt->next_session_id;
   s->state = IXR__ACTIVE;
   s->strategy = st;
@@ -334,7 +387,7 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
   s->sink = ixr__sink_ref(from);
   if (ixr__new_session_ud(rt, s) != 0) {
     ixr__strategy_release(rt, st);
-    free_session(s);
+    free_session(rt, s);
     ixr__emit_error(rt, from, NULL, "limit_exceeded", "out of memory", lineno,
                     id_idx, NULL);
     return;
@@ -483,18 +536,20 @@ void ixr__dispatch_free(ixr_runtime *rt) {
       ixr__mapnode *next = n->next;
       ixr__session *s = (ixr__session *)n;
       while (s->timers != NULL) {
-        ixr__timer *t = s->timers;
-        s->timers = t->next;
-        ixr__timer_cancel(rt, t);
+        ixr__after *a = s->timers;
+        s->timers = a->next;
+        ixr__timer_stop(rt, &a->timer);
+        free(a);
       }
-      if (s->wait_timer) ixr__timer_cancel(rt, s->wait_timer);
+      ixr__timer_stop(rt, &s->wait_timer);
       ixr__strategy_release(rt, s->strategy);
-      free_session(s);
+      free_session(rt, s);
       n = next;
     }
   }
   ixr__map_free(&rt->sessions);
   rt->depth = 0;
   ixr__reap(rt);
+  ixr__map_free(&rt->names); /* empty now: every session let go of its name */
   ixr__timers_free(rt);
 }

@@ -32,10 +32,12 @@ void ixr__buf_free(ixr__buf *b);
 
 /* ---- pool.c: size classes for the Lua state's small blocks ------------- */
 
-#define IXR__POOL_MAX 256
+#define IXR__POOL_MAX 1024 /* larger blocks come from malloc */
+#define IXR__POOL_STEP 8   /* class granularity: Lua's objects need 8-byte
+                              alignment, no more */
 
 typedef struct ixr__pool {
-  void *free[IXR__POOL_MAX / 16];
+  void *free[IXR__POOL_MAX / IXR__POOL_STEP];
   char *bump;
   size_t left;
   void **slabs;
@@ -51,7 +53,7 @@ void ixr__pool_destroy(ixr__pool *p);
 typedef struct ixr__mapnode {
   struct ixr__mapnode *next;
   const char *key;
-  size_t len;
+  uint32_t len; /* keys are names and interaction ids: far below 4 GiB */
   uint32_t hash;
 } ixr__mapnode;
 
@@ -126,23 +128,35 @@ typedef enum {
 
 typedef struct ixr__session ixr__session;
 
+/* A timer lives inside its owner (the session, for its flow's timeout; an
+ * ixr__after, for session:after), so that arming one allocates nothing but,
+ * at times, a bigger heap array. */
 typedef struct ixr__timer {
-  uint64_t due; /* ms on the runtime clock */
-  uint64_t seq; /* ties broken by creation order */
-  size_t heap_idx;
-  uint64_t id;
-  ixr__timer_kind kind;
-  ixr__session *s;
-  int fn_ref;                       /* IXR__TIMER_AFTER: the function */
-  struct ixr__timer *prev, *next;   /* the session's list of timers */
+  uint64_t due;      /* ms on the runtime clock */
+  uint64_t seq;      /* ties broken by creation order; session:after's id */
+  uint32_t heap_idx; /* IXR__TIMER_IDLE when not in the heap */
+  uint8_t kind;      /* ixr__timer_kind */
 } ixr__timer;
+
+#define IXR__TIMER_IDLE UINT32_MAX
+
+/* A session:after() timer. */
+typedef struct ixr__after {
+  ixr__timer timer;
+  ixr__session *s;
+  int fn_ref;                     /* the function */
+  struct ixr__after *prev, *next; /* the session's list of timers */
+} ixr__after;
 
 int ixr__timers_init(ixr_runtime *rt);
 void ixr__timers_close(ixr_runtime *rt);
 uint64_t ixr__now(ixr_runtime *rt);
-ixr__timer *ixr__timer_add(ixr_runtime *rt, ixr__session *s,
-                           ixr__timer_kind kind, uint64_t delay_ms);
-void ixr__timer_cancel(ixr_runtime *rt, ixr__timer *t);
+/* Arms t (which must be idle) to fire after delay_ms; IXR_ENOMEM when the
+ * heap cannot grow. */
+int ixr__timer_start(ixr_runtime *rt, ixr__timer *t, ixr__timer_kind kind,
+                     uint64_t delay_ms);
+/* Disarms t if it is armed; its memory stays its owner's. */
+void ixr__timer_stop(ixr_runtime *rt, ixr__timer *t);
 void ixr__timers_advance(ixr_runtime *rt, uint64_t ms);
 
 /* ---- strategy.c: strategies and generations --------------------------- */
@@ -196,34 +210,55 @@ typedef enum {
   IXR__WAIT_EVENT = 2    /* for the next event of a name */
 } ixr__wait_kind;
 
+/*
+ * One allocation per session: the struct, its flow's timeout timer and its
+ * interaction id, which follows the struct. A million sessions wait at
+ * once, so every byte here counts a megabyte.
+ */
 struct ixr__session {
-  ixr__mapnode node; /* keyed by interactionid */
+  ixr__mapnode node; /* keyed by interactionid (node.key is iid, node.len
+                        its length); once ended, the link of rt->dead */
   uint64_t id;
-  char *iid;
-  size_t iid_len;
-  ixr__state state;
   ixr__strategy *strategy;
-  int ref;        /* the session userdata */
-  int co_ref;     /* the flow's thread, or LUA_NOREF */
   lua_State *co;
-  uint32_t flow_epoch; /* changes whenever the flow is replaced or dropped */
-  ixr__wait_kind wait_kind;
-  char *wait_name;     /* the action name, or the event name */
+  const char *wait_name; /* the action name, or the event name (shared:
+                            ixr__name_get) */
   uint64_t wait_reqid;
-  ixr__timer *wait_timer;
-  ixr__timer *timers;  /* session:after() timers */
-  char *end_after_flow; /* end reason to use when the flow finishes */
+  ixr__timer wait_timer; /* the timeout of the request or wait */
+  ixr__after *timers;    /* session:after() timers */
+  char *end_after_flow;  /* end reason to use when the flow finishes */
   ixr__sinkref sink;
-  ixr__session *next_dead;
+  int ref;             /* the session userdata */
+  int co_ref;          /* the flow's thread, or LUA_NOREF */
+  uint32_t flow_epoch; /* changes whenever the flow is replaced or dropped */
+  uint8_t state;       /* ixr__state */
+  uint8_t wait_kind;   /* ixr__wait_kind */
+  char iid[];          /* NUL-terminated */
 };
 
-/* The session userdata. */
+/* The session userdata: one word, as a million of them live at once. While
+ * the session lives it is the session's address (even: sessions are 8-byte
+ * aligned); once it has ended, its id shifted left with the low bit set
+ * (ids count sessions: they stay far below 2^63), so that session.id
+ * outlives the session. */
 typedef struct ixr__sessionud {
-  ixr__session *s; /* NULL once the session has ended */
-  uint64_t id;     /* kept after the end, for session.id */
+  uint64_t v;
 } ixr__sessionud;
 
+/* The live session, or NULL once it has ended. */
+static inline ixr__session *ixr__ud_session(const ixr__sessionud *ud) {
+  return (ud->v & 1) ? NULL : (ixr__session *)(uintptr_t)ud->v;
+}
+static inline uint64_t ixr__ud_id(const ixr__sessionud *ud) {
+  return (ud->v & 1) ? ud->v >> 1 : ixr__ud_session(ud)->id;
+}
+
 int ixr__dispatch_init(ixr_runtime *rt);
+/* A counted copy of a name, shared by the sessions that wait for it (a few
+ * constants, in practice): NULL when out of memory. Release each with
+ * ixr__name_put. */
+const char *ixr__name_get(ixr_runtime *rt, const char *name, size_t len);
+void ixr__name_put(ixr_runtime *rt, const char *name);
 void ixr__dispatch_free(ixr_runtime *rt);
 /* The decoded event is on top of rt->L; it is popped. */
 void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno);
@@ -356,7 +391,7 @@ struct ixr_runtime {
   size_t lua_bytes;
   uint64_t alloc_total; /* bytes the Lua state ever asked for (gc.c's pace) */
   ixr__gc gc;
-  ixr__pool pool; /* the Lua state's small blocks */
+  ixr__pool pool; /* the Lua state's small blocks, and the sessions */
   ixr__buf decode_scratch; /* strings with escapes, while decoding a line */
 
   /* limits of one call into Lua (luahost.c) */
@@ -374,7 +409,9 @@ struct ixr_runtime {
   uint64_t next_session_id;
   uint64_t next_request_id;
   uint64_t sessions_active, sessions_suspended;
-  ixr__session *dead; /* ended sessions, freed once the event is done */
+  ixr__map names;     /* the names flows wait for (ixr__name_get) */
+  ixr__session *dead; /* ended sessions, freed once the event is done
+                         (linked through node.next) */
   int co_pool[IXR__CO_POOL]; /* registry refs of finished flow threads */
   lua_State *co_pool_L[IXR__CO_POOL];
   int co_pool_n;

@@ -164,7 +164,7 @@ void ixr__emit_session(ixr_runtime *rt, ixr__session *s, const char *state,
   ixr__jw_str(w, "type", "session", 7);
   ixr__jw_str(w, "state", state, strlen(state));
   ixr__jw_str(w, "session", sid, strlen(sid));
-  ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
+  ixr__jw_str(w, "interactionid", s->iid, s->node.len);
   if (strcmp(state, "started") == 0)
     ixr__jw_str(w, "strategy", s->strategy->name, strlen(s->strategy->name));
   if (reason != NULL) ixr__jw_str(w, "reason", reason, strlen(reason));
@@ -174,7 +174,7 @@ void ixr__emit_session(ixr_runtime *rt, ixr__session *s, const char *state,
   out.type = IXR_OUT_SESSION;
   out.session = sid;
   out.interactionid = s->iid;
-  out.interactionid_len = s->iid_len;
+  out.interactionid_len = s->node.len;
   out.state = state;
   out.reason = reason;
   out.strategy = s->strategy->name;
@@ -201,7 +201,7 @@ void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
   if (s != NULL) {
     session_id(sid, sizeof(sid), s);
     ixr__jw_str(w, "session", sid, strlen(sid));
-    ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
+    ixr__jw_str(w, "interactionid", s->iid, s->node.len);
   }
   if (traceback != NULL) ixr__jw_str(w, "traceback", traceback, strlen(traceback));
   ixr_output out;
@@ -213,7 +213,7 @@ void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
   if (s != NULL) {
     out.session = sid;
     out.interactionid = s->iid;
-    out.interactionid_len = s->iid_len;
+    out.interactionid_len = s->node.len;
   }
   ixr__sinkref to = {0, 0};
   if (from != NULL && from->open) to = ixr__sink_ref(from);

@@ -6,9 +6,17 @@
  * glibc that churn cost a third of the CPU and, through malloc_consolidate
  * and free, most of the long pauses. Lua tells the allocator the old size of
  * every block, so a size-class free list needs no headers: blocks of up to
- * IXR__POOL_MAX bytes come from 64 KiB slabs in 16-byte classes, and a freed
+ * IXR__POOL_MAX bytes come from 64 KiB slabs in 8-byte classes, and a freed
  * block goes on the front of its class's list. Slabs are kept until the
  * state is closed (the peak working set stays reserved).
+ *
+ * The classes are as fine as Lua's alignment allows, and wide enough for a
+ * coroutine's first stack (720 bytes), because a million live sessions
+ * hold a million of each: with 16-byte classes every table (56 bytes) took
+ * 64, and each stack paid a malloc header.
+ *
+ * The sessions' own structs (dispatch.c) come from here too: a million of
+ * them wait at once, and they have sizes the classes fit well.
  *
  * Builds with AddressSanitizer skip the pool, so that it can see Lua's
  * blocks one by one.
@@ -26,18 +34,22 @@
 
 #define SLAB_SIZE (64 * 1024)
 
-static inline size_t class_of(size_t n) { return (n + 15) >> 4; } /* 1.. */
+#define STEP IXR__POOL_STEP
+#define NCLASSES (IXR__POOL_MAX / STEP)
+
+/* 1 for 1..STEP bytes, and so on */
+static inline size_t class_of(size_t n) { return (n + STEP - 1) / STEP; }
 
 static void *slab_block(ixr__pool *p, size_t size) {
   if (p->left < size) {
     /* The tail of the old slab goes to the free lists, largest class first. */
-    while (p->left >= 16) {
-      size_t c = p->left >= IXR__POOL_MAX ? IXR__POOL_MAX >> 4 : p->left >> 4;
+    while (p->left >= STEP) {
+      size_t c = p->left >= IXR__POOL_MAX ? NCLASSES : p->left / STEP;
       void *b = p->bump;
       *(void **)b = p->free[c - 1];
       p->free[c - 1] = b;
-      p->bump += c << 4;
-      p->left -= c << 4;
+      p->bump += c * STEP;
+      p->left -= c * STEP;
     }
     if (p->nslabs == p->cap) {
       size_t cap = p->cap ? p->cap * 2 : 64;
@@ -65,7 +77,7 @@ static void *pool_get(ixr__pool *p, size_t n) {
     p->free[c - 1] = *(void **)b;
     return b;
   }
-  return slab_block(p, c << 4);
+  return slab_block(p, c * STEP);
 }
 
 static void pool_put(ixr__pool *p, void *b, size_t n) {

@@ -25,8 +25,7 @@ typedef ixr__sessionud sessionud;
 int ixr__new_session_ud(ixr_runtime *rt, ixr__session *s) {
   lua_State *L = rt->L;
   sessionud *ud = lua_newuserdatauv(L, sizeof(*ud), 2);
-  ud->s = s;
-  ud->id = s->id;
+  ud->v = (uint64_t)(uintptr_t)s;
   luaL_setmetatable(L, SESSION_MT);
   s->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return s->ref == LUA_REFNIL ? IXR_ENOMEM : 0;
@@ -49,9 +48,10 @@ static void check_not_killed(lua_State *L) {
 static ixr__session *check_live(lua_State *L, int arg) {
   check_not_killed(L);
   sessionud *ud = luaL_checkudata(L, arg, SESSION_MT);
-  if (ud->s == NULL)
-    luaL_error(L, "session s%llu has ended", (unsigned long long)ud->id);
-  return ud->s;
+  ixr__session *s = ixr__ud_session(ud);
+  if (s == NULL)
+    luaL_error(L, "session s%I has ended", (lua_Integer)ixr__ud_id(ud));
+  return s;
 }
 
 /* ---- actions ---------------------------------------------------------- */
@@ -87,7 +87,7 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
   ixr__jw_str(w, "type", "action", 6);
   ixr__jw_str(w, "action", name, nlen);
   ixr__jw_str(w, "session", sid, sidlen);
-  ixr__jw_str(w, "interactionid", s->iid, s->iid_len);
+  ixr__jw_str(w, "interactionid", s->iid, s->node.len);
   ixr__jw_str(w, "requestid", rid, ridlen);
   char err[200];
   /* The writer puts ,"args": then the value: remember where the value
@@ -106,7 +106,7 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
   out.type = IXR_OUT_ACTION;
   out.session = sid;
   out.interactionid = s->iid;
-  out.interactionid_len = s->iid_len;
+  out.interactionid_len = s->node.len;
   out.action = name;
   out.requestid = rid;
   out.args_json = out.json + args_at;
@@ -159,16 +159,14 @@ static void check_flow(lua_State *L, ixr__session *s, const char *what) {
 static void set_wait(lua_State *L, ixr__session *s, ixr__wait_kind kind,
                      const char *name, uint64_t reqid, uint64_t timeout_ms) {
   ixr_runtime *rt = runtime_of(L);
-  char *copy = strdup(name);
+  const char *copy = ixr__name_get(rt, name, strlen(name));
   if (copy == NULL) luaL_error(L, "out of memory");
   s->wait_kind = kind;
   s->wait_name = copy;
   s->wait_reqid = reqid;
-  s->wait_timer = NULL;
-  if (timeout_ms > 0) {
-    s->wait_timer = ixr__timer_add(rt, s, IXR__TIMER_FLOW, timeout_ms);
-    if (s->wait_timer == NULL) luaL_error(L, "out of memory");
-  }
+  if (timeout_ms > 0 &&
+      ixr__timer_start(rt, &s->wait_timer, IXR__TIMER_FLOW, timeout_ms) != 0)
+    luaL_error(L, "out of memory");
 }
 
 static int request(lua_State *L, ixr__session *s, const char *what,
@@ -221,16 +219,23 @@ static int s_after(lua_State *L) {
   luaL_checktype(L, 3, LUA_TFUNCTION);
   if (!(secs >= 0) || secs > 1e9)
     return luaL_argerror(L, 2, "seconds must be a number from 0 to 1e9");
-  ixr__timer *t = ixr__timer_add(rt, s, IXR__TIMER_AFTER,
-                                 (uint64_t)ceil(secs * 1000.0));
-  if (t == NULL) return luaL_error(L, "out of memory");
+  ixr__after *a = malloc(sizeof(*a));
+  if (a == NULL) return luaL_error(L, "out of memory");
+  a->timer.heap_idx = IXR__TIMER_IDLE;
+  if (ixr__timer_start(rt, &a->timer, IXR__TIMER_AFTER,
+                       (uint64_t)ceil(secs * 1000.0)) != 0) {
+    free(a);
+    return luaL_error(L, "out of memory");
+  }
+  a->s = s;
+  a->fn_ref = LUA_NOREF;
+  a->next = s->timers;
+  a->prev = NULL;
+  if (s->timers) s->timers->prev = a;
+  s->timers = a;
   lua_pushvalue(L, 3);
-  t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  t->next = s->timers;
-  t->prev = NULL;
-  if (s->timers) s->timers->prev = t;
-  s->timers = t;
-  lua_pushinteger(L, (lua_Integer)t->id);
+  a->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushinteger(L, (lua_Integer)a->timer.seq);
   return 1;
 }
 
@@ -239,13 +244,14 @@ static int s_cancel(lua_State *L) {
   ixr__session *s = check_live(L, 1);
   ixr_runtime *rt = runtime_of(L);
   lua_Integer id = luaL_checkinteger(L, 2);
-  for (ixr__timer *t = s->timers; t != NULL; t = t->next) {
-    if ((lua_Integer)t->id != id) continue;
-    if (t->prev) t->prev->next = t->next;
-    else s->timers = t->next;
-    if (t->next) t->next->prev = t->prev;
-    luaL_unref(L, LUA_REGISTRYINDEX, t->fn_ref);
-    ixr__timer_cancel(rt, t);
+  for (ixr__after *a = s->timers; a != NULL; a = a->next) {
+    if ((lua_Integer)a->timer.seq != id) continue;
+    if (a->prev) a->prev->next = a->next;
+    else s->timers = a->next;
+    if (a->next) a->next->prev = a->prev;
+    luaL_unref(L, LUA_REGISTRYINDEX, a->fn_ref);
+    ixr__timer_stop(rt, &a->timer);
+    free(a);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -262,7 +268,7 @@ static int s_exit(lua_State *L) {
   const char *reason = luaL_optlstring(L, 2, "exit", &len);
   if (len == 0 || len > 200 || !ixr__utf8_valid(reason, len))
     return luaL_argerror(L, 2, "reason must be 1 to 200 bytes of UTF-8");
-  ixr__session *s = ud->s;
+  ixr__session *s = ixr__ud_session(ud);
   if (s == NULL) return 0; /* ended already: nothing to do */
   bool in_flow = (L == s->co);
   ixr__session_end(runtime_of(L), s, reason);
@@ -279,19 +285,21 @@ static int s_log(lua_State *L) {
   int level = luaL_checkoption(L, 2, NULL, level_names);
   const char *msg = luaL_tolstring(L, 3, NULL);
   ixr_runtime *rt = runtime_of(L);
-  if (ud->s != NULL)
+  ixr__session *s = ixr__ud_session(ud);
+  if (s != NULL)
     ixr__log(rt, (ixr_log_level)level, "s%llu %s %s: %s",
-             (unsigned long long)ud->id, ud->s->iid, ud->s->strategy->name, msg);
+             (unsigned long long)s->id, s->iid, s->strategy->name, msg);
   else
     ixr__log(rt, (ixr_log_level)level, "s%llu (ended): %s",
-             (unsigned long long)ud->id, msg);
+             (unsigned long long)ixr__ud_id(ud), msg);
   return 0;
 }
 
 static const char *state_name(const sessionud *ud) {
-  if (ud->s == NULL) return "ended";
-  return ud->s->state == IXR__ACTIVE ? "active"
-         : ud->s->state == IXR__SUSPENDED ? "suspended" : "ended";
+  ixr__session *s = ixr__ud_session(ud);
+  if (s == NULL) return "ended";
+  return s->state == IXR__ACTIVE ? "active"
+         : s->state == IXR__SUSPENDED ? "suspended" : "ended";
 }
 
 /* [-0, +1] pushes user value n, making it a table on first use */
@@ -314,13 +322,15 @@ static int s_index(lua_State *L) {
   if (strcmp(k, "vars") == 0) {
     push_uservalue_table(L, 1, 1);
   } else if (strcmp(k, "id") == 0) {
-    lua_pushfstring(L, "s%I", (lua_Integer)ud->id);
+    lua_pushfstring(L, "s%I", (lua_Integer)ixr__ud_id(ud));
   } else if (strcmp(k, "interactionid") == 0) {
-    if (ud->s == NULL) return 0;
-    lua_pushlstring(L, ud->s->iid, ud->s->iid_len);
+    ixr__session *s = ixr__ud_session(ud);
+    if (s == NULL) return 0;
+    lua_pushlstring(L, s->iid, s->node.len);
   } else if (strcmp(k, "strategy") == 0) {
-    if (ud->s == NULL) return 0;
-    lua_pushstring(L, ud->s->strategy->name);
+    ixr__session *s = ixr__ud_session(ud);
+    if (s == NULL) return 0;
+    lua_pushstring(L, s->strategy->name);
   } else if (strcmp(k, "state") == 0) {
     lua_pushstring(L, state_name(ud));
   } else {
@@ -339,11 +349,12 @@ static int s_newindex(lua_State *L) {
 
 static int s_tostring(lua_State *L) {
   sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
-  if (ud->s != NULL)
-    lua_pushfstring(L, "session s%I (%s, %s)", (lua_Integer)ud->id, ud->s->iid,
+  ixr__session *s = ixr__ud_session(ud);
+  if (s != NULL)
+    lua_pushfstring(L, "session s%I (%s, %s)", (lua_Integer)s->id, s->iid,
                     state_name(ud));
   else
-    lua_pushfstring(L, "session s%I (ended)", (lua_Integer)ud->id);
+    lua_pushfstring(L, "session s%I (ended)", (lua_Integer)ixr__ud_id(ud));
   return 1;
 }
 

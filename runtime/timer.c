@@ -18,7 +18,7 @@ static bool before(const ixr__timer *a, const ixr__timer *b) {
 
 static void place(ixr_runtime *rt, size_t i, ixr__timer *t) {
   rt->heap[i] = t;
-  t->heap_idx = i;
+  t->heap_idx = (uint32_t)i;
 }
 
 static void sift_up(ixr_runtime *rt, size_t i) {
@@ -47,6 +47,7 @@ static void sift_down(ixr_runtime *rt, size_t i) {
 
 static void heap_remove(ixr_runtime *rt, ixr__timer *t) {
   size_t i = t->heap_idx;
+  t->heap_idx = IXR__TIMER_IDLE;
   ixr__timer *last = rt->heap[--rt->heap_len];
   if (i < rt->heap_len) {
     place(rt, i, last);
@@ -77,9 +78,8 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
   while (rt->heap_len > 0 && rt->heap[0]->due <= until && !rt->closing) {
     ixr__timer *t = rt->heap[0];
     heap_remove(rt, t);
-    t->heap_idx = SIZE_MAX;
     if (rt->opt.clock == IXR_CLOCK_MANUAL) rt->manual_now = t->due;
-    ixr__timer_fire(rt, t); /* frees t */
+    ixr__timer_fire(rt, t); /* may free t */
     ixr__gc_after_work(rt);
   }
   ixr__reap(rt);
@@ -123,40 +123,32 @@ void ixr__timers_close(ixr_runtime *rt) {
   }
 }
 
-ixr__timer *ixr__timer_add(ixr_runtime *rt, ixr__session *s,
-                           ixr__timer_kind kind, uint64_t delay_ms) {
+int ixr__timer_start(ixr_runtime *rt, ixr__timer *t, ixr__timer_kind kind,
+                     uint64_t delay_ms) {
   if (rt->heap_len == rt->heap_cap) {
     size_t cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
+    if (cap >= IXR__TIMER_IDLE) return IXR_ENOMEM;
     ixr__timer **h = realloc(rt->heap, cap * sizeof(*h));
-    if (h == NULL) return NULL;
+    if (h == NULL) return IXR_ENOMEM;
     rt->heap = h;
     rt->heap_cap = cap;
   }
-  ixr__timer *t = calloc(1, sizeof(*t));
-  if (t == NULL) return NULL;
   uint64_t now = ixr__now(rt);
   t->due = delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
   t->seq = ++rt->timer_seq;
-  t->id = t->seq;
-  t->kind = kind;
-  t->s = s;
-  t->fn_ref = LUA_NOREF;
+  t->kind = (uint8_t)kind;
   rt->heap[rt->heap_len] = t;
-  t->heap_idx = rt->heap_len++;
+  t->heap_idx = (uint32_t)rt->heap_len++;
   sift_up(rt, t->heap_idx);
   if (t->heap_idx == 0) rearm(rt);
-  return t;
+  return 0;
 }
 
-/* Removes a pending timer and frees it. Unlinking it from its session and
- * releasing its Lua function is the caller's job. */
-void ixr__timer_cancel(ixr_runtime *rt, ixr__timer *t) {
-  if (t->heap_idx != SIZE_MAX) {
-    bool was_first = t->heap_idx == 0;
-    heap_remove(rt, t);
-    if (was_first) rearm(rt);
-  }
-  free(t);
+void ixr__timer_stop(ixr_runtime *rt, ixr__timer *t) {
+  if (t->heap_idx == IXR__TIMER_IDLE) return;
+  bool was_first = t->heap_idx == 0;
+  heap_remove(rt, t);
+  if (was_first) rearm(rt);
 }
 
 void ixr__timers_advance(ixr_runtime *rt, uint64_t ms) {
@@ -166,8 +158,8 @@ void ixr__timers_advance(ixr_runtime *rt, uint64_t ms) {
   rt->manual_now = target;
 }
 
+/* The timers themselves belong to their owners, freed by now. */
 void ixr__timers_free(ixr_runtime *rt) {
-  for (size_t i = 0; i < rt->heap_len; i++) free(rt->heap[i]);
   free(rt->heap);
   rt->heap = NULL;
   rt->heap_len = rt->heap_cap = 0;

@@ -1146,6 +1146,114 @@ static void test_session_find(void **state) {
   assert_int_equal(ixr_session_find(f->rt, "Q1", 2, &si), IXR_ENOTFOUND);
 }
 
+/* Many sessions at once, each with a flow timeout, a session:after timer
+ * that fires, one that is cancelled, and an interaction id of its own
+ * length (one of them long): every session is found while it lives, every
+ * timer fires once and in time, and every session ends and is forgotten. */
+static const char *const MANY_LUA =
+    "return {\n"
+    "  defaults = 'none',\n"
+    "  start = function(session, event)\n"
+    "    local n = tonumber(event.data.n)\n"
+    "    session:after(n % 7 + 1, function(s) s:action('tick') end)\n"
+    "    session:cancel(session:after(n % 3, function(s) s:action('never') end))\n"
+    "    local ok, r = session:request('work', nil, { timeout = n % 5 + 1 })\n"
+    "    session:action(ok and 'done' or (r == 'timeout' and 'late' or 'failed'))\n"
+    "    session:wait('go' .. n % 40, { timeout = 50 })\n"
+    "  end,\n"
+    "}\n";
+
+static size_t count_lines(const tcap *c, const char *a, const char *b) {
+  size_t k = 0;
+  for (size_t i = 0; i < c->n; i++)
+    if (strstr(c->lines[i], a) != NULL && (b == NULL || strstr(c->lines[i], b) != NULL))
+      k++;
+  return k;
+}
+
+static void many_iid(char *buf, size_t n, int i) {
+  if (i == 77) { /* longer than any small-string optimisation */
+    memset(buf, 'L', 600);
+    snprintf(buf + 600, n - 600, "%d", i);
+  } else {
+    snprintf(buf, n, "M%.*d", i % 9 + 1, i);
+  }
+}
+
+static void test_many_sessions(void **state) {
+  fixture *f = *state;
+  enum { N = 3000 };
+  char line[1024], iid[700];
+  tdir_write(f->dir, "many.lua", MANY_LUA);
+  f->rt = trt_new(f->dir, &f->cap);
+  for (int i = 0; i < N; i++) {
+    many_iid(iid, sizeof(iid), i);
+    snprintf(line, sizeof(line),
+             "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"%s\","
+             "\"strategy\":\"many\",\"n\":%d}}", iid, i);
+    tfeed(f->rt, line);
+  }
+  ixr_stats st;
+  ixr_session_info si;
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.sessions_active, N);
+  for (int i = 0; i < N; i++) {
+    many_iid(iid, sizeof(iid), i);
+    assert_int_equal(ixr_session_find(f->rt, iid, strlen(iid), &si), 0);
+    char want[24];
+    snprintf(want, sizeof(want), "s%d", i + 1);
+    assert_string_equal(si.id, want);
+  }
+  /* Session i's request is action r(i+1): a third get their result. */
+  for (int i = 0; i < N; i += 3) {
+    many_iid(iid, sizeof(iid), i);
+    snprintf(line, sizeof(line),
+             "{\"name\":\"interaction.work.done\",\"data\":{\"interactionid\":\"%s\","
+             "\"requestid\":\"r%d\"}}", iid, i + 1);
+    tfeed(f->rt, line);
+  }
+  assert_int_equal(count_lines(&f->cap, "\"done\"", NULL), N / 3);
+  assert_int_equal(ixr_advance(f->rt, 4999), 0);
+  assert_int_equal(count_lines(&f->cap, "\"late\"", NULL),
+                   N - N / 3 - (N / 5 - N / 15)); /* n % 5 == 4: 1 ms left */
+  assert_int_equal(ixr_advance(f->rt, 1), 0);
+  assert_int_equal(count_lines(&f->cap, "\"late\"", NULL), N - N / 3);
+  assert_int_equal(ixr_advance(f->rt, 2000), 0);
+  assert_int_equal(count_lines(&f->cap, "\"tick\"", NULL), N);
+  assert_int_equal(count_lines(&f->cap, "\"never\"", NULL), 0);
+  assert_int_equal(count_lines(&f->cap, "\"failed\"", NULL), 0);
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.sessions_active, N);
+  /* Half end through their wait (for one of 40 names: a neighbour's name
+   * is no match), the rest by its timeout. */
+  for (int i = 0; i < N; i += 2) {
+    many_iid(iid, sizeof(iid), i);
+    snprintf(line, sizeof(line),
+             "{\"name\":\"go%d\",\"data\":{\"interactionid\":\"%s\"}}",
+             (i + 1) % 40, iid);
+    tfeed(f->rt, line);
+    snprintf(line, sizeof(line),
+             "{\"name\":\"go%d\",\"data\":{\"interactionid\":\"%s\"}}",
+             i % 40, iid);
+    tfeed(f->rt, line);
+  }
+  assert_int_equal(count_lines(&f->cap, "unknown_interaction", NULL), 0);
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.sessions_active, N / 2);
+  assert_int_equal(st.sessions_ended, N / 2);
+  assert_int_equal(ixr_advance(f->rt, 50000), 0);
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.sessions_active, 0);
+  assert_int_equal(st.sessions_ended, N);
+  assert_int_equal(count_lines(&f->cap, "\"ended\"", "\"completed\""), N);
+  for (int i = 0; i < N; i++) {
+    many_iid(iid, sizeof(iid), i);
+    assert_int_equal(ixr_session_find(f->rt, iid, strlen(iid), &si), IXR_ENOTFOUND);
+  }
+  many_iid(iid, sizeof(iid), 77);
+  assert_int_equal(tcap_find(&f->cap, 0, "\"started\"", iid, NULL) >= 0, 1);
+}
+
 /* ---- ixr_register ------------------------------------------------------------ */
 
 typedef struct host {
@@ -1492,6 +1600,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_watch_misuse, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_find, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_many_sessions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_register_misuse, setup, teardown),
       cmocka_unit_test_setup_teardown(test_register_from_setup, setup, teardown),
       cmocka_unit_test_setup_teardown(test_register_later, setup, teardown),

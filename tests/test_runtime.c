@@ -320,6 +320,36 @@ static void test_session_object(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"done\"", NULL) >= 0);
 }
 
+/* A session object the strategy keeps after its session ended still knows
+ * its id and its state, and refuses to act. */
+static void test_ended_session_object(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "kept.lua",
+             "local old\n"
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  if old then\n"
+             "    local ok, err = pcall(function() old:action('x') end)\n"
+             "    s:action('old', { id = old.id, state = old.state, ok = ok,\n"
+             "      iid = old.interactionid == nil, strategy = old.strategy == nil,\n"
+             "      str = tostring(old), err = tostring(err):match('s%d+ has ended') })\n"
+             "    old:log('info', 'still here')\n"
+             "    old:exit('again')\n"
+             "  end\n"
+             "  old = s\n"
+             "  s:exit('done')\n"
+             "end }\n");
+  ixr_close(f->rt);
+  f->rt = trt_new(f->dir, &f->cap);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"K1\",\"strategy\":\"kept\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"K2\",\"strategy\":\"kept\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"old\"", "\"session\":\"s2\"", "\"id\":\"s1\"",
+                        "\"state\":\"ended\"", "\"ok\":false", "\"iid\":true",
+                        "\"strategy\":true", "\"str\":\"session s1 (ended)\"",
+                        "\"err\":\"s1 has ended\"", NULL) >= 0);
+  assert_non_null(strstr(f->cap.log, "s1 (ended): still here"));
+  assert_int_equal(tcap_find(&f->cap, 0, "\"again\"", NULL), -1);
+}
+
 static void test_deterministic_output(void **state) {
   fixture *f = *state;
   const char *lines[] = {
@@ -598,6 +628,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_manual_clock_fires_in_due_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_clock_advance_needs_manual_clock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ended_session_object, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deterministic_output, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reentrant_feed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_output_view_of_actions, setup, teardown),
