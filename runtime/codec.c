@@ -793,6 +793,7 @@ typedef struct keyref {
   size_t len;
   bool isnum;    /* integer keys, written as their decimal text */
   lua_Integer ik;
+  int slot;      /* fast path: the stack slot of the value */
   char num[24];
 } keyref;
 
@@ -809,11 +810,111 @@ static int keycmp(const void *a, const void *b) {
 static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
                   size_t errlen);
 
+/* Checks a key of a table being encoded (on top of the stack) and fills k;
+ * integer keys get their text only if `text`. 0, or -1 with err set. */
+static int take_key(lua_State *L, keyref *k, bool text, char *err,
+                    size_t errlen) {
+  int kt = lua_type(L, -1);
+  if (kt == LUA_TNUMBER && lua_isinteger(L, -1)) {
+    k->isnum = true;
+    k->ik = lua_tointeger(L, -1);
+    k->s = NULL;
+    k->len = text ? (size_t)snprintf(k->num, sizeof(k->num), "%lld",
+                                     (long long)k->ik)
+                  : 0;
+    return 0;
+  }
+  if (kt == LUA_TSTRING) {
+    k->isnum = false;
+    k->s = lua_tolstring(L, -1, &k->len); /* anchored by the table */
+    /* Checked before anything of the table is written, so that a bad key
+     * is reported before a bad value under an earlier key. */
+    if (!ixr__utf8_valid(k->s, k->len)) {
+      snprintf(err, errlen, "key is not valid UTF-8");
+      return -1;
+    }
+    return 0;
+  }
+  snprintf(err, errlen, "cannot encode a %s key", lua_typename(L, kt));
+  return -1;
+}
+
+#define FAST_MEMBERS 32
+
+/* The common case, a table of at most FAST_MEMBERS members: they wait on
+ * the Lua stack (key, value, key, value...) while the keys are sorted, so
+ * that no value is looked up again and no key string is made again.
+ * Returns 1 when the table is bigger (nothing written, stack unchanged). */
+static int encode_small_table(ixr__jw *w, lua_State *L, int idx, int depth,
+                              char *err, size_t errlen) {
+  if (!lua_checkstack(L, 2 * FAST_MEMBERS + 4)) return 1;
+  keyref keys[FAST_MEMBERS];
+  int base = lua_gettop(L), n = 0, rc = 0;
+  lua_Integer maxkey = 0;
+  bool seq = true;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) { /* [.. k v] */
+    if (n == FAST_MEMBERS) {
+      lua_settop(L, base);
+      return 1;
+    }
+    keyref *k = &keys[n];
+    k->slot = lua_gettop(L);
+    lua_pushvalue(L, -2); /* the iteration goes on from a copy of the key */
+    if (take_key(L, k, false, err, errlen) != 0) {
+      lua_settop(L, base);
+      return -1;
+    }
+    if (!k->isnum || k->ik < 1) seq = false;
+    else if (k->ik > maxkey) maxkey = k->ik;
+    n++;
+  }
+  if (seq && n > 0 && maxkey == n) {
+    /* n distinct positive integer keys, the largest n: exactly 1..n. (The
+     * border from lua_rawlen() is not enough: {1, nil, 3, [5] = 5} can have
+     * border 3.) Slot of key i: */
+    int slot[FAST_MEMBERS];
+    for (int i = 0; i < n; i++) slot[keys[i].ik - 1] = keys[i].slot;
+    put_char(w, '[');
+    for (int i = 0; i < n && rc == 0; i++) {
+      if (i > 0) put_char(w, ',');
+      rc = encode(w, L, slot[i], depth + 1, err, errlen);
+    }
+    put_char(w, ']');
+    lua_settop(L, base);
+    return rc;
+  }
+  /* An object: integer keys as text, then keys in byte order (insertion
+   * sort: n is small). */
+  for (int i = 0; i < n; i++)
+    if (keys[i].isnum)
+      keys[i].len = (size_t)snprintf(keys[i].num, sizeof(keys[i].num),
+                                     "%lld", (long long)keys[i].ik);
+  for (int i = 1; i < n; i++) {
+    keyref k = keys[i];
+    int j = i;
+    for (; j > 0 && keycmp(&keys[j - 1], &k) > 0; j--) keys[j] = keys[j - 1];
+    keys[j] = k;
+  }
+  put_char(w, '{');
+  for (int i = 0; i < n && rc == 0; i++) {
+    if (i > 0) put_char(w, ',');
+    put_string(w, keytext(&keys[i]), keys[i].len); /* checked above */
+    put_char(w, ':');
+    rc = encode(w, L, keys[i].slot, depth + 1, err, errlen);
+  }
+  put_char(w, '}');
+  lua_settop(L, base);
+  return rc;
+}
+
 /* [-0, +0] a table is a JSON array when its keys are exactly 1..n (n > 0),
  * otherwise an object with sorted keys, so that output does not depend on
  * Lua's per-run string hash seed. */
 static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
                         char *err, size_t errlen) {
+  int fast = encode_small_table(w, L, idx, depth, err, errlen);
+  if (fast != 1) return fast;
   keyref small[8];
   keyref *keys = small;
   size_t nkeys = 0, cap = IXR_ARRAY_SIZE(small);

@@ -895,6 +895,48 @@ static void test_encode_tables(void **state) {
                   "c = 9, b = 10, a = 11 }",
                   "{\"v\":{\"a\":11,\"b\":10,\"c\":9,\"d\":8,\"e\":7,\"f\":6,"
                   "\"g\":5,\"h\":4,\"i\":3,\"j\":2,\"k\":1}}");
+  /* Around the writer's fast path (up to 32 members wait on the stack):
+   * 32 and 33 members, as arrays, objects and mixed integer keys, give the
+   * same kind of line. */
+  for (int n = 31; n <= 34; n++) {
+    char expr[2048], want[2048];
+    size_t e = 0, o = 0;
+    /* an array 1..n */
+    e = (size_t)snprintf(expr, sizeof(expr), "{");
+    o = (size_t)snprintf(want, sizeof(want), "{\"v\":[");
+    for (int i = 1; i <= n; i++) {
+      e += (size_t)snprintf(expr + e, sizeof(expr) - e, "%d,", i * 10);
+      o += (size_t)snprintf(want + o, sizeof(want) - o, "%s%d", i > 1 ? "," : "", i * 10);
+    }
+    snprintf(expr + e, sizeof(expr) - e, "}");
+    snprintf(want + o, sizeof(want) - o, "]}");
+    expect_encoding(f, expr, want);
+    /* an object: keys k01..kNN given in reverse, written sorted */
+    e = (size_t)snprintf(expr, sizeof(expr), "{");
+    o = (size_t)snprintf(want, sizeof(want), "{\"v\":{");
+    for (int i = n; i >= 1; i--)
+      e += (size_t)snprintf(expr + e, sizeof(expr) - e, "k%02d=%d,", i, i);
+    for (int i = 1; i <= n; i++)
+      o += (size_t)snprintf(want + o, sizeof(want) - o, "%s\"k%02d\":%d", i > 1 ? "," : "", i, i);
+    snprintf(expr + e, sizeof(expr) - e, "}");
+    snprintf(want + o, sizeof(want) - o, "}}");
+    expect_encoding(f, expr, want);
+    /* integer keys 2..n+1: not an array; an object sorted as text */
+    e = (size_t)snprintf(expr, sizeof(expr), "{");
+    for (int i = 2; i <= n + 1; i++)
+      e += (size_t)snprintf(expr + e, sizeof(expr) - e, "[%d]=%d,", i, i);
+    snprintf(expr + e, sizeof(expr) - e, "}");
+    char out[4096], err[256];
+    push_expr(f->L, expr);
+    assert_int_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+    assert_non_null(strstr(out, "{\"v\":{\"10\":10,\"11\":11,"));
+    assert_non_null(strstr(out, n + 1 >= 30 ? "\"2\":2,\"20\":20," : "\"2\":2,"));
+  }
+  /* A bad key past the fast path is still reported. */
+  expect_encoding_error(f,
+                        "(function() local t = {} for i = 1, 40 do t['k' .. i] = i end "
+                        "t[true] = 1 return t end)()",
+                        "cannot encode a boolean key");
 }
 
 static void test_encode_floats(void **state) {
