@@ -847,14 +847,15 @@ static int take_key(lua_State *L, keyref *k, bool text, char *err,
  * Returns 1 when the table is bigger (nothing written, stack unchanged). */
 static int encode_small_table(ixr__jw *w, lua_State *L, int idx, int depth,
                               char *err, size_t errlen) {
-  if (!lua_checkstack(L, 2 * FAST_MEMBERS + 4)) return 1;
   keyref keys[FAST_MEMBERS];
   int base = lua_gettop(L), n = 0, rc = 0;
   lua_Integer maxkey = 0;
   bool seq = true;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) { /* [.. k v] */
-    if (n == FAST_MEMBERS) {
+    /* Room as needed: a flow's stack is small, and growing it for the
+     * largest table would keep it large. */
+    if (n == FAST_MEMBERS || !lua_checkstack(L, 4)) {
       lua_settop(L, base);
       return 1;
     }
