@@ -57,6 +57,8 @@ typedef struct decoder {
   const unsigned char *start, *end;
   const unsigned char *p; /* the next byte to read */
   ixr__buf *scratch;      /* strings with escapes are decoded here */
+  ixr__keycache *kc;      /* recent object keys (NULL: none) */
+  int kcidx;              /* their Lua strings: the table at this index */
   /* The failure: a message, or what was expected instead of the byte at
    * `at`. */
   const char *msg;
@@ -423,6 +425,80 @@ static int parse_array(decoder *d, int depth) {
   return 0;
 }
 
+/*
+ * The key cache. Object keys repeat from line to line ("interactionid",
+ * "userdata", ...), and making each one a Lua string means hashing it and
+ * walking Lua's string table every time: the largest single cost of
+ * decoding. So recent keys (plain ASCII, short) keep their Lua string in
+ * a table anchored in the registry, found again by a cheap hash of the
+ * bytes, a length and a memcmp. Direct-mapped: a colliding key replaces
+ * the older one.
+ */
+#define KC_SLOTS 512
+#define KC_MAXLEN 40 /* Lua's short strings */
+
+struct ixr__keycache {
+  struct {
+    uint8_t n; /* length + 1; 0: empty */
+    char s[KC_MAXLEN];
+  } e[KC_SLOTS];
+};
+
+static const char KEYCACHE_KEY = 'k'; /* registry key of the strings */
+
+static inline unsigned kc_slot(const unsigned char *s, size_t len) {
+  uint64_t a = 0, b = 0;
+  size_t m = len < 8 ? len : 8;
+  memcpy(&a, s, m);
+  memcpy(&b, s + len - m, m);
+  uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ull) ^ len) * 0xC2B2AE3D27D4EB4Full;
+  return (unsigned)(h >> 40) & (KC_SLOTS - 1);
+}
+
+/* [-0, +1] d->p is just past the opening quote of a key. */
+static int push_key(decoder *d) {
+  const unsigned char *s = d->p, *p = plain_run(s, d->end);
+  size_t len = (size_t)(p - s);
+  if (d->kc == NULL || p == d->end || *p != '"' || len > KC_MAXLEN)
+    return push_string(d);
+  unsigned slot = kc_slot(s, len);
+  lua_State *L = d->L;
+  if (d->kc->e[slot].n == len + 1 &&
+      memcmp(d->kc->e[slot].s, s, len) == 0) {
+    lua_rawgeti(L, d->kcidx, (lua_Integer)slot + 1);
+  } else {
+    lua_pushlstring(L, (const char *)s, len);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, d->kcidx, (lua_Integer)slot + 1);
+    d->kc->e[slot].n = (uint8_t)(len + 1);
+    memcpy(d->kc->e[slot].s, s, len);
+  }
+  d->p = p + 1;
+  return 0;
+}
+
+/* Pushes the cache's table (or nothing when there is no cache). */
+static ixr__keycache *keycache(ixr_runtime *rt, lua_State *L) {
+  if (rt->keycache == NULL) {
+    ixr__keycache *kc = calloc(1, sizeof(*kc));
+    if (kc == NULL) return NULL;
+    lua_createtable(L, KC_SLOTS, 0);
+    for (int i = 1; i <= KC_SLOTS; i++) { /* the array part, for good */
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, -2, i);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &KEYCACHE_KEY);
+    rt->keycache = kc;
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &KEYCACHE_KEY);
+  return rt->keycache;
+}
+
+void ixr__keycache_free(ixr_runtime *rt) {
+  free(rt->keycache);
+  rt->keycache = NULL;
+}
+
 /* [-0, +1] d->p is at '{'. */
 static int parse_object(decoder *d, int depth) {
   lua_State *L = d->L;
@@ -439,7 +515,7 @@ static int parse_object(decoder *d, int depth) {
   for (const char *want = "a string key or '}'";; want = "a string key") {
     if (p == end || *p != '"') return unexpected(d, p, want);
     d->p = p + 1;
-    if (push_string(d) != 0) return -1;
+    if (push_key(d) != 0) return -1;
     p = skip_ws(d->p, end);
     if (p == end || *p != ':') return unexpected(d, p, "':'");
     p = skip_ws(p + 1, end);
@@ -524,7 +600,9 @@ int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
     return IXR_EINVAL;
   }
   int rc = 0;
-  if (!lua_checkstack(L, 4)) rc = fail(&d, d.p, "out of Lua stack");
+  if (!lua_checkstack(L, 5)) rc = fail(&d, d.p, "out of Lua stack");
+  d.kc = NULL;
+  if (rc == 0 && (d.kc = keycache(rt, L)) != NULL) d.kcidx = lua_gettop(L);
   if (rc == 0) rc = parse_value(&d, 0);
   if (rc == 0 && skip_ws(d.p, d.end) != d.end)
     rc = fail(&d, skip_ws(d.p, d.end), "trailing garbage");
@@ -534,6 +612,7 @@ int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
     error_message(&d, err, errlen);
     return d.oom ? IXR_ENOMEM : IXR_EINVAL;
   }
+  if (d.kc != NULL) lua_remove(L, d.kcidx);
   IXR_STACK_CHECK(L, top, 1);
   return 0;
 }

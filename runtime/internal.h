@@ -361,6 +361,9 @@ typedef struct ixr__apisink {
   ixr__framer framer;
 } ixr__apisink;
 
+typedef struct ixr__keycache ixr__keycache;
+void ixr__keycache_free(ixr_runtime *rt);
+
 typedef struct ixr__gc {
   uint64_t alloc_mark;  /* alloc_total when last accounted */
   double owed;          /* basic steps owed (negative: ahead) */
@@ -393,6 +396,7 @@ struct ixr_runtime {
   ixr__gc gc;
   ixr__pool pool; /* the Lua state's small blocks, and the sessions */
   ixr__buf decode_scratch; /* strings with escapes, while decoding a line */
+  ixr__keycache *keycache; /* codec.c: recent object keys */
 
   /* limits of one call into Lua (luahost.c) */
   lua_State *call_thread; /* the thread of the call in progress, or NULL */

@@ -480,6 +480,7 @@ static void destroy(ixr_runtime *rt) {
   ixr__jw_free(rt->jw);
   rt->jw = NULL;
   ixr__buf_free(&rt->decode_scratch);
+  ixr__keycache_free(rt);
   ixr__framer_free(&rt->api.framer);
   ixr__buf_free(&rt->reentrant);
   while (rt->held_head != NULL) {

@@ -796,6 +796,58 @@ static void expect_encoding_error(fixture *f, const char *expr,
     fail_msg("encoding %s: message \"%s\" lacks \"%s\"", expr, err, frag);
 }
 
+/* Object keys come from a cache of recent keys (codec.c): thousands of
+ * distinct keys that collide in it, keys that differ only in the middle,
+ * keys at and past its length limit, with escapes or non-ASCII bytes: each
+ * decodes to exactly its own string, line after line. */
+static void test_decode_key_cache(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  char line[512], key[128];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 3000; i++) {
+      /* same length, same first and last bytes: only the middle differs */
+      snprintf(key, sizeof(key), "abcdefgh%06dstuvwxyz", i);
+      snprintf(line, sizeof(line), "{\"%s\":%d,\"k%d\":%d}", key, i, i % 700, i);
+      decode_ok(f, line);
+      lua_getfield(L, -1, key);
+      assert_int_equal(lua_tointeger(L, -1), i);
+      lua_pop(L, 1);
+      snprintf(key, sizeof(key), "k%d", i % 700);
+      lua_getfield(L, -1, key);
+      assert_int_equal(lua_tointeger(L, -1), i);
+      lua_pop(L, 2);
+    }
+  }
+  static const struct {
+    const char *json, *key;
+  } cases[] = {
+      {"{\"0123456789012345678901234567890123456789\":1}", /* 40: cached */
+       "0123456789012345678901234567890123456789"},
+      {"{\"01234567890123456789012345678901234567890\":1}", /* 41: not */
+       "01234567890123456789012345678901234567890"},
+      {"{\"a\\u0062c\":1}", "abc"},
+      {"{\"abc\":1}", "abc"},
+      {"{\"caf\xc3\xa9\":1}", "caf\xc3\xa9"},
+      {"{\"\":1}", ""},
+      {"{\"a\":{\"a\":{\"a\":1}}}", "a"},
+  };
+  for (int r = 0; r < 2; r++) {
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+      decode_ok(f, cases[i].json);
+      lua_pushnil(L);
+      assert_true(lua_next(L, -2));
+      size_t n;
+      const char *k = lua_tolstring(L, -2, &n);
+      assert_int_equal(n, strlen(cases[i].key));
+      assert_memory_equal(k, cases[i].key, n);
+      lua_pop(L, 1);                  /* [t k] */
+      assert_int_equal(lua_next(L, -2), 0); /* the only member: [t] */
+      lua_pop(L, 1);
+    }
+  }
+}
+
 /* ---- encoding --------------------------------------------------------- */
 
 static void test_encode_scalars_and_fields(void **state) {
@@ -1172,7 +1224,8 @@ int main(void) {
       T(test_decode_whitespace),
       T(test_encode_scalars_and_fields),
       T(test_encode_null),
-      T(test_encode_tables),
+      T(test_decode_key_cache),
+    T(test_encode_tables),
       T(test_encode_floats),
       T(test_encode_errors),
       T(test_encode_depth),
