@@ -455,24 +455,29 @@ static inline unsigned kc_slot(const unsigned char *s, size_t len) {
   return (unsigned)(h >> 40) & (KC_SLOTS - 1);
 }
 
+/* [-0, +1] pushes the key s[0..len), which must be valid UTF-8, through
+ * the cache: found again, or made and remembered. */
+static void kc_push(lua_State *L, ixr__keycache *kc, int kcidx,
+                    const unsigned char *s, size_t len) {
+  unsigned slot = kc_slot(s, len);
+  if (kc->e[slot].n == len + 1 && memcmp(kc->e[slot].s, s, len) == 0) {
+    lua_rawgeti(L, kcidx, (lua_Integer)slot + 1);
+    return;
+  }
+  lua_pushlstring(L, (const char *)s, len);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, kcidx, (lua_Integer)slot + 1);
+  kc->e[slot].n = (uint8_t)(len + 1);
+  memcpy(kc->e[slot].s, s, len);
+}
+
 /* [-0, +1] d->p is just past the opening quote of a key. */
 static int push_key(decoder *d) {
   const unsigned char *s = d->p, *p = plain_run(s, d->end);
   size_t len = (size_t)(p - s);
   if (d->kc == NULL || p == d->end || *p != '"' || len > KC_MAXLEN)
     return push_string(d);
-  unsigned slot = kc_slot(s, len);
-  lua_State *L = d->L;
-  if (d->kc->e[slot].n == len + 1 &&
-      memcmp(d->kc->e[slot].s, s, len) == 0) {
-    lua_rawgeti(L, d->kcidx, (lua_Integer)slot + 1);
-  } else {
-    lua_pushlstring(L, (const char *)s, len);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, d->kcidx, (lua_Integer)slot + 1);
-    d->kc->e[slot].n = (uint8_t)(len + 1);
-    memcpy(d->kc->e[slot].s, s, len);
-  }
+  kc_push(d->L, d->kc, d->kcidx, s, len);
   d->p = p + 1;
   return 0;
 }
@@ -492,6 +497,30 @@ static ixr__keycache *keycache(ixr_runtime *rt, lua_State *L) {
   }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &KEYCACHE_KEY);
   return rt->keycache;
+}
+
+int ixr__keycache_push(ixr_runtime *rt) {
+  return keycache(rt, rt->L) != NULL ? lua_gettop(rt->L) : 0;
+}
+
+int ixr__push_api_key(ixr_runtime *rt, int kcidx, const char *key) {
+  lua_State *L = rt->L;
+  size_t len = strlen(key);
+  ixr__keycache *kc = kcidx != 0 ? rt->keycache : NULL;
+  if (kc != NULL && len <= KC_MAXLEN) {
+    /* A key found in the cache was valid when it went in. */
+    unsigned slot = kc_slot((const unsigned char *)key, len);
+    if (kc->e[slot].n == len + 1 && memcmp(kc->e[slot].s, key, len) == 0) {
+      lua_rawgeti(L, kcidx, (lua_Integer)slot + 1);
+      return 0;
+    }
+  }
+  if (!ixr__utf8_valid(key, len)) return IXR_EINVAL;
+  if (kc != NULL && len <= KC_MAXLEN)
+    kc_push(L, kc, kcidx, (const unsigned char *)key, len);
+  else
+    lua_pushlstring(L, key, len);
+  return 0;
 }
 
 void ixr__keycache_free(ixr_runtime *rt) {

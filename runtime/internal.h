@@ -363,6 +363,11 @@ typedef struct ixr__apisink {
 
 typedef struct ixr__keycache ixr__keycache;
 void ixr__keycache_free(ixr_runtime *rt);
+/* [-0, +1] pushes the key cache's table: its index, or 0 (none pushed). */
+int ixr__keycache_push(ixr_runtime *rt);
+/* [-0, +1] pushes an object key given through the API (checked for UTF-8
+ * unless the cache at kcidx knows it), or IXR_EINVAL with nothing pushed. */
+int ixr__push_api_key(ixr_runtime *rt, int kcidx, const char *key);
 
 typedef struct ixr__gc {
   uint64_t alloc_mark;  /* alloc_total when last accounted */

@@ -240,8 +240,58 @@ int ixr_feed(ixr_runtime *rt, const char *bytes, size_t len) {
 
 /* [-0, +1] pushes the value of fields[*i] (advancing *i past it), or
  * returns IXR_EINVAL with nothing pushed. */
-static int push_field(lua_State *L, const ixr_field *f, size_t n, size_t *i,
-                      int depth) {
+static int push_field(ixr_runtime *rt, int kcidx, const ixr_field *f, size_t n,
+                      size_t *i, int depth);
+
+/* The members directly inside the container whose first member is f[i]
+ * (up to its IXR_V_END, or to n): the size its table is made with. */
+static int count_members(const ixr_field *f, size_t n, size_t i) {
+  int count = 0, nest = 0;
+  for (; i < n; i++) {
+    if (f[i].type == IXR_V_END) {
+      if (nest == 0) break;
+      nest--;
+      continue;
+    }
+    if (nest == 0) count++;
+    if (f[i].type == IXR_V_OBJECT || f[i].type == IXR_V_ARRAY) nest++;
+  }
+  return count;
+}
+
+/* [-0, +0] sets the members f[*i].. into the table on top, up to an
+ * IXR_V_END (consumed) or, with `top_level`, to n. Keys go through the key
+ * cache at kcidx; a null member is absent, as in JSON. */
+static int push_members(ixr_runtime *rt, int kcidx, const ixr_field *f,
+                        size_t n, size_t *i, int depth, bool arr,
+                        bool top_level) {
+  lua_State *L = rt->L;
+  lua_Integer idx = 1;
+  while (*i < n && f[*i].type != IXR_V_END) {
+    if (!arr) {
+      if (f[*i].key == NULL) return IXR_EINVAL;
+      int rc = ixr__push_api_key(rt, kcidx, f[*i].key);
+      if (rc != 0) return rc;
+    }
+    bool null_member = !arr && f[*i].type == IXR_V_NULL;
+    int rc = push_field(rt, kcidx, f, n, i, depth + 1);
+    if (rc != 0) {
+      if (!arr) lua_pop(L, 1);
+      return rc;
+    }
+    if (null_member) lua_pop(L, 2);
+    else if (arr) lua_rawseti(L, -2, idx++);
+    else lua_rawset(L, -3);
+  }
+  if (top_level) return *i < n ? IXR_EINVAL : 0; /* a stray IXR_V_END */
+  if (*i >= n) return IXR_EINVAL;                /* no IXR_V_END */
+  (*i)++;
+  return 0;
+}
+
+static int push_field(ixr_runtime *rt, int kcidx, const ixr_field *f, size_t n,
+                      size_t *i, int depth) {
+  lua_State *L = rt->L;
   const ixr_field *x = &f[*i];
   (*i)++;
   switch (x->type) {
@@ -264,30 +314,11 @@ static int push_field(lua_State *L, const ixr_field *f, size_t n, size_t *i,
     case IXR_V_ARRAY: {
       if (depth >= 64 || !lua_checkstack(L, 4)) return IXR_EINVAL;
       bool arr = x->type == IXR_V_ARRAY;
-      lua_newtable(L);
-      lua_Integer idx = 1;
-      while (*i < n && f[*i].type != IXR_V_END) {
-        const char *key = f[*i].key;
-        if (!arr && (key == NULL || !ixr__utf8_valid(key, strlen(key)))) {
-          lua_pop(L, 1);
-          return IXR_EINVAL;
-        }
-        bool null_member = !arr && f[*i].type == IXR_V_NULL;
-        int rc = push_field(L, f, n, i, depth + 1);
-        if (rc != 0) {
-          lua_pop(L, 1);
-          return rc;
-        }
-        if (null_member) lua_pop(L, 1); /* as in JSON: a null member is absent */
-        else if (arr) lua_rawseti(L, -2, idx++);
-        else lua_setfield(L, -2, key);
-      }
-      if (*i >= n) { /* no IXR_V_END */
-        lua_pop(L, 1);
-        return IXR_EINVAL;
-      }
-      (*i)++;
-      return 0;
+      int count = count_members(f, n, *i);
+      lua_createtable(L, arr ? count : 0, arr ? 0 : count);
+      int rc = push_members(rt, kcidx, f, n, i, depth, arr, false);
+      if (rc != 0) lua_pop(L, 1);
+      return rc;
     }
     default: return IXR_EINVAL;
   }
@@ -300,33 +331,26 @@ int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
   if (!ixr__utf8_valid(name, strlen(name))) return IXR_EINVAL;
   lua_State *L = rt->L;
   int top = lua_gettop(L);
+  if (!lua_checkstack(L, 8)) return IXR_ENOMEM;
+  int kcidx = ixr__keycache_push(rt);
   lua_createtable(L, 0, 2);
   lua_pushstring(L, name);
   lua_setfield(L, -2, "name");
   /* data: an object of the n fields, closed here */
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, count_members(data, n, 0));
   size_t i = 0;
-  while (i < n) {
-    const char *key = data[i].key;
-    if (key == NULL || data[i].type == IXR_V_END || !ixr__utf8_valid(key, strlen(key))) {
-      lua_settop(L, top);
-      return IXR_EINVAL;
-    }
-    bool null_member = data[i].type == IXR_V_NULL;
-    int rc = push_field(L, data, n, &i, 1);
-    if (rc != 0) {
-      lua_settop(L, top);
-      return rc;
-    }
-    if (null_member) lua_pop(L, 1);
-    else lua_setfield(L, -2, key);
+  int rc = push_members(rt, kcidx, data, n, &i, 0, false, true);
+  if (rc != 0) {
+    lua_settop(L, top);
+    return rc;
   }
   lua_setfield(L, -2, "data");
+  if (kcidx != 0) lua_remove(L, kcidx);
   if (rt->depth > 0 || rt->draining) {
     /* From an output callback: queue it, as JSON, behind the current event. */
     char err[128];
     ixr__jw *w = ixr__jw_new();
-    int rc = IXR_ENOMEM;
+    rc = IXR_ENOMEM;
     if (w != NULL) {
       ixr__jw_begin(w);
       ixr__jw_str(w, "name", name, strlen(name));
@@ -358,7 +382,7 @@ int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
   rt->draining = true;
   ixr__dispatch(rt, &rt->api.sink, 0); /* pops the event */
   ixr__gc_after_work(rt);
-  int rc = drain_reentrant(rt);
+  rc = drain_reentrant(rt);
   rt->draining = false;
   if (ixr__leave(rt)) return IXR_ECLOSED;
   IXR_STACK_CHECK(L, top, 0);
