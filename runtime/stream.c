@@ -45,6 +45,8 @@ struct ixr__stream {
   ixr__stream *next_stream, *prev_stream;
   ixr__framer framer;
   char *rbuf;
+  char *rbuf2; /* IN_FILE: the read ahead goes here, in turn with rbuf */
+  int rhalf;   /* IN_FILE: the buffer of the read in flight (0: rbuf) */
   unsigned flags;
   char name[64];
 
@@ -329,6 +331,8 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
   ixr__leave(rt);
 }
 
+static bool read_file(ixr__stream *st, bool final);
+
 static void on_fs_read(uv_fs_t *req) {
   ixr__stream *st = req->data;
   ssize_t n = req->result;
@@ -342,8 +346,13 @@ static void on_fs_read(uv_fs_t *req) {
   rt->in_uv_cb++;
   if (n > 0) {
     st->file_off += n;
-    input_chunk(st, st->rbuf, (size_t)n);
-    if (!st->closing && st->reading) start_reading(st);
+    char *chunk = st->rhalf ? st->rbuf2 : st->rbuf;
+    st->rhalf ^= 1;
+    /* The next read runs on libuv's thread pool while this chunk is
+     * processed, into the other buffer: the loop does not wait for it. */
+    bool ahead = st->reading && read_file(st, false);
+    input_chunk(st, chunk, (size_t)n);
+    if (!ahead && !st->closing && st->reading) start_reading(st);
   } else {
     if (n < 0)
       ixr__log(rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
@@ -372,16 +381,30 @@ static void start_reading(ixr__stream *st) {
     st->reading = false;
     return;
   }
-  uv_buf_t b = uv_buf_init(st->rbuf, READ_CHUNK);
+  read_file(st, true);
+}
+
+/* Starts the next read of an input file into the buffer not being
+ * processed. A failure ends the input when `final`; otherwise it is left
+ * for start_reading() to meet again (and report) once the chunk in hand
+ * is done. True when a read is in flight. */
+static bool read_file(ixr__stream *st, bool final) {
+  if (st->fs_busy) return true;
+  if (st->eof || st->closing || st->rt->stopping || st->pending > HIGH_WATER)
+    return false;
+  uv_buf_t b = uv_buf_init(st->rhalf ? st->rbuf2 : st->rbuf, READ_CHUNK);
   st->fsreq.data = st;
   int rc = uv_fs_read(st->rt->loop, &st->fsreq, st->in_fd, &b, 1, -1, on_fs_read);
   if (rc != 0) {
-    ixr__log(st->rt, IXR_LOG_WARN, "%s: cannot read (%s)", st->name,
-             uv_strerror(rc));
-    input_ended(st);
-    return;
+    if (final) {
+      ixr__log(st->rt, IXR_LOG_WARN, "%s: cannot read (%s)", st->name,
+               uv_strerror(rc));
+      input_ended(st);
+    }
+    return false;
   }
   st->fs_busy = true;
+  return true;
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -397,6 +420,7 @@ static void free_stream(ixr__stream *st) {
   ixr__framer_free(&st->framer);
   ixr__buf_free(&st->obuf);
   free(st->rbuf);
+  free(st->rbuf2);
   free(st);
   if (rt->streams == NULL) close_stop_timer(rt);
   ixr__handle_closed(rt);
@@ -523,6 +547,10 @@ int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd, unsigned flags) {
   int rc = 0;
   if (it == UV_FILE || it == UV_UNKNOWN_HANDLE) {
     st->in = IN_FILE;
+    if ((st->rbuf2 = malloc(READ_CHUNK)) == NULL) {
+      rc = IXR_ENOMEM;
+      goto fail;
+    }
   } else {
     st->in = IN_STREAM;
     rc = open_handle(rt, in_fd, it, &st->h.handle, true, &st->h_open);

@@ -1159,6 +1159,62 @@ static void test_serve_fd_file_then_socket(void **state) {
   close(out);
 }
 
+/* A regular file of many read chunks (input files are read 64 KiB at a
+ * time, the next chunk while the last one is processed), with lines that
+ * straddle the chunk boundaries: every line is processed, in order. */
+static void test_serve_fd_big_file_in_order(void **state) {
+  fixture *f = *state;
+  srv_new(f);
+  enum { N = 4000 };
+  size_t cap = (size_t)N * 400, len = 0;
+  char *text = malloc(cap);
+  assert_non_null(text);
+  for (int i = 0; i < N; i++) {
+    /* lines of varying length, so that chunk ends fall anywhere */
+    len += (size_t)snprintf(text + len, cap - len,
+                            "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":"
+                            "\"B%05d\",\"pad\":\"%.*s\"}}\n",
+                            i, 1 + (i * 37) % 250,
+                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+  }
+  assert_true(len > 8 * 65536);
+  int in = temp_file(f, "big.ndjson", text);
+  free(text);
+  int out = temp_file(f, "out.ndjson", "");
+  assert_int_equal(ixr_serve_fd(f->rt, in, out, IXR_SERVE_STOP_AT_EOF), 0);
+  f->guard.data = f;
+  uv_timer_start(&f->guard, on_guard, 60000, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&f->guard);
+  assert_false(f->guard_fired);
+  /* Two lines out per event: started, then route. */
+  off_t size = lseek(out, 0, SEEK_END);
+  assert_true(size > 0);
+  char *o = malloc((size_t)size + 1);
+  assert_non_null(o);
+  assert_int_equal(pread(out, o, (size_t)size, 0), size);
+  o[size] = '\0';
+  int seen = 0;
+  for (char *p = o; (p = strstr(p, "\"state\":\"started\"")) != NULL; p++) {
+    char want[64];
+    snprintf(want, sizeof(want), "\"interactionid\":\"B%05d\"", seen);
+    char *nl = strchr(p, '\n');
+    assert_non_null(nl);
+    *nl = '\0';
+    if (strstr(p, want) == NULL) fail_msg("line %d out of order: %s", seen, p);
+    p = nl;
+    seen++;
+  }
+  assert_int_equal(seen, N);
+  free(o);
+  finish(f);
+  close(in);
+  close(out);
+}
+
 /* A client that half-closes still gets all of its output, then EOF. */
 static void on_shutdown(uv_shutdown_t *req, int status) {
   client *c = req->data;
@@ -1269,6 +1325,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_close_with_open_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_pipe_flushes_at_eof, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_open_fails_after_init, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_serve_fd_big_file_in_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_file_then_socket, setup, teardown),
       cmocka_unit_test_setup_teardown(test_half_close_gets_all_output, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tcp_round_trip, setup, teardown),
