@@ -457,10 +457,17 @@ static inline unsigned kc_slot(const unsigned char *s, size_t len) {
 
 /* [-0, +1] pushes the key s[0..len), which must be valid UTF-8, through
  * the cache: found again, or made and remembered. */
+/* Whether the cache holds s[0..len); *slot is where it is or would go. */
+static bool kc_hit(const ixr__keycache *kc, const unsigned char *s,
+                   size_t len, unsigned *slot) {
+  *slot = kc_slot(s, len);
+  return kc->e[*slot].n == len + 1 && memcmp(kc->e[*slot].s, s, len) == 0;
+}
+
 static void kc_push(lua_State *L, ixr__keycache *kc, int kcidx,
                     const unsigned char *s, size_t len) {
-  unsigned slot = kc_slot(s, len);
-  if (kc->e[slot].n == len + 1 && memcmp(kc->e[slot].s, s, len) == 0) {
+  unsigned slot;
+  if (kc_hit(kc, s, len, &slot)) {
     lua_rawgeti(L, kcidx, (lua_Integer)slot + 1);
     return;
   }
@@ -507,13 +514,12 @@ int ixr__push_api_key(ixr_runtime *rt, int kcidx, const char *key) {
   lua_State *L = rt->L;
   size_t len = strlen(key);
   ixr__keycache *kc = kcidx != 0 ? rt->keycache : NULL;
-  if (kc != NULL && len <= KC_MAXLEN) {
+  unsigned slot;
+  if (kc != NULL && len <= KC_MAXLEN &&
+      kc_hit(kc, (const unsigned char *)key, len, &slot)) {
     /* A key found in the cache was valid when it went in. */
-    unsigned slot = kc_slot((const unsigned char *)key, len);
-    if (kc->e[slot].n == len + 1 && memcmp(kc->e[slot].s, key, len) == 0) {
-      lua_rawgeti(L, kcidx, (lua_Integer)slot + 1);
-      return 0;
-    }
+    lua_rawgeti(L, kcidx, (lua_Integer)slot + 1);
+    return 0;
   }
   if (!ixr__utf8_valid(key, len)) return IXR_EINVAL;
   if (kc != NULL && len <= KC_MAXLEN)
