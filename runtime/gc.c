@@ -13,17 +13,18 @@
  * burst does too.
  *
  * So ixr stops the automatic collector and drives it in basic steps
- * (lua_gc LUA_GCSTEP with 0: about STEP_UNITS units of work, tens of
- * microseconds), at moments of its choosing:
+ * (lua_gc LUA_GCSTEP with 0: a fixed amount of work, tens of
+ * microseconds, see STEP_MUL), at moments of its choosing:
  *
- *  - After each unit of work (an event, a line, a batch of timers): the
- *    work pays for the bytes it allocated, at a rate that spreads one whole
- *    cycle over allocating SPREAD times the live heap (the steps a cycle
- *    takes are learnt from the previous one). At most PAY_MAX steps at a
- *    time; the rest carries over.
+ *  - After each unit of work (an event, a line, a timer): the work pays
+ *    for the bytes it allocated, at a rate that spreads one whole cycle
+ *    over allocating SPREAD times the heap the last cycle left (the steps
+ *    a cycle takes are learnt from the previous one). At most PAY_MAX
+ *    steps at a time; the rest carries over.
  *  - When the loop has nothing else to do (a uv_idle handle, stream.c):
- *    steps ahead of the debt, IDLE_SLICE_NS at a time, until one cycle's
- *    worth ahead. Under moderate load most of the collection happens here.
+ *    steps ahead of the debt, IDLE_SLICE_NS at a time, up to a quarter of
+ *    a cycle ahead. Under moderate load much of the collection happens
+ *    here.
  *  - Inside a long call (the budget hook, every 1,000 instructions), once
  *    the call has allocated HOOK_BYTES since the last step: a script that
  *    churns garbage in a loop is collected as it goes, as before.
