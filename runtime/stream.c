@@ -141,14 +141,18 @@ static void unmark_dirty(ixr__stream *st) {
     uv_unref((uv_handle_t *)&rt->prepare);
 }
 
-static void on_prepare(uv_prepare_t *h) {
-  ixr_runtime *rt = h->data;
+/* Writes the output of every stream that has some. */
+static void flush_dirty(ixr_runtime *rt) {
   while (rt->dirty_streams != NULL) {
     ixr__stream *st = rt->dirty_streams;
     rt->dirty_streams = st->next_dirty;
     st->dirty = false;
     flush(st);
   }
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  flush_dirty(h->data);
   uv_unref((uv_handle_t *)h);
 }
 
@@ -764,6 +768,12 @@ int ixr__streams_init(ixr_runtime *rt) {
  * event that arrives meanwhile waits for at most one slice. */
 static void on_gc_idle(uv_idle_t *h) {
   ixr_runtime *rt = h->data;
+  /* libuv runs idle handles before prepare handles: write the answers of
+   * this iteration's events first, so they do not wait for the slice. */
+  if (rt->dirty_streams != NULL) {
+    flush_dirty(rt);
+    if (rt->prepare_open) uv_unref((uv_handle_t *)&rt->prepare);
+  }
   if (!ixr__gc_idle(rt)) uv_idle_stop(h);
 }
 
