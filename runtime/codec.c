@@ -1057,32 +1057,13 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
       cap *= 2;
     }
     keyref *k = &keys[nkeys];
-    int kt = lua_type(L, -1);
-    if (kt == LUA_TNUMBER && lua_isinteger(L, -1)) {
-      k->isnum = true;
-      k->ik = lua_tointeger(L, -1);
-      k->len = (size_t)snprintf(k->num, sizeof(k->num), "%lld", (long long)k->ik);
-      k->s = NULL;
-      if (k->ik < 1) seq = false;
-      if (k->ik > maxkey) maxkey = k->ik;
-    } else if (kt == LUA_TSTRING) {
-      k->isnum = false;
-      k->s = lua_tolstring(L, -1, &k->len); /* anchored by the table */
-      seq = false;
-      /* Checked before anything of the table is written, so that a bad
-       * key is reported before a bad value under an earlier key. */
-      if (!ixr__utf8_valid(k->s, k->len)) {
-        snprintf(err, errlen, "key is not valid UTF-8");
-        lua_pop(L, 1);
-        rc = -1;
-        goto done;
-      }
-    } else {
-      snprintf(err, errlen, "cannot encode a %s key", lua_typename(L, kt));
+    if (take_key(L, k, true, err, errlen) != 0) {
       lua_pop(L, 1);
       rc = -1;
       goto done;
     }
+    if (!k->isnum || k->ik < 1) seq = false;
+    else if (k->ik > maxkey) maxkey = k->ik;
     nkeys++;
   }
   if (seq && nkeys > 0 && (lua_Unsigned)maxkey == nkeys) {

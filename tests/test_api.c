@@ -302,11 +302,16 @@ static void test_feed_any_split(void **state) {
 
 /* ---- ixr_feed_event ------------------------------------------------------ */
 
-static ixr_field fstr(const char *key, const char *s) {
+static ixr_field ftype(const char *key, ixr_value_type t) {
   ixr_field x;
   memset(&x, 0, sizeof(x));
   x.key = key;
-  x.type = IXR_V_STRING;
+  x.type = t;
+  return x;
+}
+
+static ixr_field fstr(const char *key, const char *s) {
+  ixr_field x = ftype(key, IXR_V_STRING);
   x.str = s;
   return x;
 }
@@ -318,28 +323,14 @@ static ixr_field fstrn(const char *key, const char *s, size_t len) {
 }
 
 static ixr_field fint(const char *key, int64_t i) {
-  ixr_field x;
-  memset(&x, 0, sizeof(x));
-  x.key = key;
-  x.type = IXR_V_INT;
+  ixr_field x = ftype(key, IXR_V_INT);
   x.i = i;
   return x;
 }
 
 static ixr_field fdbl(const char *key, double d) {
-  ixr_field x;
-  memset(&x, 0, sizeof(x));
-  x.key = key;
-  x.type = IXR_V_DOUBLE;
+  ixr_field x = ftype(key, IXR_V_DOUBLE);
   x.d = d;
-  return x;
-}
-
-static ixr_field ftype(const char *key, ixr_value_type t) {
-  ixr_field x;
-  memset(&x, 0, sizeof(x));
-  x.key = key;
-  x.type = t;
   return x;
 }
 
