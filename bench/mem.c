@@ -18,9 +18,16 @@
  * includes garbage the incremental collector has not reclaimed yet, as the
  * RSS does).
  *
+ * It also reports the collector's cycles while the sessions were started
+ * and the longest pause among them (the atomic step of the last cycle, as
+ * a rule): what a loop with that many waiting flows stalls for, once per
+ * cycle. The last cycle ended before all N were alive, so it is a lower
+ * bound for N.
+ *
  * One line:
  *   bench=mem sessions=N rss_mb=... rss_bytes_per_session=...
  *     lua_mb=... lua_bytes_per_session=... seconds=... sessions_per_s=...
+ *     gc_cycles=... gc_pause_max_ms=...
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -127,10 +134,12 @@ int main(int argc, char **argv) {
   double rss_b = (double)(rss1 - rss0) * 1024.0, lua_b = (double)(st1.lua_bytes - st0.lua_bytes);
   printf("bench=mem%s sessions=%lld live=%llu rss_mb=%.1f rss_total_mb=%.1f "
          "rss_bytes_per_session=%.0f lua_mb=%.1f lua_bytes_per_session=%.0f "
-         "seconds=%.3f sessions_per_s=%.0f lines_out=%llu\n",
+         "seconds=%.3f sessions_per_s=%.0f lines_out=%llu gc_cycles=%llu "
+         "gc_pause_max_ms=%.2f\n",
          minimal ? "_minimal" : "", n, (unsigned long long)live, rss_b / 1048576.0,
          rss1 / 1024.0, rss_b / (double)n, lua_b / 1048576.0, lua_b / (double)n, secs,
-         (double)n / secs, (unsigned long long)lines);
+         (double)n / secs, (unsigned long long)lines,
+         (unsigned long long)(st1.gc_cycles - st0.gc_cycles), (double)st1.gc_pause_max_ns / 1e6);
   fflush(stdout);
   ixr_close(rt);
   free(f);

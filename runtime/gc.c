@@ -85,23 +85,52 @@ static double rate(const ixr_runtime *rt) {
   return steps / (SPREAD * live);
 }
 
+/* The loop was held for ns nanoseconds by the collector. */
+static void note_pause(ixr__gc *g, uint64_t ns) {
+  g->ns_total += ns;
+  if (ns > g->pause_max_ns) g->pause_max_ns = ns;
+  if (ns > g->pause_cycle_ns) g->pause_cycle_ns = ns;
+}
+
+/* stepped: the cycle was made of basic steps only, so its count of them
+ * is what the next one will take. */
+static void cycle_done(ixr_runtime *rt, bool stepped) {
+  ixr__gc *g = &rt->gc;
+  g->cycles++;
+  if (stepped) g->steps_last = g->steps_cycle;
+  g->steps_cycle = 0;
+  g->live = rt->lua_bytes;
+  g->pause_last_cycle_ns = g->pause_cycle_ns;
+  g->pause_cycle_ns = 0;
+}
+
 /* L: the running thread (a step may only run on it). */
 static void step(ixr_runtime *rt, lua_State *L) {
   ixr__gc *g = &rt->gc;
   g->owed -= 1.0;
   g->steps_total++;
   g->steps_cycle++;
+  uint64_t t0 = uv_hrtime();
   int done = lua_gc(L, LUA_GCSTEP, 0);
+  note_pause(g, uv_hrtime() - t0);
   credit(L);
   if (done) {
-    g->cycles++;
-    g->steps_last = g->steps_cycle;
-    g->steps_cycle = 0;
-    g->live = rt->lua_bytes;
-    ixr__log(rt, IXR_LOG_DEBUG, "gc: cycle %llu: %llu steps, heap %zu KiB",
+    cycle_done(rt, true);
+    ixr__log(rt, IXR_LOG_DEBUG,
+             "gc: cycle %llu: %llu steps, heap %zu KiB, longest step %.2f ms",
              (unsigned long long)g->cycles, (unsigned long long)g->steps_last,
-             rt->lua_bytes / 1024);
+             rt->lua_bytes / 1024, (double)g->pause_last_cycle_ns / 1e6);
   }
+}
+
+void ixr__gc_full(ixr_runtime *rt) {
+  ixr__gc *g = &rt->gc;
+  uint64_t t0 = uv_hrtime();
+  lua_gc(rt->L, LUA_GCCOLLECT);
+  note_pause(g, uv_hrtime() - t0);
+  credit(rt->L);
+  /* Whatever cycle was in progress is complete now. */
+  cycle_done(rt, false);
 }
 
 static void account(ixr_runtime *rt) {

@@ -376,6 +376,10 @@ typedef struct ixr__gc {
   uint64_t steps_last;  /* steps the last complete cycle took */
   size_t live;          /* lua_bytes when the last cycle ended */
   uint64_t steps_total, cycles;
+  /* Time the loop spent in the collector: in all, the longest single step
+   * (or forced full collection), and the longest step of the cycle in
+   * progress and of the last complete one (the atomic step, mostly). */
+  uint64_t ns_total, pause_max_ns, pause_cycle_ns, pause_last_cycle_ns;
 } ixr__gc;
 
 struct ixr_runtime {
@@ -481,12 +485,14 @@ struct ixr_runtime {
 int ixr__streams_init(ixr_runtime *rt);
 void ixr__gc_idle_arm(ixr_runtime *rt); /* stream.c: start the idle handle */
 
-/* gc.c: ixr paces the Lua collector (stopped otherwise). */
+/* gc.c: ixr paces the Lua collector (stopped otherwise). ixr__gc_full runs
+ * a whole collection at once (the memory cap's), timed as the steps are. */
 void ixr__gc_init(ixr_runtime *rt);
 void ixr__gc_after_work(ixr_runtime *rt); /* after an event, line, timers */
 void ixr__gc_in_call(ixr_runtime *rt, lua_State *L); /* from the hook */
 bool ixr__gc_idle_wanted(const ixr_runtime *rt);
 bool ixr__gc_idle(ixr_runtime *rt); /* one idle slice; true: more wanted */
+void ixr__gc_full(ixr_runtime *rt);
 void ixr__streams_stop(ixr_runtime *rt, bool now);
 
 /* runtime.c */

@@ -309,6 +309,14 @@ typedef struct ixr_stats {
   uint64_t generation;        /* strategy generation in service */
   uint64_t gc_cycles;         /* Lua collection cycles completed (paced by ixr) */
   uint64_t gc_steps;          /* collector steps taken */
+  /* Time the runtime spent collecting, during which it handles nothing:
+   * in all, the longest single pause since it was created, and the
+   * longest of the last complete cycle. The longest is the cycle's atomic
+   * step, which grows with the number of waiting flows (about 0.6 us
+   * each here; docs/performance.md). */
+  uint64_t gc_ns;
+  uint64_t gc_pause_max_ns;
+  uint64_t gc_pause_last_cycle_ns;
 } ixr_stats;
 
 IXR_EXTERN int ixr_get_stats(ixr_runtime *rt, ixr_stats *st);

@@ -169,7 +169,7 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
     size_t cap = rt->opt.max_memory;
     if (cap != 0 && rt->lua_bytes > cap / 10 * 9 &&
         rt->lua_bytes > rt->forced_gc_bytes + cap / 20) {
-      lua_gc(L, LUA_GCCOLLECT);
+      ixr__gc_full(rt);
       rt->forced_gc_bytes = rt->lua_bytes;
     }
     rt->budget = rt->opt.max_instructions;
@@ -230,7 +230,7 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
     rt->last_kill = rt->kill;
     /* What a killed call built is garbage now: give it back at once. */
     if (rt->kill == IXR__KILL_MEMORY) {
-      lua_gc(L, LUA_GCCOLLECT);
+      ixr__gc_full(rt);
       rt->forced_gc_bytes = rt->lua_bytes;
     }
   } else if (outer) {

@@ -118,6 +118,11 @@ static void fill_status(ixr_runtime *rt, ixr__jw *w) {
   ixr__jw_int(w, "lua_bytes", (int64_t)st.lua_bytes);
   ixr__jw_int(w, "max_memory", (int64_t)rt->opt.max_memory);
   ixr__jw_int(w, "limit_kills", (int64_t)st.limit_kills);
+  ixr__jw_int(w, "gc_cycles", (int64_t)st.gc_cycles);
+  ixr__jw_int(w, "gc_ms", (int64_t)(st.gc_ns / 1000000));
+  ixr__jw_int(w, "gc_pause_max_us", (int64_t)(st.gc_pause_max_ns / 1000));
+  ixr__jw_int(w, "gc_pause_last_cycle_us",
+              (int64_t)(st.gc_pause_last_cycle_ns / 1000));
   if (rt->reloaded_once) {
     const ixr_reload_result *r = &rt->last_reload;
     ixr__jw_bool(w, "last_reload_ok", r->ok);

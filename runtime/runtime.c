@@ -421,6 +421,9 @@ int ixr_get_stats(ixr_runtime *rt, ixr_stats *st) {
   st->lua_bytes = rt->lua_bytes;
   st->gc_cycles = rt->gc.cycles;
   st->gc_steps = rt->gc.steps_total;
+  st->gc_ns = rt->gc.ns_total;
+  st->gc_pause_max_ns = rt->gc.pause_max_ns;
+  st->gc_pause_last_cycle_ns = rt->gc.pause_last_cycle_ns;
   st->generation = rt->generation;
   return 0;
 }

@@ -48,12 +48,23 @@ static const char *KEEP =
     "  end,\n"
     "}\n";
 
+/* One call that keeps everything it makes: killed by the memory cap. */
+static const char *BOMB =
+    "return {\n"
+    "  defaults = 'none',\n"
+    "  start = function(session, event)\n"
+    "    local t = {}\n"
+    "    while true do t[#t + 1] = string.rep('x', 100) .. #t end\n"
+    "  end,\n"
+    "}\n";
+
 static int setup(void **state) {
   tfix *f = calloc(1, sizeof(*f));
   f->dir = tdir_new();
   tdir_write(f->dir, "churn.lua", CHURN);
   tdir_write(f->dir, "longcall.lua", LONGCALL);
   tdir_write(f->dir, "keep.lua", KEEP);
+  tdir_write(f->dir, "bomb.lua", BOMB);
   *state = f;
   return 0;
 }
@@ -90,6 +101,39 @@ static void garbage_of_events_is_collected(void **state) {
   assert_true(st.gc_cycles >= 5);
   /* The live heap is well under 2 MB; allow for garbage between cycles. */
   assert_true(peak < 16u << 20);
+  /* The time it took is reported: the longest pause is one of the steps,
+   * the last cycle's longest is no longer than the longest ever. */
+  assert_true(st.gc_pause_last_cycle_ns > 0);
+  assert_true(st.gc_pause_last_cycle_ns <= st.gc_pause_max_ns);
+  assert_true(st.gc_pause_max_ns <= st.gc_ns);
+}
+
+/* After a call killed by the memory cap its garbage is collected at once
+ * (luahost.c's full collection, or gc.c's catch-up when the heap is over
+ * 3x the live data), the collector's work is counted and timed, and the
+ * runtime carries on. ixr.status reports the collector's figures. */
+static void killed_call_is_collected_and_reported(void **state) {
+  tfix *f = *state;
+  ixr_options o;
+  topts(&o, f->dir, &f->cap);
+  o.max_memory = 24u << 20;
+  o.max_call_growth = 0;
+  o.max_instructions = 0;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  ixr_stats before = stats(f->rt);
+  present(f->rt, "bomb", 1, "");
+  ixr_stats st = stats(f->rt);
+  assert_int_equal(st.limit_kills, 1);
+  assert_true(st.gc_cycles > before.gc_cycles);
+  assert_true(st.gc_ns > before.gc_ns);
+  assert_true(st.gc_pause_max_ns > 0);
+  assert_true(st.lua_bytes < 8u << 20); /* the bomb's tables are gone */
+  present(f->rt, "churn", 2, "");
+  assert_true(tcap_find(&f->cap, 0, "\"action\":\"done\"", "\"n\":400", NULL) >= 0);
+  tfeed(f->rt, "{\"name\":\"ixr.status\"}");
+  assert_true(tcap_find(&f->cap, 0, "\"name\":\"ixr.status\"", "\"gc_cycles\":",
+                        "\"gc_ms\":", "\"gc_pause_max_us\":",
+                        "\"gc_pause_last_cycle_us\":", NULL) >= 0);
 }
 
 /* A single call churning ~200 MB of garbage under a 48 MB cap and a 24 MB
@@ -178,6 +222,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(garbage_of_events_is_collected, setup, tfix_teardown),
       cmocka_unit_test_setup_teardown(long_call_collects_as_it_goes, setup, tfix_teardown),
+      cmocka_unit_test_setup_teardown(killed_call_is_collected_and_reported, setup, tfix_teardown),
       cmocka_unit_test_setup_teardown(live_sessions_survive, setup, tfix_teardown),
       cmocka_unit_test_setup_teardown(idle_loop_collects_then_sleeps, setup, tfix_teardown),
   };
