@@ -350,6 +350,13 @@ void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...)
 
 #define IXR__CO_POOL 256 /* finished flow threads kept for reuse */
 
+/* A flow cancelled while it waited, to be closed once the event is done. */
+typedef struct ixr__closing {
+  int ref;             /* registry ref of its thread */
+  lua_State *co;
+  ixr__session *s;     /* its session: freed only after the close */
+} ixr__closing;
+
 typedef struct ixr__held {
   struct ixr__held *next;
   size_t len;
@@ -428,6 +435,8 @@ struct ixr_runtime {
   int co_pool[IXR__CO_POOL]; /* registry refs of finished flow threads */
   lua_State *co_pool_L[IXR__CO_POOL];
   int co_pool_n;
+  ixr__closing *to_close; /* cancelled flows not closed yet (dispatch.c) */
+  size_t to_close_n, to_close_cap;
   int depth;          /* nesting of dispatch; re-entrant feeds are queued */
   int in_output;      /* inside a sink's write (a host's output callback) */
   ixr__buf reentrant; /* bytes fed while dispatching */

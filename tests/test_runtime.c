@@ -20,6 +20,38 @@ static const char *ROUTE_STRATEGY =
     "  end,\n"
     "}\n";
 
+/* A flow with a to-be-closed variable, cancelled while it waits. What its
+ * __close saw is kept at module level (shared by the strategy's sessions)
+ * and reported by any session on interaction.report. data.mode makes the
+ * __close fail or loop; the session:after callback reads a local of the
+ * flow (an upvalue that must survive the flow's thread being reused). */
+static const char *CLOSER_STRATEGY =
+    "local log = {}\n"
+    "local function closer(name, mode)\n"
+    "  return setmetatable({}, { __close = function(_, err)\n"
+    "    log[#log + 1] = name .. (err and '!' or '')\n"
+    "    if mode == 'error' then error('close failed: ' .. name) end\n"
+    "    if mode == 'loop' then while true do end end\n"
+    "  end })\n"
+    "end\n"
+    "return {\n"
+    "  requeue_timeout = 600,\n"
+    "  start = function(session, event)\n"
+    "    local keep = 'kept-' .. session.interactionid\n"
+    "    local guard <close> = closer(session.interactionid, event.data.mode)\n"
+    "    session:after(5, function(s) log[#log + 1] = 'timer ' .. keep end)\n"
+    "    if event.data.mode == 'exit' then session:exit('self') end\n"
+    "    session:wait('interaction.never')\n"
+    "  end,\n"
+    "  requeued = function(session, event) session:wait('interaction.never') end,\n"
+    "  on = {\n"
+    "    ['interaction.report'] = function(session, event)\n"
+    "      session:action('closed', { log = table.concat(log, ',') })\n"
+    "    end,\n"
+    "    ['interaction.end'] = function(session, event) session:exit('bye') end,\n"
+    "  },\n"
+    "}\n";
+
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof(*f));
   f->dir = tdir_new();
@@ -59,6 +91,7 @@ static int setup(void **state) {
              "  },\n"
              "}\n");
   tdir_write(f->dir, "syntax.lua", "return {\n  start = function(\n");
+  tdir_write(f->dir, "closer.lua", CLOSER_STRATEGY);
   f->rt = trt_new(f->dir, &f->cap);
   *state = f;
   return 0;
@@ -237,6 +270,102 @@ static void test_wait_after_cancel_exit(void **state) {
   tfeed(f->rt, "{\"name\":\"interaction.end\",\"data\":{\"interactionid\":\"W\"}}");
   assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"reason\":\"bye\"", NULL) >= 0);
   assert_true(tcap_find(&f->cap, 0, "unreachable", NULL) < 0);
+}
+
+static void closer_present(fixture *f, const char *iid, const char *mode) {
+  char line[256];
+  snprintf(line, sizeof(line),
+           "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"%s\","
+           "\"strategy\":\"closer\",\"mode\":\"%s\"}}",
+           iid, mode);
+  tfeed(f->rt, line);
+}
+
+static void closer_event(fixture *f, const char *iid, const char *name) {
+  char line[256];
+  snprintf(line, sizeof(line), "{\"name\":\"%s\",\"data\":{\"interactionid\":\"%s\"}}",
+           name, iid);
+  tfeed(f->rt, line);
+}
+
+/* The log of the closer strategy, as reported by session `iid`. */
+static void expect_closer_log(fixture *f, const char *iid, const char *log) {
+  size_t from = f->cap.n;
+  closer_event(f, iid, "interaction.report");
+  char want[256];
+  snprintf(want, sizeof(want), "{\"log\":\"%s\"}", log);
+  if (tcap_find(&f->cap, from, "\"closed\"", want, NULL) < 0) {
+    fprintf(stderr, "expected the log %s\n", want);
+    tcap_dump(&f->cap);
+    fail();
+  }
+}
+
+/* A session that ends while its flow waits: the flow is closed as
+ * coroutine.close would, after the event that ended it (its "ended" line
+ * comes first); so is a flow that ends its own session. */
+static void test_cancelled_flow_is_closed(void **state) {
+  fixture *f = *state;
+  closer_present(f, "A", "none");
+  closer_present(f, "B", "none");
+  expect_closer_log(f, "B", ""); /* waiting: nothing closed */
+  size_t from = f->cap.n;
+  closer_event(f, "A", "interaction.end");
+  assert_true(tcap_find(&f->cap, from, "\"ended\"", "\"session\":\"s1\"", "\"reason\":\"bye\"",
+                        NULL) >= 0);
+  assert_true(tcap_find(&f->cap, from, "\"error\"", NULL) < 0);
+  expect_closer_log(f, "B", "A");
+  closer_present(f, "C", "exit"); /* session:exit in the flow yields it */
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"reason\":\"self\"", NULL) >= 0);
+  expect_closer_log(f, "B", "A,C");
+}
+
+/* A __close that fails is reported, with where, for its session; one that
+ * never ends is stopped by the instruction budget. Nothing else is lost. */
+static void test_failing_close_is_reported(void **state) {
+  fixture *f = *state;
+  closer_present(f, "A", "error");
+  closer_present(f, "L", "loop");
+  closer_present(f, "B", "none");
+  size_t from = f->cap.n;
+  closer_event(f, "A", "interaction.end");
+  int e = tcap_find(&f->cap, from, "\"handler_error\"", "\"session\":\"s1\"",
+                    "closer.lua:5: close failed: A", NULL);
+  assert_true(e >= 0);
+  from = f->cap.n;
+  closer_event(f, "L", "interaction.end");
+  assert_true(tcap_find(&f->cap, from, "\"limit_exceeded\"", "\"session\":\"s2\"",
+                        "instruction budget", NULL) >= 0);
+  expect_closer_log(f, "B", "A,L");
+  closer_present(f, "D", "none");
+  closer_event(f, "D", "interaction.end");
+  expect_closer_log(f, "B", "A,L,D");
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.sessions_active, 1);
+}
+
+/* A suspended session's flow is closed and its thread serves the next
+ * flow; the closure its session:after keeps still sees the flow's local
+ * (closing the thread closed the upvalue: the new flow's stack does not
+ * show through). The requeued session closes its second flow too. */
+static void test_closed_thread_keeps_upvalues(void **state) {
+  fixture *f = *state;
+  closer_present(f, "A", "none");
+  tfeed(f->rt, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"A\","
+               "\"resultof\":\"revoking\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"suspended\"", "\"session\":\"s1\"", NULL) >= 0);
+  closer_present(f, "B", "none"); /* most likely on A's old thread */
+  closer_present(f, "C", "none");
+  expect_closer_log(f, "B", "A");
+  ixr_advance(f->rt, 5000);
+  expect_closer_log(f, "B", "A,timer kept-A,timer kept-B,timer kept-C");
+  closer_present(f, "A", "none"); /* presented again: requeued */
+  assert_true(tcap_find(&f->cap, 0, "\"resumed\"", "\"session\":\"s1\"", NULL) >= 0);
+  closer_event(f, "A", "interaction.end");
+  expect_closer_log(f, "B", "A,timer kept-A,timer kept-B,timer kept-C");
+  closer_event(f, "B", "interaction.end");
+  expect_closer_log(f, "C", "A,timer kept-A,timer kept-B,timer kept-C,B");
 }
 
 static void test_wait_timeout(void **state) {
@@ -625,6 +754,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_line_too_long_skips_only_that_line, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wait_after_cancel_exit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wait_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancelled_flow_is_closed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failing_close_is_reported, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_closed_thread_keeps_upvalues, setup, teardown),
       cmocka_unit_test_setup_teardown(test_manual_clock_fires_in_due_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_clock_advance_needs_manual_clock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),
