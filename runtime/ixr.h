@@ -312,7 +312,7 @@ typedef struct ixr_stats {
   /* Time the runtime spent collecting, during which it handles nothing:
    * in all, the longest single pause since it was created, and the
    * longest of the last complete cycle. The longest is the cycle's atomic
-   * step, which grows with the number of waiting flows (about 0.6 us
+   * step, which grows with the number of waiting flows (0.2 to 0.5 us
    * each here; docs/performance.md). */
   uint64_t gc_ns;
   uint64_t gc_pause_max_ns;
