@@ -162,6 +162,10 @@ static void close_flows(ixr_runtime *rt) {
   /* A __close may end other sessions and so add to the list: by index. */
   for (size_t i = 0; i < rt->to_close_n; i++) {
     ixr__closing c = rt->to_close[i];
+    if (rt->closing) { /* the runtime is going: no more strategy code */
+      luaL_unref(L, LUA_REGISTRYINDEX, c.ref);
+      continue;
+    }
     lua_pushcfunction(L, close_thread);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c.ref);
     if (ixr__invoke(rt, c.s, NULL, 1, "a <close> of the cancelled flow") ==

@@ -29,6 +29,7 @@ static const char *CLOSER_STRATEGY =
     "local log = {}\n"
     "local function closer(name, mode)\n"
     "  return setmetatable({}, { __close = function(_, err)\n"
+    "    print('closing ' .. name)\n"
     "    log[#log + 1] = name .. (err and '!' or '')\n"
     "    if mode == 'error' then error('close failed: ' .. name) end\n"
     "    if mode == 'loop' then while true do end end\n"
@@ -315,6 +316,7 @@ static void test_cancelled_flow_is_closed(void **state) {
                         NULL) >= 0);
   assert_true(tcap_find(&f->cap, from, "\"error\"", NULL) < 0);
   expect_closer_log(f, "B", "A");
+  assert_non_null(strstr(f->cap.log, "closing A"));
   closer_present(f, "C", "exit"); /* session:exit in the flow yields it */
   assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"reason\":\"self\"", NULL) >= 0);
   expect_closer_log(f, "B", "A,C");
@@ -330,7 +332,7 @@ static void test_failing_close_is_reported(void **state) {
   size_t from = f->cap.n;
   closer_event(f, "A", "interaction.end");
   int e = tcap_find(&f->cap, from, "\"handler_error\"", "\"session\":\"s1\"",
-                    "closer.lua:5: close failed: A", NULL);
+                    "closer.lua:6: close failed: A", NULL);
   assert_true(e >= 0);
   from = f->cap.n;
   closer_event(f, "L", "interaction.end");
@@ -343,6 +345,36 @@ static void test_failing_close_is_reported(void **state) {
   ixr_stats st;
   ixr_get_stats(f->rt, &st);
   assert_int_equal(st.sessions_active, 1);
+}
+
+/* The host closes the runtime from its output callback, on the "ended"
+ * line of a session whose flow waits: the runtime goes when the event is
+ * done, and the flow's __close does not run (no strategy code runs in a
+ * closing runtime, as no "ended" lines are written for its live sessions). */
+static void close_on_ended(void *ud, const ixr_output *out) {
+  fixture *f = ud;
+  tcap_output(&f->cap, out);
+  if (out->type == IXR_OUT_SESSION && strstr(f->cap.lines[f->cap.n - 1], "\"ended\"") != NULL)
+    ixr_close(f->rt);
+}
+
+static void test_runtime_closed_before_flow_closes(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  ixr_options o;
+  topts(&o, f->dir, &f->cap);
+  o.log_level = IXR_LOG_DEBUG;
+  o.on_output = close_on_ended;
+  o.output_ud = f;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  closer_present(f, "A", "none");
+  closer_present(f, "B", "none");
+  const char *end = "{\"name\":\"interaction.end\",\"data\":{\"interactionid\":\"B\"}}\n";
+  /* The feed that closes the runtime says so; the runtime is gone after. */
+  assert_int_equal(ixr_feed(f->rt, end, strlen(end)), IXR_ECLOSED);
+  f->rt = NULL;
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"session\":\"s2\"", NULL) >= 0);
+  assert_null(f->cap.log != NULL ? strstr(f->cap.log, "closing B") : NULL);
 }
 
 /* A suspended session's flow is closed and its thread serves the next
@@ -757,6 +789,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cancelled_flow_is_closed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failing_close_is_reported, setup, teardown),
       cmocka_unit_test_setup_teardown(test_closed_thread_keeps_upvalues, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_runtime_closed_before_flow_closes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_manual_clock_fires_in_due_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_clock_advance_needs_manual_clock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),

@@ -24,6 +24,19 @@
 #define NTHREADS 2
 #define NTIMEOUTS 50 /* sessions per thread whose route times out */
 
+/*
+ * libuv closes its file descriptors with a raw close system call (to avoid
+ * the cancellation point of close()), which ThreadSanitizer cannot see. When
+ * one thread's closed loop descriptor number is then reused by the other
+ * thread (an fopen of a strategy file, say), ThreadSanitizer takes its own
+ * bookkeeping of that descriptor for a data race between the two threads.
+ * So no thread closes a loop while another may still open a descriptor:
+ * the ixr_check() calls, each of which makes and closes a loop, take turns,
+ * and the threads close their own loops only once every thread is done.
+ */
+static pthread_mutex_t check_turn = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t all_done;
+
 typedef struct worker {
   int index;
   const char *handlers, *lua_dir;
@@ -108,6 +121,7 @@ static void *run(void *arg) {
   worker *w = arg;
   if (uv_loop_init(&w->loop) != 0) {
     fail(w, "uv_loop_init", 0);
+    pthread_barrier_wait(&all_done); /* the others must not wait forever */
     return NULL;
   }
   ixr_options o;
@@ -124,6 +138,7 @@ static void *run(void *arg) {
   int rc = ixr_new(&w->rt, &o);
   if (rc != 0) {
     fail(w, "ixr_new", rc);
+    pthread_barrier_wait(&all_done);
     uv_loop_close(&w->loop);
     return NULL;
   }
@@ -189,9 +204,12 @@ static void *run(void *arg) {
 
   /* ixr_check makes (and closes) a runtime of its own. It has no on_setup,
    * so the strategy's require("host") is one problem it reports. */
+  pthread_mutex_lock(&check_turn);
   rc = ixr_check(w->handlers, w->lua_dir, report, NULL);
+  pthread_mutex_unlock(&check_turn);
   if (rc < 0) fail(w, "ixr_check", rc);
 
+  pthread_barrier_wait(&all_done);
   ixr_close(w->rt);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&w->loop) != 0) fail(w, "uv_loop_close (handles left open)", 0);
@@ -207,6 +225,7 @@ int main(int argc, char **argv) {
   worker w[NTHREADS];
   pthread_t th[NTHREADS];
   memset(w, 0, sizeof(w));
+  pthread_barrier_init(&all_done, NULL, NTHREADS);
   for (int i = 0; i < NTHREADS; i++) {
     w[i].index = i;
     w[i].handlers = argv[1];
