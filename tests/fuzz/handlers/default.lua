@@ -5,7 +5,9 @@
 -- handlers that act, fail, exit and set timers, and the standard requeue
 -- set behind an `on` handler that calls it. The fuzzer then drives it with
 -- events in any order. data.mode on interaction.present picks an unusual
--- flow: "return", "error", "exit" or "yield".
+-- flow: "return", "error", "exit" or "yield". Every flow holds a
+-- to-be-closed variable, so that closing cancelled flows (and reusing their
+-- threads) runs under the fuzzer too.
 
 local multimedia = require("ixr.multimedia")
 
@@ -13,6 +15,11 @@ local function start(session, event)
   local data = event.data
   local vars = session.vars
   vars.starts = (vars.starts or 0) + 1
+  local guard <close> = setmetatable({}, {
+    __close = function(_, err)
+      session:log("debug", err and "flow closed by an error" or "flow closed")
+    end,
+  })
 
   local mode = data.mode
   if mode == "return" then
