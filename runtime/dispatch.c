@@ -257,6 +257,7 @@ void ixr__flow_start(ixr_runtime *rt, ixr__session *s) {
     lua_xmove(L, co, 3);        /* fn, session, event now on the thread */
   } else {
     co = lua_newthread(L);
+    ixr__set_runtime(co, rt, true); /* a flow's: strategies may not resume it */
     lua_insert(L, -4);          /* thread, fn, session, event */
     lua_xmove(L, co, 3);
     s->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);

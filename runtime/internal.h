@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -503,6 +504,25 @@ bool ixr__gc_idle_wanted(const ixr_runtime *rt);
 bool ixr__gc_idle(ixr_runtime *rt); /* one idle slice; true: more wanted */
 void ixr__gc_full(ixr_runtime *rt);
 void ixr__streams_stop(ixr_runtime *rt, bool now);
+
+/* The runtime a Lua thread belongs to, kept in the thread's extra space
+ * (threads made by lua_newthread start with a copy of the main thread's).
+ * The low bit marks the threads of flows (ixr__flow_start): strategies may
+ * not resume or close those (luahost.c's coroutine guards). */
+static inline ixr_runtime *ixr__runtime_of(lua_State *L) {
+  uintptr_t v;
+  memcpy(&v, lua_getextraspace(L), sizeof(v));
+  return (ixr_runtime *)(v & ~(uintptr_t)1);
+}
+static inline bool ixr__is_flow_thread(lua_State *L) {
+  uintptr_t v;
+  memcpy(&v, lua_getextraspace(L), sizeof(v));
+  return (v & 1) != 0;
+}
+static inline void ixr__set_runtime(lua_State *L, ixr_runtime *rt, bool flow) {
+  uintptr_t v = (uintptr_t)rt | (flow ? 1u : 0u);
+  memcpy(lua_getextraspace(L), &v, sizeof(v));
+}
 
 /* runtime.c */
 void ixr__handle_closed(ixr_runtime *rt);

@@ -88,7 +88,7 @@ static const char *kill_message(ixr_runtime *rt, char *buf, size_t n) {
  * raising at every instruction and line until the call has unwound.
  */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
-  ixr_runtime *rt = *(ixr_runtime **)lua_getextraspace(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   (void)ar;
   if (rt->kill == IXR__KILL_NONE) {
     /* A thread made during a killed call inherited the per-instruction
@@ -111,9 +111,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 
 /* ---- the protected path ----------------------------------------------- */
 
-static ixr_runtime *runtime_of(lua_State *L) {
-  return *(ixr_runtime **)lua_getextraspace(L);
-}
+static ixr_runtime *runtime_of(lua_State *L) { return ixr__runtime_of(L); }
 
 /*
  * [-0, +1] a readable message from any error value. __tostring is tried only
@@ -528,12 +526,52 @@ static const char *const allowed_globals[] = {
 static const char *const allowed_os[] = {"time", "clock", "date", "difftime",
                                          NULL};
 
+/*
+ * coroutine.resume and coroutine.close of the sandbox refuse the thread of
+ * a flow. Only the dispatcher resumes a flow (with the event or timeout it
+ * waits for) and closes it; a strategy that kept coroutine.running() would
+ * otherwise wake a waiting flow with values of its own, or (the thread being
+ * reused once its flow is over) another session's flow. Upvalue 1 is the
+ * original function.
+ */
+static int flow_guard(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  if (co != NULL && ixr__is_flow_thread(co))
+    return luaL_error(L, "a session's flow cannot be resumed or closed by a "
+                         "strategy (ixr resumes it with the events it waits for)");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* [-0, +1] a copy of the coroutine library with the flow guards. */
+static void push_coroutine_lib(lua_State *L) {
+  lua_getglobal(L, "coroutine");
+  lua_createtable(L, 0, 8);
+  lua_pushnil(L);
+  while (lua_next(L, -3) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  static const char *const guarded[] = {"resume", "close", NULL};
+  for (const char *const *g = guarded; *g != NULL; g++) {
+    lua_getfield(L, -2, *g);
+    lua_pushcclosure(L, flow_guard, 1);
+    lua_setfield(L, -2, *g);
+  }
+  lua_remove(L, -2);
+}
+
 static void build_sandbox(lua_State *L) {
   lua_createtable(L, 0, 32);
   for (const char *const *g = allowed_globals; *g != NULL; g++) {
     lua_getglobal(L, *g);
     lua_setfield(L, -2, *g);
   }
+  push_coroutine_lib(L);
+  lua_setfield(L, -2, "coroutine");
   lua_createtable(L, 0, 4);
   lua_getglobal(L, "os");
   for (const char *const *g = allowed_os; *g != NULL; g++) {
@@ -611,7 +649,7 @@ int ixr__lua_open(ixr_runtime *rt) {
   if (L == NULL) return IXR_ENOMEM;
   rt->L = L;
   rt->hook = budget_hook;
-  *(ixr_runtime **)lua_getextraspace(L) = rt;
+  ixr__set_runtime(L, rt, false);
   static const luaL_Reg libs[] = {
       {LUA_GNAME, luaopen_base},          {LUA_COLIBNAME, luaopen_coroutine},
       {LUA_TABLIBNAME, luaopen_table},    {LUA_STRLIBNAME, luaopen_string},

@@ -16,9 +16,7 @@
 
 #define SESSION_MT "ixr.session"
 
-static ixr_runtime *runtime_of(lua_State *L) {
-  return *(ixr_runtime **)lua_getextraspace(L);
-}
+static ixr_runtime *runtime_of(lua_State *L) { return ixr__runtime_of(L); }
 
 typedef ixr__sessionud sessionud;
 

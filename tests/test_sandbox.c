@@ -39,6 +39,27 @@ static const char *NORMAL =
     "  end,\n"
     "}\n";
 
+/* keeper: each flow leaves its own thread where the `on` handlers of any
+ * session can find it, and waits. */
+static const char *KEEPER =
+    "local flows = {}\n"
+    "return {\n"
+    "  defaults = 'none',\n"
+    "  start = function(session, event)\n"
+    "    flows[session.interactionid] = coroutine.running()\n"
+    "    local e = session:wait('interaction.go')\n"
+    "    session:action('went', { v = e.data.v })\n"
+    "  end,\n"
+    "  on = {\n"
+    "    ['interaction.grab'] = function(session, event)\n"
+    "      local co = flows[event.data.target]\n"
+    "      session:action('status', { s = coroutine.status(co) })\n"
+    "      if event.data.how == 'close' then coroutine.close(co)\n"
+    "      else coroutine.resume(co, 'forged') end\n"
+    "    end,\n"
+    "  },\n"
+    "}\n";
+
 static ixr_runtime *make(fixture *f, uint64_t max_instr, size_t max_mem) {
   ixr_options o;
   topts(&o, f->dir, &f->cap);
@@ -54,6 +75,7 @@ static int setup(void **state) {
   f->dir = tdir_new();
   tdir_write(f->dir, "probe.lua", PROBE);
   tdir_write(f->dir, "normal.lua", NORMAL);
+  tdir_write(f->dir, "keeper.lua", KEEPER);
   f->rt = make(f, 2000000, 256u << 20);
   *state = f;
   return 0;
@@ -307,6 +329,43 @@ static void test_bad_sessions_do_not_hurt_others(void **state) {
   }
 }
 
+/* A strategy that kept a flow's thread (coroutine.running) can neither
+ * wake it with values of its own nor close it: only the dispatcher does,
+ * with the events the flow waits for. (The thread of a finished flow serves
+ * the next one, so a kept thread may belong to another session by then.) */
+static void test_flow_cannot_be_resumed_by_strategy(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"K1\",\"strategy\":\"keeper\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"K2\",\"strategy\":\"keeper\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.grab\",\"data\":{\"interactionid\":\"K2\",\"target\":\"K1\",\"how\":\"resume\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.grab\",\"data\":{\"interactionid\":\"K2\",\"target\":\"K1\",\"how\":\"close\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"status\"", "\"s\":\"suspended\"", NULL) >= 0);
+  int e = tcap_find(&f->cap, 0, "\"handler_error\"", "keeper.lua:14:",
+                    "a session's flow cannot be resumed or closed", NULL);
+  assert_true(e >= 0);
+  assert_true(tcap_find(&f->cap, (size_t)e + 1, "\"handler_error\"", "keeper.lua:13:",
+                        "a session's flow cannot be resumed or closed", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "forged", NULL) < 0);
+  /* The flow is untouched: it takes its own event. */
+  tfeed(f->rt, "{\"name\":\"interaction.go\",\"data\":{\"interactionid\":\"K1\",\"v\":7}}");
+  assert_true(tcap_find(&f->cap, 0, "\"went\"", "\"interactionid\":\"K1\"", "\"v\":7", NULL) >= 0);
+}
+
+/* A strategy's own coroutines are not flows: resume and close work. */
+static void test_own_coroutines_work(void **state) {
+  returned(*state,
+           "local co = coroutine.create(function(a) coroutine.yield(a + 1) return 'done' end)\n"
+           "local _, x = coroutine.resume(co, 1)\n"
+           "local _, y = coroutine.resume(co)\n"
+           "local c2 = coroutine.create(function() coroutine.yield() end)\n"
+           "coroutine.resume(c2)\n"
+           "return x .. y .. tostring(coroutine.close(c2)) .. coroutine.status(c2)",
+           "2donetruedead");
+  /* and the running flow is a flow */
+  refused(*state, "return coroutine.resume(coroutine.running())",
+          "a session's flow cannot be resumed or closed");
+}
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -317,7 +376,8 @@ int main(void) {
       T(test_string_metatable_trick), T(test_no_gc_metamethods), T(test_load_with_custom_env), T(test_global_writes_are_errors),
       T(test_pcall_around_infinite_loop), T(test_coroutine_wrap_around_killed_call),
       T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
-      T(test_bad_sessions_do_not_hurt_others),
+      T(test_bad_sessions_do_not_hurt_others), T(test_flow_cannot_be_resumed_by_strategy),
+      T(test_own_coroutines_work),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
