@@ -16,6 +16,13 @@
  *   bench=pace rate=R lines=N service_us_mean=.. util=.. p50_us=.. p99_us=..
  *   p999_us=.. max_us=.. idle_slices=.. gc_cycles=..
  *
+ * --shards N: N runtimes instead of one, each line going to the runtime its
+ * data.interactionid hashes to (what several Lua states per process, the
+ * sessions sharded by interactionid, would do); their collectors' idle
+ * slices take turns. Session and request ids run on one sequence across
+ * them (pace_ids.c), as the generated traffic expects. gc_pause_max_us is
+ * the longest collector step of any of them.
+ *
  * RATE may be given as a fraction of the measured saturation throughput:
  * "0.5x" runs a saturation pass first (every line back to back) and uses
  * half of its lines per second.
@@ -32,6 +39,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "pace_ids.h"
 
 /* The idle-time collector slice of the event loop (gc.c). Weak, so that the
  * program also links against a runtime that has none (for comparisons). */
@@ -119,62 +127,111 @@ static double saturation(const lines *ls, const char *handlers) {
   return (double)ls->n / ((double)(t1 - t0) / 1e9);
 }
 
-static void run(const lines *ls, const char *handlers, double rate, bool idle) {
+/* The shard of a line: its data.interactionid (found by a plain scan for
+ * the member, as a router in front of the runtimes would), hashed. Lines
+ * without one go to shard 0. */
+static int shard_of(const char *line, size_t len, int nshards) {
+  if (nshards == 1) return 0;
+  static const char key[] = "\"interactionid\":\"";
+  const char *end = line + len, *p = line;
+  while ((size_t)(end - p) >= sizeof(key) - 1) {
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (q == NULL || (size_t)(end - q) < sizeof(key) - 1) break;
+    if (memcmp(q, key, sizeof(key) - 1) == 0) {
+      uint32_t h = 2166136261u;
+      for (q += sizeof(key) - 1; q < end && *q != '"'; q++)
+        h = (h ^ (unsigned char)*q) * 16777619u;
+      return (int)(h % (uint32_t)nshards);
+    }
+    p = q + 1;
+  }
+  return 0;
+}
+
+#define MAX_SHARDS 64
+
+static void run(const lines *ls, const char *handlers, double rate, bool idle,
+                int nshards) {
   uint64_t nout = 0;
-  ixr_runtime *rt = open_rt(handlers, &nout);
+  ixr_runtime *rts[MAX_SHARDS];
+  for (int k = 0; k < nshards; k++) rts[k] = open_rt(handlers, &nout);
   uint64_t *lat = malloc(ls->n * sizeof(*lat));
   if (lat == NULL) exit(1);
   double step = 1e9 / rate;
   uint64_t clock = 0, busy = 0, slices = 0;
+  int next_idle = 0;
+  pace_ids ids = {0, 0};
   for (size_t i = 0; i < ls->n; i++) {
     uint64_t arrive = (uint64_t)((double)i * step);
-    /* Idle until the line arrives: the loop's collector slices. */
-    /* As the loop's idle handle: only while the collector wants it. */
-    while (idle && clock < arrive && ixr__gc_idle != NULL &&
-           ixr__gc_idle_wanted((struct ixr_runtime *)rt)) {
+    /* Idle until the line arrives: the loop's collector slices, one
+     * runtime after the other (each has its own idle handle). */
+    while (idle && clock < arrive && ixr__gc_idle != NULL) {
+      int k = 0, tried = 0;
+      for (; tried < nshards; tried++) {
+        k = (next_idle + tried) % nshards;
+        if (ixr__gc_idle_wanted((struct ixr_runtime *)rts[k])) break;
+      }
+      if (tried == nshards) break;
+      next_idle = (k + 1) % nshards;
       uint64_t t0 = cpu_ns();
-      bool more = ixr__gc_idle((struct ixr_runtime *)rt);
+      ixr__gc_idle((struct ixr_runtime *)rts[k]);
       uint64_t d = cpu_since(t0);
       clock += d;
       busy += d;
       slices++;
-      if (!more) break;
     }
     if (clock < arrive) clock = arrive;
+    const char *line = ls->data + ls->off[i];
+    size_t len = ls->off[i + 1] - ls->off[i];
+    ixr_runtime *rt = rts[shard_of(line, len, nshards)];
+    if (nshards > 1) pace_ids_enter((struct ixr_runtime *)rt, &ids);
     uint64_t t0 = cpu_ns();
-    ixr_feed(rt, ls->data + ls->off[i], ls->off[i + 1] - ls->off[i]);
+    ixr_feed(rt, line, len);
     uint64_t d = cpu_since(t0);
+    if (nshards > 1) pace_ids_leave((struct ixr_runtime *)rt, &ids);
     clock += d;
     busy += d;
     lat[i] = clock - arrive;
   }
-  ixr_stats st;
-  ixr_get_stats(rt, &st);
+  uint64_t cycles = 0, steps = 0, lua = 0, pause_max = 0;
+  for (int k = 0; k < nshards; k++) {
+    ixr_stats st;
+    ixr_get_stats(rts[k], &st);
+    cycles += st.gc_cycles;
+    steps += st.gc_steps;
+    lua += st.lua_bytes;
+    if (st.gc_pause_max_ns > pause_max) pause_max = st.gc_pause_max_ns;
+  }
   qsort(lat, ls->n, sizeof(*lat), cmp_u64);
 #define PCT(p) ((double)lat[(size_t)((double)(ls->n - 1) * (p))] / 1000.0)
-  printf("bench=pace rate=%.0f lines=%zu idle=%s service_us_mean=%.2f util=%.2f "
+  printf("bench=pace rate=%.0f lines=%zu idle=%s shards=%d service_us_mean=%.2f util=%.2f "
          "p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "
-         "idle_slices=%llu gc_cycles=%llu gc_steps=%llu lua_mb=%.1f lines_out=%llu "
-         "clock_cost_ns=%llu\n",
-         rate, ls->n, idle && ixr__gc_idle != NULL ? "yes" : "no",
+         "idle_slices=%llu gc_cycles=%llu gc_steps=%llu gc_pause_max_us=%.0f "
+         "lua_mb=%.1f lines_out=%llu clock_cost_ns=%llu\n",
+         rate, ls->n, idle && ixr__gc_idle != NULL ? "yes" : "no", nshards,
          (double)busy / 1000.0 / (double)ls->n, (double)busy / (double)clock,
          PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0),
-         (unsigned long long)slices, (unsigned long long)st.gc_cycles,
-         (unsigned long long)st.gc_steps, (double)st.lua_bytes / 1048576.0,
-         (unsigned long long)nout, (unsigned long long)clock_cost);
+         (unsigned long long)slices, (unsigned long long)cycles,
+         (unsigned long long)steps, (double)pause_max / 1000.0,
+         (double)lua / 1048576.0, (unsigned long long)nout,
+         (unsigned long long)clock_cost);
 #undef PCT
   fflush(stdout);
   free(lat);
-  ixr_close(rt);
+  for (int k = 0; k < nshards; k++) ixr_close(rts[k]);
 }
 
 int main(int argc, char **argv) {
   const char *handlers = "bench/handlers", *path = NULL;
   bool idle = true;
-  int first_rate = 0;
+  int first_rate = 0, nshards = 1;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--handlers") == 0 && i + 1 < argc) handlers = argv[++i];
     else if (strcmp(argv[i], "--no-idle") == 0) idle = false;
+    else if (strcmp(argv[i], "--shards") == 0 && i + 1 < argc) {
+      nshards = atoi(argv[++i]);
+      if (nshards < 1 || nshards > MAX_SHARDS) path = NULL, first_rate = 0, i = argc;
+    }
     else if (path == NULL) path = argv[i];
     else {
       first_rate = i;
@@ -182,7 +239,8 @@ int main(int argc, char **argv) {
     }
   }
   if (path == NULL || first_rate == 0) {
-    fprintf(stderr, "usage: pace [--handlers DIR] [--no-idle] EVENTS.ndjson RATE|FRACTIONx...\n");
+    fprintf(stderr, "usage: pace [--handlers DIR] [--no-idle] [--shards N] EVENTS.ndjson "
+                    "RATE|FRACTIONx...\n");
     return 2;
   }
   size_t len;
@@ -214,7 +272,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "pace: bad rate %s\n", argv[i]);
       return 2;
     }
-    run(&ls, handlers, rate, idle);
+    run(&ls, handlers, rate, idle, nshards);
   }
   free(ls.off);
   free(data);
