@@ -209,10 +209,22 @@ BARE=$(m ceiling_bare)
 # ---- latency at half the measured peak ---------------------------------------
 
 RATE=$(awk -v p="$SOCKT" 'BEGIN { printf "%.0f", p / 2 }')
+# cpu_ticks PID: the user + system CPU time of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 start_server
+sleep 0.2 # let it load its strategies before the clock starts
+t0_ticks=$(cpu_ticks "$SERVER")
+t0_wall=$(date +%s.%N)
 LAT=$("$BB/sock" latency "$SOCK" "$EV" "$COUNTS" "$RATE" "$LAT_SECONDS") ||
   { stop_server; die "latency run failed: $LAT"; }
+t1_ticks=$(cpu_ticks "$SERVER")
+t1_wall=$(date +%s.%N)
 stop_server
+# How busy the server was at that fixed rate: its CPU time over the wall
+# time of the run (it wakes for every few events, which costs more than
+# reading 64 KiB at a time at the peak).
+LAT="$LAT server_busy=$(awk -v a="$t0_ticks" -v b="$t1_ticks" -v s="$t0_wall" -v e="$t1_wall" \
+  -v hz="$(getconf CLK_TCK)" 'BEGIN { if (e > s) printf "%.2f", (b - a) / hz / (e - s); else print "nan" }')"
 
 # The same rate and a tenth of it on a simulated clock, in process: what ixr
 # itself adds (bench/pace.c), without the socket and the other process.
