@@ -111,8 +111,6 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 
 /* ---- the protected path ----------------------------------------------- */
 
-static ixr_runtime *runtime_of(lua_State *L) { return ixr__runtime_of(L); }
-
 /*
  * [-0, +1] a readable message from any error value. __tostring is tried only
  * when `meta` is set: a dead coroutine cannot run metamethods.
@@ -135,7 +133,7 @@ static const char *error_message(lua_State *L, int idx, bool meta) {
 
 /* Message handler for lua_pcall: the message, and the traceback aside. */
 static int msgh(lua_State *L) {
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   error_message(L, 1, true);
   luaL_traceback(L, L, NULL, 1);
   free(rt->last_traceback);
@@ -314,7 +312,7 @@ int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
 
 /* print() goes to the log: standard output carries only JSON lines. */
 static int l_print(lua_State *L) {
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   int n = lua_gettop(L);
@@ -382,7 +380,7 @@ static bool module_name_ok(const char *name, size_t len) {
 
 /* require: ixr.core, or a module file under lua/ or the handlers dir. */
 static int l_require(lua_State *L) {
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   size_t len;
   const char *name = luaL_checklstring(L, 1, &len);
   lua_settop(L, 1);

@@ -16,8 +16,6 @@
 
 #define SESSION_MT "ixr.session"
 
-static ixr_runtime *runtime_of(lua_State *L) { return ixr__runtime_of(L); }
-
 typedef ixr__sessionud sessionud;
 
 int ixr__new_session_ud(ixr_runtime *rt, ixr__session *s) {
@@ -37,7 +35,7 @@ void ixr__push_session(ixr_runtime *rt, ixr__session *s) {
  * count hook fires again (up to one budget step, in another coroutine):
  * none of them may have an effect. */
 static void check_not_killed(lua_State *L) {
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   if (rt->kill != IXR__KILL_NONE)
     luaL_error(L, "the call was stopped by a limit");
 }
@@ -69,7 +67,7 @@ static bool action_name_ok(const char *name, size_t len) {
  * returns its request id number. Raises on bad arguments. */
 static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
                             int args_idx) {
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   size_t nlen;
   const char *name = luaL_checklstring(L, name_idx, &nlen);
   if (!action_name_ok(name, nlen))
@@ -156,7 +154,7 @@ static void check_flow(lua_State *L, ixr__session *s, const char *what) {
 
 static void set_wait(lua_State *L, ixr__session *s, ixr__wait_kind kind,
                      const char *name, uint64_t reqid, uint64_t timeout_ms) {
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   const char *copy = ixr__name_get(rt, name, strlen(name));
   if (copy == NULL) luaL_error(L, "out of memory");
   s->wait_kind = kind;
@@ -212,7 +210,7 @@ static int s_wait(lua_State *L) {
 /* session:after(seconds, fn) -> timer id */
 static int s_after(lua_State *L) {
   ixr__session *s = check_live(L, 1);
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   lua_Number secs = luaL_checknumber(L, 2);
   luaL_checktype(L, 3, LUA_TFUNCTION);
   if (!(secs >= 0) || secs > 1e9)
@@ -240,7 +238,7 @@ static int s_after(lua_State *L) {
 /* session:cancel(timer_id) -> true if a pending timer was cancelled */
 static int s_cancel(lua_State *L) {
   ixr__session *s = check_live(L, 1);
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   lua_Integer id = luaL_checkinteger(L, 2);
   for (ixr__after *a = s->timers; a != NULL; a = a->next) {
     if ((lua_Integer)a->timer.seq != id) continue;
@@ -269,7 +267,7 @@ static int s_exit(lua_State *L) {
   ixr__session *s = ixr__ud_session(ud);
   if (s == NULL) return 0; /* ended already: nothing to do */
   bool in_flow = (L == s->co);
-  ixr__session_end(runtime_of(L), s, reason);
+  ixr__session_end(ixr__runtime_of(L), s, reason);
   if (in_flow && lua_isyieldable(L)) return lua_yield(L, 0);
   return 0;
 }
@@ -282,7 +280,7 @@ static int s_log(lua_State *L) {
   sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
   int level = luaL_checkoption(L, 2, NULL, level_names);
   const char *msg = luaL_tolstring(L, 3, NULL);
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   ixr__session *s = ixr__ud_session(ud);
   if (s != NULL)
     ixr__log(rt, (ixr_log_level)level, "s%llu %s %s: %s",
@@ -401,14 +399,14 @@ static const char *check_reason(lua_State *L, int arg) {
 static int c_suspend(lua_State *L) {
   ixr__session *s = check_live(L, 1);
   const char *reason = check_reason(L, 2);
-  ixr__session_suspend(runtime_of(L), s, reason);
+  ixr__session_suspend(ixr__runtime_of(L), s, reason);
   return 0;
 }
 
 /* core.resume(session): a suspended session is active again ("resumed"). */
 static int c_resume(lua_State *L) {
   ixr__session *s = check_live(L, 1);
-  ixr__session_resume(runtime_of(L), s);
+  ixr__session_resume(ixr__runtime_of(L), s);
   return 0;
 }
 
@@ -418,7 +416,7 @@ static int c_run(lua_State *L) {
   ixr__session *s = check_live(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   luaL_checkany(L, 3);
-  ixr_runtime *rt = runtime_of(L);
+  ixr_runtime *rt = ixr__runtime_of(L);
   if (s->state != IXR__ACTIVE)
     return luaL_error(L, "core.run: session s%I is not active",
                       (lua_Integer)s->id);
@@ -467,7 +465,7 @@ static int c_data(lua_State *L) {
 
 /* core.now() -> milliseconds on the runtime clock */
 static int c_now(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)ixr__now(runtime_of(L)));
+  lua_pushinteger(L, (lua_Integer)ixr__now(ixr__runtime_of(L)));
   return 1;
 }
 
