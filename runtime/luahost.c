@@ -313,9 +313,9 @@ int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
 /* print() goes to the log: standard output carries only JSON lines. */
 static int l_print(lua_State *L) {
   ixr_runtime *rt = ixr__runtime_of(L);
+  int n = lua_gettop(L); /* before the buffer: luaL_buffinit pushes a box */
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  int n = lua_gettop(L);
   for (int i = 1; i <= n; i++) {
     if (i > 1) luaL_addchar(&b, '\t');
     luaL_tolstring(L, i, NULL);

@@ -351,6 +351,20 @@ static void test_flow_cannot_be_resumed_by_strategy(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"went\"", "\"interactionid\":\"K1\"", "\"v\":7", NULL) >= 0);
 }
 
+/* print writes its arguments, tab-separated, to the log at info level, and
+ * nothing else (a buffer's placeholder on the stack once showed up as a
+ * last "userdata: 0x..." argument). */
+static void test_print_goes_to_the_log(void **state) {
+  fixture *f = *state;
+  returned(f, "print('one', 2, nil, true) return 'printed'", "printed");
+  assert_non_null(f->cap.log);
+  const char *line = strstr(f->cap.log, "print: one\t2\tnil\ttrue");
+  assert_non_null(line);
+  const char *eol = strchr(line, '\n');
+  assert_int_equal(eol != NULL ? (size_t)(eol - line) : strlen(line),
+                   strlen("print: one\t2\tnil\ttrue"));
+}
+
 /* A strategy's own coroutines are not flows: resume and close work. */
 static void test_own_coroutines_work(void **state) {
   returned(*state,
@@ -377,7 +391,7 @@ int main(void) {
       T(test_pcall_around_infinite_loop), T(test_coroutine_wrap_around_killed_call),
       T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
       T(test_bad_sessions_do_not_hurt_others), T(test_flow_cannot_be_resumed_by_strategy),
-      T(test_own_coroutines_work),
+      T(test_own_coroutines_work), T(test_print_goes_to_the_log),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
