@@ -257,7 +257,8 @@ types.core = core
 ---@return ixr.State
 function core.state(session) end
 
----Cancels the flow's pending request or wait and emits "suspended".
+---Cancels the flow's pending request or wait (the flow is then closed, its
+---<close> variables too) and emits "suspended".
 ---@param session ixr.Session
 ---@param reason string
 function core.suspend(session, reason) end
