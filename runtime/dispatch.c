@@ -18,13 +18,19 @@
  * started its flow again) is closed at that same point, as
  * coroutine.close would: its pending to-be-closed variables are closed
  * (their __close runs on the protected path, with the usual limits), its
- * open upvalues are closed, and its stack lets go of what it held. The
- * thread is then as good as new and is kept for the next flow. Left to the
- * collector instead, a dropped thread kept its stack (the events and tables
- * the flow held) alive for another cycle and was traversed again in the
- * cycle's atomic step: on the benchmark traffic, closing them took the
- * longest collector pause of a cycle from about 1.5 to 0.85 ms (median
- * over the cycles) and the peak RSS from 40 to 30 MB.
+ * open upvalues are closed, and its stack lets go of what it held. Left to
+ * the collector instead, a dropped thread kept its stack (the events and
+ * tables the flow held) alive for another cycle and was traversed again in
+ * the cycle's atomic step: on the benchmark traffic, closing them took the
+ * longest collector pause of a cycle from about 1.5 to 0.9 ms (median
+ * over the cycles) and the peak RSS from 40 to 33 MB. A closed thread is
+ * not reused, though (only those whose function returned are): a flow
+ * that waited inside xpcall leaves the thread's error handler pointing
+ * into its old stack, and neither lua_resetthread nor any other call of
+ * the API clears it, so the next flow's errors would call whatever sits
+ * there now. A __close may not start a flow (core.run), so that closing
+ * cannot go on forever: each close can only end or suspend sessions, and
+ * there are only so many.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,21 +120,24 @@ static void clear_wait(ixr_runtime *rt, ixr__session *s) {
   s->wait_kind = IXR__WAIT_NONE;
 }
 
-/* Puts the suspended thread `co` (registry ref `ref`, which this takes
- * over) of session s on the list of flows to close. */
+/* Puts the suspended thread `co` of session s on the list of flows to
+ * close, taking over the registry ref `ref` and a reference to `st`, the
+ * session's strategy when the flow ran: an error in a __close names it,
+ * and by then the session may have ended and a reload freed it. */
 static void schedule_close(ixr_runtime *rt, ixr__session *s, lua_State *co,
-                           int ref) {
+                           int ref, ixr__strategy *st) {
   if (rt->to_close_n == rt->to_close_cap) {
     size_t cap = rt->to_close_cap ? rt->to_close_cap * 2 : 16;
     ixr__closing *a = realloc(rt->to_close, cap * sizeof(*a));
     if (a == NULL) { /* left to the collector, as before */
       luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
+      ixr__strategy_release(rt, st);
       return;
     }
     rt->to_close = a;
     rt->to_close_cap = cap;
   }
-  rt->to_close[rt->to_close_n++] = (ixr__closing){ref, co, s};
+  rt->to_close[rt->to_close_n++] = (ixr__closing){ref, co, s, st};
 }
 
 /* [-1, +0] closes the thread of a cancelled flow (argument 1). */
@@ -159,23 +168,20 @@ static void close_flows(ixr_runtime *rt) {
   if (rt->to_close_n == 0) return;
   lua_State *L = rt->L;
   rt->depth++; /* a feed from an output callback waits; no reap inside */
+  rt->closing_flows = true;
   /* A __close may end other sessions and so add to the list: by index. */
   for (size_t i = 0; i < rt->to_close_n; i++) {
     ixr__closing c = rt->to_close[i];
-    if (rt->closing) { /* the runtime is going: no more strategy code */
-      luaL_unref(L, LUA_REGISTRYINDEX, c.ref);
-      continue;
+    if (!rt->closing) { /* a closing runtime runs no more strategy code */
+      lua_pushcfunction(L, close_thread);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, c.ref);
+      ixr__invoke(rt, c.s, NULL, 1, "a <close> of the cancelled flow");
     }
-    lua_pushcfunction(L, close_thread);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c.ref);
-    if (ixr__invoke(rt, c.s, NULL, 1, "a <close> of the cancelled flow") ==
-            IXR__CALL_DONE &&
-        lua_status(c.co) == LUA_OK && lua_gettop(c.co) == 0)
-      pool_thread(rt, c.co, c.ref);
-    else
-      luaL_unref(L, LUA_REGISTRYINDEX, c.ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, c.ref);
+    ixr__strategy_release(rt, c.st);
   }
   rt->to_close_n = 0;
+  rt->closing_flows = false;
   rt->depth--;
 }
 
@@ -184,9 +190,10 @@ void ixr__flow_cancel(ixr_runtime *rt, ixr__session *s) {
   if (s->co_ref != LUA_NOREF) {
     /* Suspended in a wait: closed once the event is done. Running (it
      * cancels itself): run_flow sees to it when it yields or returns. */
-    if (lua_status(s->co) == LUA_YIELD)
-      schedule_close(rt, s, s->co, s->co_ref);
-    else
+    if (lua_status(s->co) == LUA_YIELD) {
+      s->strategy->refs++;
+      schedule_close(rt, s, s->co, s->co_ref, s->strategy);
+    } else
       luaL_unref(rt->L, LUA_REGISTRYINDEX, s->co_ref);
     s->co_ref = LUA_NOREF;
   }
@@ -206,7 +213,13 @@ static void run_flow(ixr_runtime *rt, ixr__session *s, int nargs) {
   lua_State *co = s->co;
   uint32_t epoch = s->flow_epoch;
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->co_ref); /* anchor */
+  /* Held while the flow runs: if it ends its own session and yields, its
+   * close below still needs the strategy the session let go of. */
+  ixr__strategy *st = s->strategy;
+  st->refs++;
+  rt->flow_nesting++;
   ixr__call_result r = ixr__invoke(rt, s, co, nargs, "flow");
+  rt->flow_nesting--;
   if (s->state != IXR__ENDED && s->flow_epoch == epoch) {
     switch (r) {
       case IXR__CALL_DONE: {
@@ -239,11 +252,12 @@ static void run_flow(ixr_runtime *rt, ixr__session *s, int nargs) {
   } else if (r == IXR__CALL_YIELDED) {
     /* The flow ended or suspended its own session (session:exit yields)
      * and is suspended now: close it like any cancelled flow. The anchor
-     * becomes its ref. */
-    schedule_close(rt, s, co, luaL_ref(L, LUA_REGISTRYINDEX));
+     * becomes its ref, and the list takes over the strategy reference. */
+    schedule_close(rt, s, co, luaL_ref(L, LUA_REGISTRYINDEX), st);
     return;
   }
   lua_pop(L, 1); /* the anchor */
+  ixr__strategy_release(rt, st);
 }
 
 void ixr__flow_start(ixr_runtime *rt, ixr__session *s) {
@@ -620,6 +634,8 @@ done:
 void ixr__dispatch_free(ixr_runtime *rt) {
   /* Flows not closed yet go with the Lua state: no strategy code runs
    * while the runtime closes. */
+  for (size_t i = 0; i < rt->to_close_n; i++)
+    ixr__strategy_release(rt, rt->to_close[i].st);
   free(rt->to_close);
   rt->to_close = NULL;
   rt->to_close_n = rt->to_close_cap = 0;

@@ -350,12 +350,16 @@ void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...)
 /* ---- the runtime ------------------------------------------------------- */
 
 #define IXR__CO_POOL 256 /* finished flow threads kept for reuse */
+/* Flows started (core.run) from inside running flows, nested on the C
+ * stack: each level is a lua_resume inside the previous one. */
+#define IXR__MAX_FLOW_NESTING 32
 
 /* A flow cancelled while it waited, to be closed once the event is done. */
 typedef struct ixr__closing {
-  int ref;             /* registry ref of its thread */
+  int ref;               /* registry ref of its thread */
   lua_State *co;
-  ixr__session *s;     /* its session: freed only after the close */
+  ixr__session *s;       /* its session: freed only after the close */
+  ixr__strategy *st;     /* a reference: the session's may be gone */
 } ixr__closing;
 
 typedef struct ixr__held {
@@ -438,6 +442,8 @@ struct ixr_runtime {
   int co_pool_n;
   ixr__closing *to_close; /* cancelled flows not closed yet (dispatch.c) */
   size_t to_close_n, to_close_cap;
+  bool closing_flows;     /* inside close_flows: no flow may start */
+  int flow_nesting;       /* flows started from within flows, running */
   int depth;          /* nesting of dispatch; re-entrant feeds are queued */
   int in_output;      /* inside a sink's write (a host's output callback) */
   ixr__buf reentrant; /* bytes fed while dispatching */

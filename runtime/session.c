@@ -420,6 +420,16 @@ static int c_run(lua_State *L) {
   if (s->state != IXR__ACTIVE)
     return luaL_error(L, "core.run: session s%I is not active",
                       (lua_Integer)s->id);
+  /* Closing a cancelled flow must come to an end: a __close that started
+   * a flow, whose own close started another, would go on forever. */
+  if (rt->closing_flows)
+    return luaL_error(L, "core.run: no flow can start while cancelled flows "
+                         "are closed (in a <close>)");
+  if (rt->flow_nesting >= IXR__MAX_FLOW_NESTING)
+    return luaL_error(L, "core.run: flows started from flows nest more than "
+                         "%d deep", IXR__MAX_FLOW_NESTING);
+  if (L != rt->L && !lua_checkstack(rt->L, 4)) /* 3 values and an anchor */
+    return luaL_error(L, "core.run: stack overflow");
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 3);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -26,32 +27,62 @@ static const char *ROUTE_STRATEGY =
  * __close fail or loop; the session:after callback reads a local of the
  * flow (an upvalue that must survive the flow's thread being reused). */
 static const char *CLOSER_STRATEGY =
-    "local log = {}\n"
-    "local function closer(name, mode)\n"
+    "local core = require('ixr.core')\n"
+    "local log, start = {}, nil\n"
+    "local function closer(session, name, mode, event)\n"
     "  return setmetatable({}, { __close = function(_, err)\n"
     "    print('closing ' .. name)\n"
     "    log[#log + 1] = name .. (err and '!' or '')\n"
-    "    if mode == 'error' then error('close failed: ' .. name) end\n"
+    "    if mode == 'error' or mode == 'wait-exit-error' then error('close failed: ' .. name) end\n"
     "    if mode == 'loop' then while true do end end\n"
+    "    if mode == 'rerun' then core.run(session, start, event) end\n"
     "  end })\n"
+    "end\n"
+    "start = function(session, event)\n"
+    "  local keep = 'kept-' .. session.interactionid\n"
+    "  local mode = event.data.mode\n"
+    "  local guard <close> = closer(session, session.interactionid, mode, event)\n"
+    "  session:after(5, function(s) log[#log + 1] = 'timer ' .. keep end)\n"
+    "  if mode == 'exit' then session:exit('self') end\n"
+    "  if mode == 'wait-exit-error' then session:wait('interaction.go') session:exit('self') end\n"
+    "  session:wait('interaction.never')\n"
     "end\n"
     "return {\n"
     "  requeue_timeout = 600,\n"
-    "  start = function(session, event)\n"
-    "    local keep = 'kept-' .. session.interactionid\n"
-    "    local guard <close> = closer(session.interactionid, event.data.mode)\n"
-    "    session:after(5, function(s) log[#log + 1] = 'timer ' .. keep end)\n"
-    "    if event.data.mode == 'exit' then session:exit('self') end\n"
-    "    session:wait('interaction.never')\n"
-    "  end,\n"
+    "  start = start,\n"
     "  requeued = function(session, event) session:wait('interaction.never') end,\n"
     "  on = {\n"
     "    ['interaction.report'] = function(session, event)\n"
     "      session:action('closed', { log = table.concat(log, ',') })\n"
     "    end,\n"
     "    ['interaction.end'] = function(session, event) session:exit('bye') end,\n"
+    "    ['interaction.kick'] = function(session, event) core.run(session, start, event) end,\n"
     "  },\n"
     "}\n";
+
+/* A flow that waits inside xpcall (mode "wait"), and one that fails outside
+ * any pcall with functions of its own on its stack (mode "fail"). */
+static const char *XPWAIT_STRATEGY =
+    "return {\n"
+    "  defaults = 'none',\n"
+    "  start = function(session, event)\n"
+    "    if event.data.mode == 'wait' then\n"
+    "      xpcall(function() session:wait('interaction.never') end,\n"
+    "             function(m) return 'handled: ' .. tostring(m) end)\n"
+    "    else\n"
+    "      local h = function() return 'hijacked' end\n"
+    "      local f1, f2, f3, f4, f5, f6, f7, f8 = h, h, h, h, h, h, h, h\n"
+    "      error('fail failed')\n"
+    "    end\n"
+    "  end,\n"
+    "  on = { ['interaction.end'] = function(session) session:exit('bye') end },\n"
+    "}\n";
+
+/* A flow that starts itself again from inside itself, without end. */
+static const char *RECURSE_STRATEGY =
+    "local core = require('ixr.core')\n"
+    "local function flow(session, event) core.run(session, flow, event) end\n"
+    "return { defaults = 'none', start = flow }\n";
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof(*f));
@@ -93,6 +124,8 @@ static int setup(void **state) {
              "}\n");
   tdir_write(f->dir, "syntax.lua", "return {\n  start = function(\n");
   tdir_write(f->dir, "closer.lua", CLOSER_STRATEGY);
+  tdir_write(f->dir, "xpwait.lua", XPWAIT_STRATEGY);
+  tdir_write(f->dir, "recurse.lua", RECURSE_STRATEGY);
   f->rt = trt_new(f->dir, &f->cap);
   *state = f;
   return 0;
@@ -332,7 +365,7 @@ static void test_failing_close_is_reported(void **state) {
   size_t from = f->cap.n;
   closer_event(f, "A", "interaction.end");
   int e = tcap_find(&f->cap, from, "\"handler_error\"", "\"session\":\"s1\"",
-                    "closer.lua:6: close failed: A", NULL);
+                    "closer.lua:7: close failed: A", NULL);
   assert_true(e >= 0);
   from = f->cap.n;
   closer_event(f, "L", "interaction.end");
@@ -345,6 +378,70 @@ static void test_failing_close_is_reported(void **state) {
   ixr_stats st;
   ixr_get_stats(f->rt, &st);
   assert_int_equal(st.sessions_active, 1);
+}
+
+/* A flow that waited inside xpcall leaves its thread's error handler
+ * pointing into its old stack (lua_resetthread does not clear it): the
+ * thread of a closed flow must not serve another flow, whose error would
+ * go to whatever sits in that slot now. */
+static void test_closed_thread_is_not_reused(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"X\","
+               "\"strategy\":\"xpwait\",\"mode\":\"wait\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.end\",\"data\":{\"interactionid\":\"X\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"Y\","
+               "\"strategy\":\"xpwait\",\"mode\":\"fail\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "\"session\":\"s2\"",
+                        "xpwait.lua:10: fail failed", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "hijacked", NULL) < 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"session\":\"s2\"", "\"reason\":\"error\"",
+                        NULL) >= 0);
+}
+
+/* A flow that ends its own session after a reload: its strategy's old
+ * generation is let go of by the session, but the close that fails still
+ * names it (ASan: no use after free). */
+static void test_close_after_reload(void **state) {
+  fixture *f = *state;
+  closer_present(f, "W", "wait-exit-error");
+  char path[512]; /* the fixture's broken file would make the reload fail */
+  snprintf(path, sizeof(path), "%s/syntax.lua", f->dir);
+  assert_int_equal(unlink(path), 0);
+  ixr_reload_result r;
+  assert_int_equal(ixr_reload(f->rt, &r), 0);
+  assert_true(r.ok);
+  closer_event(f, "W", "interaction.go");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"session\":\"s1\"", "\"reason\":\"self\"",
+                        NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "\"session\":\"s1\"",
+                        "closer.lua:7: close failed: W", NULL) >= 0);
+  assert_non_null(strstr(f->cap.log, "s1 W closer: error in a <close> of the cancelled flow"));
+}
+
+/* A __close that would start the flow again (whose close would start it
+ * again...) is refused, and the runtime goes on with the next event. */
+static void test_close_cannot_start_a_flow(void **state) {
+  fixture *f = *state;
+  closer_present(f, "R", "rerun");
+  closer_event(f, "R", "interaction.kick"); /* cancels the first flow */
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "\"session\":\"s1\"",
+                        "no flow can start while cancelled flows are closed", NULL) >= 0);
+  closer_present(f, "B", "none");
+  expect_closer_log(f, "B", "R");
+  /* the session lives on, with the flow the kick started */
+  closer_event(f, "R", "interaction.end");
+  expect_closer_log(f, "B", "R,R");
+}
+
+/* A flow that starts itself from inside itself is stopped at a depth,
+ * with an error, instead of overflowing the C stack. */
+static void test_flows_nest_boundedly(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"N\","
+               "\"strategy\":\"recurse\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "nest more than 32 deep", NULL) >= 0);
+  closer_present(f, "B", "none");
+  assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"interactionid\":\"B\"", NULL) >= 0);
 }
 
 /* The host closes the runtime from its output callback, on the "ended"
@@ -790,6 +887,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_failing_close_is_reported, setup, teardown),
       cmocka_unit_test_setup_teardown(test_closed_thread_keeps_upvalues, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runtime_closed_before_flow_closes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_closed_thread_is_not_reused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_after_reload, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_cannot_start_a_flow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flows_nest_boundedly, setup, teardown),
       cmocka_unit_test_setup_teardown(test_manual_clock_fires_in_due_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_clock_advance_needs_manual_clock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),

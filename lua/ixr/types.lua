@@ -268,6 +268,8 @@ function core.suspend(session, reason) end
 function core.resume(session) end
 
 ---Replaces the session's flow with fn(session, event), run to its first wait.
+---Not from a <close> of a cancelled flow; flows started from inside flows
+---nest at most 32 deep.
 ---@param session ixr.Session
 ---@param fn fun(session: ixr.Session, event: ixr.Event)
 ---@param event ixr.Event
