@@ -474,17 +474,17 @@ static void test_runtime_closed_before_flow_closes(void **state) {
   assert_null(f->cap.log != NULL ? strstr(f->cap.log, "closing B") : NULL);
 }
 
-/* A suspended session's flow is closed and its thread serves the next
- * flow; the closure its session:after keeps still sees the flow's local
- * (closing the thread closed the upvalue: the new flow's stack does not
- * show through). The requeued session closes its second flow too. */
+/* A suspended session's flow is closed; the closure its session:after
+ * keeps still sees the flow's local (closing the thread closed the
+ * upvalue, copying the value out of the stack it let go of), while other
+ * flows start and run. The requeued session closes its second flow too. */
 static void test_closed_thread_keeps_upvalues(void **state) {
   fixture *f = *state;
   closer_present(f, "A", "none");
   tfeed(f->rt, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"A\","
                "\"resultof\":\"revoking\"}}");
   assert_true(tcap_find(&f->cap, 0, "\"suspended\"", "\"session\":\"s1\"", NULL) >= 0);
-  closer_present(f, "B", "none"); /* most likely on A's old thread */
+  closer_present(f, "B", "none");
   closer_present(f, "C", "none");
   expect_closer_log(f, "B", "A");
   ixr_advance(f->rt, 5000);
