@@ -126,6 +126,12 @@ static void clear_wait(ixr_runtime *rt, ixr__session *s) {
  * and by then the session may have ended and a reload freed it. */
 static void schedule_close(ixr_runtime *rt, ixr__session *s, lua_State *co,
                            int ref, ixr__strategy *st) {
+  if (rt->to_close_n >= IXR__MAX_PENDING_CLOSES) {
+    rt->closes_dropped++;
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
+    ixr__strategy_release(rt, st);
+    return;
+  }
   if (rt->to_close_n == rt->to_close_cap) {
     size_t cap = rt->to_close_cap ? rt->to_close_cap * 2 : 16;
     ixr__closing *a = realloc(rt->to_close, cap * sizeof(*a));
@@ -143,11 +149,7 @@ static void schedule_close(ixr_runtime *rt, ixr__session *s, lua_State *co,
 /* [-1, +0] closes the thread of a cancelled flow (argument 1). */
 static int close_thread(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
-#if LUA_VERSION_RELEASE_NUM >= 50406
-  int st = lua_closethread(co, L);
-#else
-  int st = lua_resetthread(co);
-#endif
+  int st = ixr__close_thread(co, L);
   if (st != LUA_OK) {
     lua_xmove(co, L, 1); /* the error of a __close */
     return lua_error(L);
@@ -165,6 +167,12 @@ static void pool_thread(ixr_runtime *rt, lua_State *co, int ref) {
 }
 
 static void close_flows(ixr_runtime *rt) {
+  if (rt->closes_dropped > 0) {
+    ixr__log(rt, IXR_LOG_WARN,
+             "%llu cancelled flows left unclosed: more than %d in one event",
+             (unsigned long long)rt->closes_dropped, IXR__MAX_PENDING_CLOSES);
+    rt->closes_dropped = 0;
+  }
   if (rt->to_close_n == 0) return;
   lua_State *L = rt->L;
   rt->depth++; /* a feed from an output callback waits; no reap inside */

@@ -290,6 +290,11 @@ void ixr__lua_close(ixr_runtime *rt);
  * the nargs values on its stack. A failure becomes a handler_error line for
  * `s` (which may be NULL) and a log record; `what` names the handler.
  */
+/* Closes a suspended or failed thread, as coroutine.close: its pending
+ * to-be-closed variables are closed (errors caught: the status is returned
+ * with the error object on co), its stack reset. `from`: the running
+ * thread. */
+int ixr__close_thread(lua_State *co, lua_State *from);
 ixr__call_result ixr__invoke(ixr_runtime *rt, ixr__session *s, lua_State *co,
                              int nargs, const char *what);
 /* [-0, +1] pushes a new sandboxed environment table for one file, on L
@@ -353,6 +358,10 @@ void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...)
 /* Flows started (core.run) from inside running flows, nested on the C
  * stack: each level is a lua_resume inside the previous one. */
 #define IXR__MAX_FLOW_NESTING 32
+/* Cancelled flows waiting to be closed at the end of one event: beyond
+ * this, they are left to the collector unclosed (a handler that restarts
+ * flows in a loop must not pin every thread until the event ends). */
+#define IXR__MAX_PENDING_CLOSES 4096
 
 /* A flow cancelled while it waited, to be closed once the event is done. */
 typedef struct ixr__closing {
@@ -443,6 +452,7 @@ struct ixr_runtime {
   ixr__closing *to_close; /* cancelled flows not closed yet (dispatch.c) */
   size_t to_close_n, to_close_cap;
   bool closing_flows;     /* inside close_flows: no flow may start */
+  uint64_t closes_dropped; /* over IXR__MAX_PENDING_CLOSES, since the last pass */
   int flow_nesting;       /* flows started from within flows, running */
   int depth;          /* nesting of dispatch; re-entrant feeds are queued */
   int in_output;      /* inside a sink's write (a host's output callback) */

@@ -111,6 +111,15 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 
 /* ---- the protected path ----------------------------------------------- */
 
+int ixr__close_thread(lua_State *co, lua_State *from) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  return lua_closethread(co, from);
+#else
+  (void)from;
+  return lua_resetthread(co);
+#endif
+}
+
 /*
  * [-0, +1] a readable message from any error value. __tostring is tried only
  * when `meta` is set: a dead coroutine cannot run metamethods.
@@ -195,7 +204,10 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
     }
   } else {
     int nout = 0;
-    int st = lua_resume(co, L, nargs, &nout);
+    /* From the thread that runs now, if any (a flow started by a flow):
+     * the C calls then add up across nested resumes, and Lua's own limit
+     * stops a deep nesting with an error before the C stack runs out. */
+    int st = lua_resume(co, prev_thread != NULL ? prev_thread : L, nargs, &nout);
     if (st == LUA_OK || st == LUA_YIELD) {
       lua_pop(co, nout);
       result = st == LUA_OK ? IXR__CALL_DONE : IXR__CALL_YIELDED;
@@ -206,7 +218,10 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
       luaL_traceback(L, co, NULL, 0);
       *tb = strdup(lua_tostring(L, -1));
       lua_pop(L, 1);
-      lua_settop(co, 0);
+      /* Its pending to-be-closed variables are closed now, protected (an
+       * error in one is dropped: the flow's own error is the report).
+       * lua_settop would run them unprotected on a dead thread. */
+      ixr__close_thread(co, L);
       result = IXR__CALL_FAILED;
     }
   }
@@ -239,18 +254,25 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
 ixr__call_result ixr__invoke(ixr_runtime *rt, ixr__session *s, lua_State *co,
                              int nargs, const char *what) {
   char *msg, *tb;
+  /* The call may end the session, which lets go of its strategy (freed if
+   * a reload replaced it); the report below still names it. */
+  ixr__strategy *st = s != NULL ? s->strategy : NULL;
+  if (st != NULL) st->refs++;
   ixr__call_result r = call_protected(rt, co, nargs, 0, &msg, &tb);
-  if (r != IXR__CALL_FAILED) return r;
-  const char *m = msg ? msg : "out of memory";
-  const char *code = rt->last_kill != IXR__KILL_NONE ? "limit_exceeded" : "handler_error";
-  if (s != NULL)
-    ixr__log(rt, IXR_LOG_ERROR, "s%llu %s %s: error in %s: %s",
-             (unsigned long long)s->id, s->iid, s->strategy->name, what, m);
-  else
-    ixr__log(rt, IXR_LOG_ERROR, "error in %s: %s", what, m);
-  ixr__emit_error(rt, NULL, s, code, m, 0, 0, tb);
-  free(msg);
-  free(tb);
+  if (r == IXR__CALL_FAILED) {
+    const char *m = msg ? msg : "out of memory";
+    const char *code =
+        rt->last_kill != IXR__KILL_NONE ? "limit_exceeded" : "handler_error";
+    if (s != NULL)
+      ixr__log(rt, IXR_LOG_ERROR, "s%llu %s %s: error in %s: %s",
+               (unsigned long long)s->id, s->iid, st->name, what, m);
+    else
+      ixr__log(rt, IXR_LOG_ERROR, "error in %s: %s", what, m);
+    ixr__emit_error(rt, NULL, s, code, m, 0, 0, tb);
+    free(msg);
+    free(tb);
+  }
+  if (st != NULL) ixr__strategy_release(rt, st);
   return r;
 }
 

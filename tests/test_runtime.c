@@ -33,7 +33,7 @@ static const char *CLOSER_STRATEGY =
     "  return setmetatable({}, { __close = function(_, err)\n"
     "    print('closing ' .. name)\n"
     "    log[#log + 1] = name .. (err and '!' or '')\n"
-    "    if mode == 'error' or mode == 'wait-exit-error' then error('close failed: ' .. name) end\n"
+    "    if mode == 'error' or mode == 'wait-exit-error' or mode == 'fail' then error('close failed: ' .. name) end\n"
     "    if mode == 'loop' then while true do end end\n"
     "    if mode == 'rerun' then core.run(session, start, event) end\n"
     "  end })\n"
@@ -45,6 +45,7 @@ static const char *CLOSER_STRATEGY =
     "  session:after(5, function(s) log[#log + 1] = 'timer ' .. keep end)\n"
     "  if mode == 'exit' then session:exit('self') end\n"
     "  if mode == 'wait-exit-error' then session:wait('interaction.go') session:exit('self') end\n"
+    "  if mode == 'fail' then local t = nil; t.x = 1 end\n"
     "  session:wait('interaction.never')\n"
     "end\n"
     "return {\n"
@@ -78,11 +79,40 @@ static const char *XPWAIT_STRATEGY =
     "  on = { ['interaction.end'] = function(session) session:exit('bye') end },\n"
     "}\n";
 
-/* A flow that starts itself again from inside itself, without end. */
+/* A flow that starts itself from inside itself, without end; with
+ * data.deep, each level first goes 150 C calls deep (string.gsub
+ * callbacks), so that the C stack, not the count of flows, runs out. */
 static const char *RECURSE_STRATEGY =
     "local core = require('ixr.core')\n"
-    "local function flow(session, event) core.run(session, flow, event) end\n"
+    "local function deep(n, f)\n"
+    "  if n == 0 then return f() end\n"
+    "  string.gsub('x', 'x', function() deep(n - 1, f) end)\n"
+    "end\n"
+    "local function flow(session, event)\n"
+    "  if event.data and event.data.deep then\n"
+    "    deep(150, function() core.run(session, flow, event) end)\n"
+    "  else\n"
+    "    core.run(session, flow, event)\n"
+    "  end\n"
+    "end\n"
     "return { defaults = 'none', start = flow }\n";
+
+/* Pinned to its generation; a handler that ends its session and then
+ * fails; a handler that restarts the flow many times over. */
+static const char *EXITERR_STRATEGY =
+    "local core = require('ixr.core')\n"
+    "return {\n"
+    "  defaults = 'none', pin = true,\n"
+    "  start = function(session, event) session:wait('interaction.never') end,\n"
+    "  on = {\n"
+    "    ['interaction.foo'] = function(session) session:exit('bye'); error('after exit') end,\n"
+    "    ['interaction.sus'] = function(session) core.suspend(session, 'paused') end,\n"
+    "    ['interaction.spin'] = function(session, event)\n"
+    "      for i = 1, 5000 do core.run(session, function(s) s:wait('interaction.x') end, event) end\n"
+    "      session:action('spun')\n"
+    "    end,\n"
+    "  },\n"
+    "}\n";
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof(*f));
@@ -126,6 +156,7 @@ static int setup(void **state) {
   tdir_write(f->dir, "closer.lua", CLOSER_STRATEGY);
   tdir_write(f->dir, "xpwait.lua", XPWAIT_STRATEGY);
   tdir_write(f->dir, "recurse.lua", RECURSE_STRATEGY);
+  tdir_write(f->dir, "exiterr.lua", EXITERR_STRATEGY);
   f->rt = trt_new(f->dir, &f->cap);
   *state = f;
   return 0;
@@ -440,6 +471,69 @@ static void test_flows_nest_boundedly(void **state) {
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"N\","
                "\"strategy\":\"recurse\"}}");
   assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "nest more than 32 deep", NULL) >= 0);
+  closer_present(f, "B", "none");
+  assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"interactionid\":\"B\"", NULL) >= 0);
+}
+
+/* A flow that fails with a to-be-closed variable pending: the variable is
+ * closed, protected (its own error is dropped: the flow's is reported),
+ * and the runtime carries on. (It used to be closed by lua_settop on the
+ * dead thread, unprotected: the failing __close aborted the process.) */
+static void test_failing_flow_closes_its_variables(void **state) {
+  fixture *f = *state;
+  closer_present(f, "F", "fail");
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "\"session\":\"s1\"",
+                        "attempt to index a nil value", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"session\":\"s1\"", "\"reason\":\"error\"",
+                        NULL) >= 0);
+  assert_non_null(strstr(f->cap.log, "closing F"));
+  closer_present(f, "B", "none");
+  expect_closer_log(f, "B", "F!");
+}
+
+/* Nested flows that each go deep on the C stack end with Lua's "C stack
+ * overflow" error, not a crash: a nested flow is resumed from the running
+ * thread, so the C calls add up across the nesting. */
+static void test_deep_nested_flows_do_not_crash(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"N\","
+               "\"strategy\":\"recurse\",\"deep\":true}}");
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "stack overflow", NULL) >= 0);
+  closer_present(f, "B", "none");
+  assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"interactionid\":\"B\"", NULL) >= 0);
+}
+
+/* A handler that ends its own session and then fails, after a reload left
+ * the session (suspended: no flow holds anything) the only holder of its
+ * pinned generation's strategy: the report still names the strategy
+ * (ASan: no use after free). */
+static void test_handler_error_after_exit_and_reload(void **state) {
+  fixture *f = *state;
+  char path[512];
+  snprintf(path, sizeof(path), "%s/syntax.lua", f->dir);
+  assert_int_equal(unlink(path), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"E\","
+               "\"strategy\":\"exiterr\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.sus\",\"data\":{\"interactionid\":\"E\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"suspended\"", "\"session\":\"s1\"", NULL) >= 0);
+  ixr_reload_result r;
+  assert_int_equal(ixr_reload(f->rt, &r), 0);
+  assert_true(r.ok);
+  tfeed(f->rt, "{\"name\":\"interaction.foo\",\"data\":{\"interactionid\":\"E\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "exiterr.lua:6: after exit", NULL) >= 0);
+  assert_non_null(strstr(f->cap.log, "s1 E exiterr: error in interaction.foo"));
+}
+
+/* A handler that restarts a flow 5,000 times in one event: the first 4,096
+ * cancelled flows are closed after the event, the rest are left to the
+ * collector (with a warning), so that one event cannot pin them all. */
+static void test_pending_closes_are_bounded(void **state) {
+  fixture *f = *state;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S\","
+               "\"strategy\":\"exiterr\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.spin\",\"data\":{\"interactionid\":\"S\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"action\":\"spun\"", NULL) >= 0);
+  assert_non_null(strstr(f->cap.log, "904 cancelled flows left unclosed: more than 4096 in one event"));
   closer_present(f, "B", "none");
   assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"interactionid\":\"B\"", NULL) >= 0);
 }
@@ -891,6 +985,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_close_after_reload, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_cannot_start_a_flow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_flows_nest_boundedly, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failing_flow_closes_its_variables, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_deep_nested_flows_do_not_crash, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_handler_error_after_exit_and_reload, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pending_closes_are_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_manual_clock_fires_in_due_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_clock_advance_needs_manual_clock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),
