@@ -261,7 +261,10 @@ static void run_flow(ixr_runtime *rt, ixr__session *s, int nargs) {
     /* The flow ended or suspended its own session (session:exit yields)
      * and is suspended now: close it like any cancelled flow. The anchor
      * becomes its ref, and the list takes over the strategy reference. */
-    schedule_close(rt, s, co, luaL_ref(L, LUA_REGISTRYINDEX), st);
+    rt->internal_alloc++;
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    rt->internal_alloc--;
+    schedule_close(rt, s, co, ref, st);
     return;
   }
   lua_pop(L, 1); /* the anchor */
@@ -278,11 +281,13 @@ void ixr__flow_start(ixr_runtime *rt, ixr__session *s) {
     s->co_ref = rt->co_pool[rt->co_pool_n];
     lua_xmove(L, co, 3);        /* fn, session, event now on the thread */
   } else {
+    rt->internal_alloc++; /* on the main thread, maybe inside a flow */
     co = lua_newthread(L);
     ixr__set_runtime(co, rt, true); /* a flow's: strategies may not resume it */
     lua_insert(L, -4);          /* thread, fn, session, event */
     lua_xmove(L, co, 3);
     s->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    rt->internal_alloc--;
   }
   s->co = co;
   run_flow(rt, s, 2);

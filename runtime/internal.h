@@ -454,6 +454,11 @@ struct ixr_runtime {
   bool closing_flows;     /* inside close_flows: no flow may start */
   uint64_t closes_dropped; /* over IXR__MAX_PENDING_CLOSES, since the last pass */
   int flow_nesting;       /* flows started from within flows, running */
+  /* >0 while ixr's own bookkeeping allocates on the main Lua thread during
+   * a call (a nested flow's thread and refs): the main thread is not the
+   * one running, so a refused allocation would raise with no protected
+   * call to catch it; the limits let those few bytes through. */
+  int internal_alloc;
   int depth;          /* nesting of dispatch; re-entrant feeds are queued */
   int in_output;      /* inside a sink's write (a host's output callback) */
   ixr__buf reentrant; /* bytes fed while dispatching */

@@ -31,8 +31,9 @@ static const char HOST_KEY = 0;    /* modules of C functions a host registered *
  * (inside call_protected) it also enforces the limits: the state's total
  * (max_memory) and the net growth of one call (max_call_growth, a soft
  * per-session limit: garbage not yet collected counts too). Outside script
- * calls (decoding events, building session objects) it never refuses: a
- * refusal there would have no protected call to land in.
+ * calls (decoding events, building session objects), and for ixr's own
+ * bookkeeping on the main thread inside one (rt->internal_alloc), it never
+ * refuses: a refusal there would have no protected call to land in.
  */
 static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   ixr_runtime *rt = ud;
@@ -42,7 +43,7 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     rt->lua_bytes -= osize;
     return NULL;
   }
-  if (nsize > osize && rt->call_thread != NULL) {
+  if (nsize > osize && rt->call_thread != NULL && rt->internal_alloc == 0) {
     size_t after = rt->lua_bytes + (nsize - osize);
     bool over = (rt->opt.max_memory != 0 && after > rt->opt.max_memory) ||
                 (rt->opt.max_call_growth != 0 && after > rt->call_base_bytes &&

@@ -97,6 +97,23 @@ static const char *RECURSE_STRATEGY =
     "end\n"
     "return { defaults = 'none', start = flow }\n";
 
+/* A flow that waits for interaction.grow, grows the heap by data.n short
+ * strings, and then starts another flow (core.run from a flow makes a
+ * thread and a registry ref on the main Lua thread, which is not running). */
+static const char *GROWRUN_STRATEGY =
+    "local core = require('ixr.core')\n"
+    "local function idle(session, event) session:wait('interaction.never') end\n"
+    "return {\n"
+    "  defaults = 'none',\n"
+    "  start = function(session, event)\n"
+    "    local ev = session:wait('interaction.grow')\n"
+    "    local keep = {}\n"
+    "    for i = 1, ev.data.n do keep[i] = string.rep('x', 100) end\n"
+    "    session:action('grown', { n = #keep })\n"
+    "    core.run(session, idle, ev)\n"
+    "  end,\n"
+    "}\n";
+
 /* Pinned to its generation; a handler that ends its session and then
  * fails; a handler that restarts the flow many times over. */
 static const char *EXITERR_STRATEGY =
@@ -157,6 +174,7 @@ static int setup(void **state) {
   tdir_write(f->dir, "xpwait.lua", XPWAIT_STRATEGY);
   tdir_write(f->dir, "recurse.lua", RECURSE_STRATEGY);
   tdir_write(f->dir, "exiterr.lua", EXITERR_STRATEGY);
+  tdir_write(f->dir, "growrun.lua", GROWRUN_STRATEGY);
   f->rt = trt_new(f->dir, &f->cap);
   *state = f;
   return 0;
@@ -534,6 +552,38 @@ static void test_pending_closes_are_bounded(void **state) {
   tfeed(f->rt, "{\"name\":\"interaction.spin\",\"data\":{\"interactionid\":\"S\"}}");
   assert_true(tcap_find(&f->cap, 0, "\"action\":\"spun\"", NULL) >= 0);
   assert_non_null(strstr(f->cap.log, "904 cancelled flows left unclosed: more than 4096 in one event"));
+  closer_present(f, "B", "none");
+  assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"interactionid\":\"B\"", NULL) >= 0);
+}
+
+/* Under a per-call growth limit, flows that allocate right up to it and
+ * then start a flow: for one of them the new flow's thread is the
+ * allocation that crosses the limit. ixr's own bookkeeping on the main Lua
+ * thread (not running, so no protected call to raise into) must not be
+ * refused, or the process aborts; the flow's own allocations are. */
+static void test_flow_start_at_the_memory_limit(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  ixr_options o;
+  topts(&o, f->dir, &f->cap);
+  o.max_call_growth = 96u << 10;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  /* n live strings of 101 bytes: the heap grows by about 140 bytes a
+   * step, a new thread takes about 1,000. */
+  for (int n = 500; n <= 800; n++) {
+    char line[256];
+    snprintf(line, sizeof(line),
+             "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"G%d\","
+             "\"strategy\":\"growrun\"}}", n);
+    tfeed(f->rt, line);
+    snprintf(line, sizeof(line),
+             "{\"name\":\"interaction.grow\",\"data\":{\"interactionid\":\"G%d\",\"n\":%d}}",
+             n, n);
+    tfeed(f->rt, line);
+  }
+  /* the small ones ran to the end, the big ones hit the limit */
+  assert_true(tcap_find(&f->cap, 0, "\"grown\"", "\"interactionid\":\"G500\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", "\"interactionid\":\"G800\"", NULL) >= 0);
   closer_present(f, "B", "none");
   assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"interactionid\":\"B\"", NULL) >= 0);
 }
@@ -989,6 +1039,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_deep_nested_flows_do_not_crash, setup, teardown),
       cmocka_unit_test_setup_teardown(test_handler_error_after_exit_and_reload, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pending_closes_are_bounded, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flow_start_at_the_memory_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_manual_clock_fires_in_due_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_clock_advance_needs_manual_clock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),
