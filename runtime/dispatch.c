@@ -120,30 +120,35 @@ static void clear_wait(ixr_runtime *rt, ixr__session *s) {
   s->wait_kind = IXR__WAIT_NONE;
 }
 
-/* Puts the suspended thread `co` of session s on the list of flows to
- * close, taking over the registry ref `ref` and a reference to `st`, the
- * session's strategy when the flow ran: an error in a __close names it,
- * and by then the session may have ended and a reload freed it. */
-static void schedule_close(ixr_runtime *rt, ixr__session *s, lua_State *co,
-                           int ref, ixr__strategy *st) {
+/* Whether the list of flows to close can take one more: not past
+ * IXR__MAX_PENDING_CLOSES (counted, and warned of after the event), nor
+ * when it cannot grow. */
+static bool close_list_room(ixr_runtime *rt) {
   if (rt->to_close_n >= IXR__MAX_PENDING_CLOSES) {
     rt->closes_dropped++;
+    return false;
+  }
+  if (rt->to_close_n < rt->to_close_cap) return true;
+  size_t cap = rt->to_close_cap ? rt->to_close_cap * 2 : 16;
+  ixr__closing *a = realloc(rt->to_close, cap * sizeof(*a));
+  if (a == NULL) return false;
+  rt->to_close = a;
+  rt->to_close_cap = cap;
+  return true;
+}
+
+/* Puts the suspended thread of session s (registry ref `ref`) on the list
+ * of flows to close, taking over that ref and a reference to `st`, the
+ * session's strategy when the flow ran: an error in a __close names it,
+ * and by then the session may have ended and a reload freed it. */
+static void schedule_close(ixr_runtime *rt, ixr__session *s, int ref,
+                           ixr__strategy *st) {
+  if (!close_list_room(rt)) { /* left to the collector, unclosed */
     luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
     ixr__strategy_release(rt, st);
     return;
   }
-  if (rt->to_close_n == rt->to_close_cap) {
-    size_t cap = rt->to_close_cap ? rt->to_close_cap * 2 : 16;
-    ixr__closing *a = realloc(rt->to_close, cap * sizeof(*a));
-    if (a == NULL) { /* left to the collector, as before */
-      luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
-      ixr__strategy_release(rt, st);
-      return;
-    }
-    rt->to_close = a;
-    rt->to_close_cap = cap;
-  }
-  rt->to_close[rt->to_close_n++] = (ixr__closing){ref, co, s, st};
+  rt->to_close[rt->to_close_n++] = (ixr__closing){ref, s, st};
 }
 
 /* [-1, +0] closes the thread of a cancelled flow (argument 1). */
@@ -200,7 +205,7 @@ void ixr__flow_cancel(ixr_runtime *rt, ixr__session *s) {
      * cancels itself): run_flow sees to it when it yields or returns. */
     if (lua_status(s->co) == LUA_YIELD) {
       s->strategy->refs++;
-      schedule_close(rt, s, s->co, s->co_ref, s->strategy);
+      schedule_close(rt, s, s->co_ref, s->strategy);
     } else
       luaL_unref(rt->L, LUA_REGISTRYINDEX, s->co_ref);
     s->co_ref = LUA_NOREF;
@@ -264,7 +269,7 @@ static void run_flow(ixr_runtime *rt, ixr__session *s, int nargs) {
     rt->internal_alloc++;
     int ref = luaL_ref(L, LUA_REGISTRYINDEX);
     rt->internal_alloc--;
-    schedule_close(rt, s, co, ref, st);
+    schedule_close(rt, s, ref, st);
     return;
   }
   lua_pop(L, 1); /* the anchor */

@@ -366,7 +366,6 @@ void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...)
 /* A flow cancelled while it waited, to be closed once the event is done. */
 typedef struct ixr__closing {
   int ref;               /* registry ref of its thread */
-  lua_State *co;
   ixr__session *s;       /* its session: freed only after the close */
   ixr__strategy *st;     /* a reference: the session's may be gone */
 } ixr__closing;

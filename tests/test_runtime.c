@@ -355,13 +355,29 @@ static void test_wait_after_cancel_exit(void **state) {
   assert_true(tcap_find(&f->cap, 0, "unreachable", NULL) < 0);
 }
 
-static void closer_present(fixture *f, const char *iid, const char *mode) {
-  char line[256];
+/* interaction.present of `iid` for `strategy`; `more`: further members of
+ * data, each with its leading comma (or ""). */
+static void present_as(fixture *f, const char *iid, const char *strategy,
+                       const char *more) {
+  char line[512];
   snprintf(line, sizeof(line),
            "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"%s\","
-           "\"strategy\":\"closer\",\"mode\":\"%s\"}}",
-           iid, mode);
+           "\"strategy\":\"%s\"%s}}",
+           iid, strategy, more);
   tfeed(f->rt, line);
+}
+
+static void closer_present(fixture *f, const char *iid, const char *mode) {
+  char more[128];
+  snprintf(more, sizeof(more), ",\"mode\":\"%s\"", mode);
+  present_as(f, iid, "closer", more);
+}
+
+/* The fixture's broken strategy file would make a reload fail. */
+static void remove_broken_strategy(fixture *f) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/syntax.lua", f->dir);
+  assert_int_equal(unlink(path), 0);
 }
 
 static void closer_event(fixture *f, const char *iid, const char *name) {
@@ -435,11 +451,9 @@ static void test_failing_close_is_reported(void **state) {
  * go to whatever sits in that slot now. */
 static void test_closed_thread_is_not_reused(void **state) {
   fixture *f = *state;
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"X\","
-               "\"strategy\":\"xpwait\",\"mode\":\"wait\"}}");
+  present_as(f, "X", "xpwait", ",\"mode\":\"wait\"");
   tfeed(f->rt, "{\"name\":\"interaction.end\",\"data\":{\"interactionid\":\"X\"}}");
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"Y\","
-               "\"strategy\":\"xpwait\",\"mode\":\"fail\"}}");
+  present_as(f, "Y", "xpwait", ",\"mode\":\"fail\"");
   assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "\"session\":\"s2\"",
                         "xpwait.lua:10: fail failed", NULL) >= 0);
   assert_true(tcap_find(&f->cap, 0, "hijacked", NULL) < 0);
@@ -453,9 +467,7 @@ static void test_closed_thread_is_not_reused(void **state) {
 static void test_close_after_reload(void **state) {
   fixture *f = *state;
   closer_present(f, "W", "wait-exit-error");
-  char path[512]; /* the fixture's broken file would make the reload fail */
-  snprintf(path, sizeof(path), "%s/syntax.lua", f->dir);
-  assert_int_equal(unlink(path), 0);
+  remove_broken_strategy(f);
   ixr_reload_result r;
   assert_int_equal(ixr_reload(f->rt, &r), 0);
   assert_true(r.ok);
@@ -486,8 +498,7 @@ static void test_close_cannot_start_a_flow(void **state) {
  * with an error, instead of overflowing the C stack. */
 static void test_flows_nest_boundedly(void **state) {
   fixture *f = *state;
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"N\","
-               "\"strategy\":\"recurse\"}}");
+  present_as(f, "N", "recurse", "");
   assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "nest more than 32 deep", NULL) >= 0);
   closer_present(f, "B", "none");
   assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"interactionid\":\"B\"", NULL) >= 0);
@@ -514,8 +525,7 @@ static void test_failing_flow_closes_its_variables(void **state) {
  * thread, so the C calls add up across the nesting. */
 static void test_deep_nested_flows_do_not_crash(void **state) {
   fixture *f = *state;
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"N\","
-               "\"strategy\":\"recurse\",\"deep\":true}}");
+  present_as(f, "N", "recurse", ",\"deep\":true");
   assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "stack overflow", NULL) >= 0);
   closer_present(f, "B", "none");
   assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"interactionid\":\"B\"", NULL) >= 0);
@@ -527,11 +537,8 @@ static void test_deep_nested_flows_do_not_crash(void **state) {
  * (ASan: no use after free). */
 static void test_handler_error_after_exit_and_reload(void **state) {
   fixture *f = *state;
-  char path[512];
-  snprintf(path, sizeof(path), "%s/syntax.lua", f->dir);
-  assert_int_equal(unlink(path), 0);
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"E\","
-               "\"strategy\":\"exiterr\"}}");
+  remove_broken_strategy(f);
+  present_as(f, "E", "exiterr", "");
   tfeed(f->rt, "{\"name\":\"interaction.sus\",\"data\":{\"interactionid\":\"E\"}}");
   assert_true(tcap_find(&f->cap, 0, "\"suspended\"", "\"session\":\"s1\"", NULL) >= 0);
   ixr_reload_result r;
@@ -547,8 +554,7 @@ static void test_handler_error_after_exit_and_reload(void **state) {
  * collector (with a warning), so that one event cannot pin them all. */
 static void test_pending_closes_are_bounded(void **state) {
   fixture *f = *state;
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S\","
-               "\"strategy\":\"exiterr\"}}");
+  present_as(f, "S", "exiterr", "");
   tfeed(f->rt, "{\"name\":\"interaction.spin\",\"data\":{\"interactionid\":\"S\"}}");
   assert_true(tcap_find(&f->cap, 0, "\"action\":\"spun\"", NULL) >= 0);
   assert_non_null(strstr(f->cap.log, "904 cancelled flows left unclosed: more than 4096 in one event"));
@@ -572,10 +578,9 @@ static void test_flow_start_at_the_memory_limit(void **state) {
    * step, a new thread takes about 1,000. */
   for (int n = 500; n <= 800; n++) {
     char line[256];
-    snprintf(line, sizeof(line),
-             "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"G%d\","
-             "\"strategy\":\"growrun\"}}", n);
-    tfeed(f->rt, line);
+    char iid[16];
+    snprintf(iid, sizeof(iid), "G%d", n);
+    present_as(f, iid, "growrun", "");
     snprintf(line, sizeof(line),
              "{\"name\":\"interaction.grow\",\"data\":{\"interactionid\":\"G%d\",\"n\":%d}}",
              n, n);
