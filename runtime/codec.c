@@ -1148,7 +1148,22 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
         return 0;
       }
       break;
-    case LUA_TTABLE: return encode_table(w, L, idx, depth, err, errlen);
+    case LUA_TTABLE:
+      /* A read-only view of a shared module (luahost.c) is written as the
+       * table it shows, not as the empty table it is. */
+      if (lua_getmetatable(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_checkstack(L, 1)) {
+          snprintf(err, errlen, "out of Lua stack");
+          return -1;
+        }
+        lua_pushvalue(L, idx);
+        ixr__ro_shown(L, -1);
+        int rc = encode_table(w, L, lua_gettop(L), depth, err, errlen);
+        lua_pop(L, 1);
+        return rc;
+      }
+      return encode_table(w, L, idx, depth, err, errlen);
     default: break;
   }
   snprintf(err, errlen, "cannot encode a %s value", luaL_typename(L, idx));

@@ -556,6 +556,10 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
 /* luahost.c, more */
 int ixr__call_quiet(ixr_runtime *rt, int nargs, int nres, char **errmsg);
 void ixr__seal_env(lua_State *L, int idx);
+/* [-0, +0] if the value at idx is a read-only view of a shared module
+ * (luahost.c), replaces it with the table it shows, for C code that walks
+ * it with lua_next. */
+void ixr__ro_shown(lua_State *L, int idx);
 void ixr__reset_modules(ixr_runtime *rt);
 int ixr__modules_save(ixr_runtime *rt);
 void ixr__modules_restore(ixr_runtime *rt, int ref);

@@ -22,6 +22,7 @@ static const char LOADED_KEY = 0;  /* modules loaded by require */
 static const char STRICT_KEY = 0;  /* the metatable of strategy environments */
 static const char CORE_KEY = 0;    /* the ixr.core table */
 static const char HOST_KEY = 0;    /* modules of C functions a host registered */
+static const char SHOWN_KEY = 0;   /* in a read-only view's metatable: what it shows */
 
 
 /* ---- limits: the allocator and the instruction budget ----------------- */
@@ -401,6 +402,135 @@ static bool module_name_ok(const char *name, size_t len) {
   return true;
 }
 
+/*
+ * Read-only views. The modules every strategy shares (ixr.core, the
+ * standard library under lua/, a host's C functions) are handed out as
+ * views: an empty table whose metatable reads from the module, so that a
+ * strategy that assigns into one (`core.run = ...`, by accident) gets an
+ * error with its file:line instead of changing the module for every other
+ * strategy of the runtime. As the sandbox itself, this protects against
+ * accidents, not against a hostile strategy (rawset still writes).
+ */
+
+/* __newindex: upvalue 1 is the module's name. */
+static int ro_newindex(lua_State *L) {
+  const char *mod = lua_tostring(L, lua_upvalueindex(1));
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  luaL_where(L, 1); /* file:line of the code that assigns */
+  if (k != NULL)
+    lua_pushfstring(L, "module '%s' is read-only (assignment to '%s')", mod, k);
+  else
+    lua_pushfstring(L, "module '%s' is read-only (assignment to a %s key)", mod,
+                    luaL_typename(L, 2));
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+/* __pairs and __len: upvalue 1 is the table shown. */
+static int ro_next(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (lua_next(L, 1)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+static int ro_pairs(lua_State *L) {
+  lua_pushcfunction(L, ro_next);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushnil(L);
+  return 3;
+}
+
+static int ro_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, lua_upvalueindex(1)));
+  return 1;
+}
+
+/* [-1, +1] replaces the table on top with its read-only view; other values
+ * stay as they are. A table without tables inside is shown live (a host
+ * module sees the functions registered later); one with tables is shown
+ * through a copy whose tables are views too, so that no path leads to a
+ * writable part. memo (an index) maps each table to its view: shared and
+ * cyclic tables get one view. */
+static void ro_view(lua_State *L, const char *mod, int memo, int depth) {
+  if (lua_type(L, -1) != LUA_TTABLE) return;
+  luaL_checkstack(L, 8, "read-only view");
+  if (depth > 64) luaL_error(L, "module '%s' nests tables too deeply", mod);
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, memo) != LUA_TNIL) {
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 1);
+  int t = lua_gettop(L);
+  bool flat = true;
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    bool tbl = lua_type(L, -1) == LUA_TTABLE;
+    lua_pop(L, 1);
+    if (tbl) {
+      flat = false;
+      lua_pop(L, 1);
+      break;
+    }
+  }
+  lua_newtable(L); /* t+1: the view */
+  lua_pushvalue(L, t);
+  lua_pushvalue(L, t + 1);
+  lua_rawset(L, memo);
+  if (flat) {
+    lua_pushvalue(L, t); /* t+2: what the view shows */
+  } else {
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+      ro_view(L, mod, memo, depth + 1);
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, t + 2);
+    }
+  }
+  lua_createtable(L, 0, 5); /* t+3 */
+  lua_pushvalue(L, t + 2);
+  lua_setfield(L, t + 3, "__index");
+  lua_pushstring(L, mod);
+  lua_pushcclosure(L, ro_newindex, 1);
+  lua_setfield(L, t + 3, "__newindex");
+  lua_pushvalue(L, t + 2);
+  lua_pushcclosure(L, ro_pairs, 1);
+  lua_setfield(L, t + 3, "__pairs");
+  lua_pushvalue(L, t + 2);
+  lua_pushcclosure(L, ro_len, 1);
+  lua_setfield(L, t + 3, "__len");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, t + 3, "__metatable");
+  lua_pushvalue(L, t + 2);
+  lua_rawsetp(L, t + 3, &SHOWN_KEY);
+  lua_setmetatable(L, t + 1);
+  lua_pop(L, 1);     /* the shown table */
+  lua_replace(L, t); /* the view where the table was */
+}
+
+/* [-1, +1] the value on top, as a read-only view (see ro_view). */
+static void read_only(lua_State *L, const char *mod) {
+  lua_newtable(L);
+  lua_insert(L, -2);
+  ro_view(L, mod, lua_gettop(L) - 1, 0);
+  lua_remove(L, -2);
+}
+
+void ixr__ro_shown(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (!lua_getmetatable(L, idx)) return;
+  if (lua_rawgetp(L, -1, &SHOWN_KEY) == LUA_TTABLE) {
+    lua_replace(L, idx);
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 2);
+}
+
 /* require: ixr.core, or a module file under lua/ or the handlers dir. */
 static int l_require(lua_State *L) {
   ixr_runtime *rt = ixr__runtime_of(L);
@@ -421,6 +551,7 @@ static int l_require(lua_State *L) {
   /* a module of the host's C functions */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
   if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+    read_only(L, name);
     lua_pushvalue(L, 1);
     lua_pushvalue(L, -2);
     lua_rawset(L, 2);
@@ -434,9 +565,11 @@ static int l_require(lua_State *L) {
   const char *dirs[2] = {rt->lua_dir, rt->handlers_dir};
   char path[4096];
   FILE *f = NULL;
+  bool standard = false; /* found under lua/: shared, so read-only */
   for (int d = 0; d < 2 && f == NULL; d++) {
     snprintf(path, sizeof(path), "%s/%s.lua", dirs[d], rel);
     f = fopen(path, "rb");
+    standard = d == 0;
   }
   if (f == NULL)
     return luaL_error(L, "module '%s' not found in %s/ or %s/", name,
@@ -474,6 +607,7 @@ static int l_require(lua_State *L) {
     lua_pop(L, 1);
     lua_pushboolean(L, 1);
   }
+  if (standard) read_only(L, name);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, -2);
   lua_rawset(L, 2);
@@ -696,6 +830,7 @@ int ixr__lua_open(ixr_runtime *rt) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
   ixr__open_session(L);
   ixr__open_core(L);
+  read_only(L, "ixr.core");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
   ixr__reset_modules(rt);
   ixr__gc_init(rt);

@@ -141,6 +141,7 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
                   defaults);
     goto out;
   }
+  ixr__ro_shown(L, -1); /* the set is a read-only view: walk what it shows */
   /* handlers = copy of the standard set, then the strategy's own on */
   lua_newtable(L);
   int handlers = lua_gettop(L);

@@ -1383,6 +1383,37 @@ static void test_register_later(void **state) {
   assert_int_equal(h.calls, 1);
 }
 
+/* A host module is shared by every strategy: it is a read-only view (an
+ * assignment fails with file:line), and a live one (a function registered
+ * after a strategy required the module is there). */
+static void hm_setup(ixr_runtime *rt, void *ud) {
+  host *h = ud;
+  h->rc_setup = ixr_register(rt, "hm", "get", host_get, h);
+}
+
+static void test_host_module_read_only_and_live(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "hm.lua",
+             "local m = require('hm')\n"
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  local ok, err = pcall(function() m.get = nil end)\n"
+             "  s:action('hm', { ok = ok, err = err, get2 = m.get2 and m.get2('k') or 'absent' })\n"
+             "end }\n");
+  host h;
+  memset(&h, 0, sizeof(h));
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_setup = hm_setup;
+  o.setup_ud = &h;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H1\",\"strategy\":\"hm\"}}");
+  EXPECT_LINE(f, "\"hm\"", "\"ok\":false", "hm.lua:3: module 'hm' is read-only (assignment to 'get')",
+              "\"get2\":\"absent\"");
+  assert_int_equal(ixr_register(f->rt, "hm", "get2", host_get, &h), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H2\",\"strategy\":\"hm\"}}");
+  EXPECT_LINE(f, "\"hm\"", "\"H2\"", "\"get2\":\"value of k\"");
+}
+
 /* A host function that feeds another event re-entrantly: it is queued and
  * runs after the event in progress; reload and advance are refused. */
 static void test_host_function_feeds_reentrantly(void **state) {
@@ -1595,6 +1626,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_register_misuse, setup, teardown),
       cmocka_unit_test_setup_teardown(test_register_from_setup, setup, teardown),
       cmocka_unit_test_setup_teardown(test_register_later, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_host_module_read_only_and_live, setup, teardown),
       cmocka_unit_test_setup_teardown(test_host_function_feeds_reentrantly, setup, teardown),
       cmocka_unit_test_setup_teardown(test_advance, setup, teardown),
       cmocka_unit_test_setup_teardown(test_check, setup, teardown),

@@ -380,6 +380,62 @@ static void test_own_coroutines_work(void **state) {
           "a session's flow cannot be resumed or closed");
 }
 
+/* The modules every strategy shares (ixr.core, the standard library) are
+ * read-only views: an assignment, an accident in one strategy, fails with
+ * its file:line. Reading, pairs and # work as on any table. */
+static void test_shared_modules_are_read_only(void **state) {
+  fixture *f = *state;
+  refused(f, "require('ixr.core').run = nil",
+          "probe:1: module 'ixr.core' is read-only (assignment to 'run')");
+  refused(f, "require('ixr.multimedia').requeue.notcontrolled = print",
+          "probe:1: module 'ixr.multimedia' is read-only (assignment to 'notcontrolled')");
+  refused(f, "require('ixr.multimedia').sets.requeue['interaction.deleted'] = print",
+          "(assignment to 'interaction.deleted')");
+  refused(f, "local c = require('ixr.core') c[#c + 1] = 1", "(assignment to a number key)");
+  refused(f, "setmetatable(require('ixr.core'), nil)", "protected metatable");
+  returned(f, "local n = 0 for k in pairs(require('ixr.core')) do n = n + 1 end return n", "10");
+  returned(f, "local mm = require('ixr.multimedia')\n"
+              "return tostring(mm.requeue.deleted == mm.sets.requeue['interaction.deleted']\n"
+              "  and mm.sets == require('ixr.multimedia').sets and #mm.sets == 0\n"
+              "  and type(require('ixr.core').null))",
+           "true");
+  /* written as what they show */
+  returned(f, "local session = ... session:action('ev', require('ixr.multimedia').events) return 'sent'", "sent");
+  assert_true(tcap_find(&f->cap, 0, "\"action\":\"ev\"",
+                        "\"notcontrolled\":\"interaction.notcontrolled\"", NULL) >= 0);
+}
+
+/* So one strategy cannot change the standard behaviour of the others: a
+ * file that loads first and tries to replace core.suspend and the requeue
+ * set's handlers leaves a later strategy's sessions suspending and
+ * resuming as the standard set says. */
+static void test_strategy_cannot_change_others_standard_set(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "avandal.lua",
+             "local core, mm = require('ixr.core'), require('ixr.multimedia')\n"
+             "local noop = function() end\n"
+             "local tries = {\n"
+             "  function() core.suspend = noop end,\n"
+             "  function() mm.sets.requeue['interaction.notcontrolled'] = noop end,\n"
+             "  function() mm.requeue.present = noop end,\n"
+             "}\n"
+             "for _, try in ipairs(tries) do assert(not pcall(try)) end\n"
+             "return { start = function(s) s:wait('never') end }\n");
+  tdir_write(f->dir, "victim.lua",
+             "return { start = function(s) s:wait('interaction.x') s:action('done') end }\n");
+  ixr_close(f->rt);
+  f->rt = make(f, 2000000, 256u << 20);
+  assert_true(tcap_find(&f->cap, 0, "avandal", NULL) < 0); /* it loaded */
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"V\",\"strategy\":\"victim\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"V\",\"resultof\":\"revoking\"}}");
+  int i = tcap_find(&f->cap, 0, "\"state\":\"suspended\"", "\"V\"", NULL);
+  assert_true(i >= 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"V\",\"strategy\":\"victim\"}}");
+  assert_true(tcap_find(&f->cap, (size_t)i, "\"state\":\"resumed\"", "\"V\"", NULL) >= 0);
+  tfeed(f->rt, "{\"name\":\"interaction.x\",\"data\":{\"interactionid\":\"V\"}}");
+  assert_true(tcap_find(&f->cap, (size_t)i, "\"done\"", "\"V\"", NULL) >= 0);
+}
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -392,6 +448,7 @@ int main(void) {
       T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
       T(test_bad_sessions_do_not_hurt_others), T(test_flow_cannot_be_resumed_by_strategy),
       T(test_own_coroutines_work), T(test_print_goes_to_the_log),
+      T(test_shared_modules_are_read_only), T(test_strategy_cannot_change_others_standard_set),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
