@@ -412,11 +412,25 @@ static bool module_name_ok(const char *name, size_t len) {
  * accidents, not against a hostile strategy (rawset still writes).
  */
 
+/* [-0, +1] "FILE:LINE: " of the nearest Lua code on the stack (the caller
+ * of table.insert, say, not table.insert), or "". */
+static void where_lua(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
 /* __newindex: upvalue 1 is the module's name. */
 static int ro_newindex(lua_State *L) {
   const char *mod = lua_tostring(L, lua_upvalueindex(1));
   const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-  luaL_where(L, 1); /* file:line of the code that assigns */
+  where_lua(L);
   if (k != NULL)
     lua_pushfstring(L, "module '%s' is read-only (assignment to '%s')", mod, k);
   else
@@ -426,22 +440,25 @@ static int ro_newindex(lua_State *L) {
   return lua_error(L);
 }
 
-/* __pairs and __len: upvalue 1 is the table shown. */
+/* The iterator of a view: next over the table shown (upvalue 1), which
+ * pairs never hands out itself (its state is the view). */
 static int ro_next(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 2);
-  if (lua_next(L, 1)) return 2;
+  lua_pushvalue(L, 2);
+  if (lua_next(L, lua_upvalueindex(1))) return 2;
   lua_pushnil(L);
   return 1;
 }
 
+/* __pairs: upvalue 1 is the view's ro_next. */
 static int ro_pairs(lua_State *L) {
-  lua_pushcfunction(L, ro_next);
   lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
 }
 
+/* __len: upvalue 1 is the table shown. */
 static int ro_len(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)lua_rawlen(L, lua_upvalueindex(1)));
   return 1;
@@ -456,6 +473,13 @@ static int ro_len(lua_State *L) {
 static void ro_view(lua_State *L, const char *mod, int memo, int depth) {
   if (lua_type(L, -1) != LUA_TTABLE) return;
   luaL_checkstack(L, 8, "read-only view");
+  /* A view (a module that re-exports ixr.core) is one already. A table
+   * with a metatable of its own stays as it is: a view would lose its
+   * metamethods. */
+  if (lua_getmetatable(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
   if (depth > 64) luaL_error(L, "module '%s' nests tables too deeply", mod);
   lua_pushvalue(L, -1);
   if (lua_rawget(L, memo) != LUA_TNIL) {
@@ -498,6 +522,7 @@ static void ro_view(lua_State *L, const char *mod, int memo, int depth) {
   lua_pushcclosure(L, ro_newindex, 1);
   lua_setfield(L, t + 3, "__newindex");
   lua_pushvalue(L, t + 2);
+  lua_pushcclosure(L, ro_next, 1);
   lua_pushcclosure(L, ro_pairs, 1);
   lua_setfield(L, t + 3, "__pairs");
   lua_pushvalue(L, t + 2);

@@ -153,6 +153,7 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
   }
   t = lua_getfield(L, tbl, "on");
   if (t == LUA_TTABLE) {
+    ixr__ro_shown(L, -1); /* on = a standard set, or a module's table */
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
       if (lua_type(L, -2) != LUA_TSTRING || !lua_isfunction(L, -1)) {

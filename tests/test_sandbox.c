@@ -393,6 +393,12 @@ static void test_shared_modules_are_read_only(void **state) {
           "(assignment to 'interaction.deleted')");
   refused(f, "local c = require('ixr.core') c[#c + 1] = 1", "(assignment to a number key)");
   refused(f, "setmetatable(require('ixr.core'), nil)", "protected metatable");
+  /* pairs hands out views, never the module itself */
+  refused(f, "local _, c = pairs(require('ixr.core')) c.suspend = print",
+          "probe:1: module 'ixr.core' is read-only (assignment to 'suspend')");
+  /* the position is the strategy's, also through a library function */
+  refused(f, "table.insert(require('ixr.multimedia').sets, 1)",
+          "probe:1: module 'ixr.multimedia' is read-only (assignment to a number key)");
   returned(f, "local n = 0 for k in pairs(require('ixr.core')) do n = n + 1 end return n", "10");
   returned(f, "local mm = require('ixr.multimedia')\n"
               "return tostring(mm.requeue.deleted == mm.sets.requeue['interaction.deleted']\n"
@@ -436,6 +442,73 @@ static void test_strategy_cannot_change_others_standard_set(void **state) {
   assert_true(tcap_find(&f->cap, (size_t)i, "\"done\"", "\"V\"", NULL) >= 0);
 }
 
+/* Reads a whole file (NULL-terminated, malloc'd). */
+static char *slurp(const char *path) {
+  FILE *in = fopen(path, "rb");
+  assert_non_null(in);
+  fseek(in, 0, SEEK_END);
+  long n = ftell(in);
+  fseek(in, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  assert_non_null(buf);
+  assert_int_equal(fread(buf, 1, (size_t)n, in), (size_t)n);
+  buf[n] = '\0';
+  fclose(in);
+  return buf;
+}
+
+/* Views in the places a strategy may put them: a standard set as `on`, a
+ * module of lua/ that re-exports views (which stay whole), or that is a
+ * strategy itself; a table with a metatable of its own keeps it. */
+static void test_views_where_strategies_put_them(void **state) {
+  fixture *f = *state;
+  char *lua = tdir_new();
+  char src[1024];
+  const char *std = getenv("IXR_LUA_DIR");
+  assert_non_null(std);
+  snprintf(src, sizeof(src), "%s/ixr/multimedia.lua", std);
+  char *mm = slurp(src);
+  tdir_write(lua, "ixr/multimedia.lua", mm);
+  free(mm);
+  tdir_write(lua, "acme/std.lua",
+             "local M = { core = require('ixr.core'), events = require('ixr.multimedia').events,\n"
+             "  list = { 'a', 'b', 'c' }, callable = setmetatable({}, { __call = function() return 'called' end }) }\n"
+             "M.on = { ['interaction.deleted'] = function(s) s:exit('acme-deleted') end }\n"
+             "M.start = function(s) s:wait('never') end\n"
+             "return M\n");
+  tdir_write(f->dir, "legacyon.lua",
+             "return { defaults = 'none', on = require('ixr.multimedia').sets.legacy,\n"
+             "  start = function(s) s:wait('never') end }\n");
+  tdir_write(f->dir, "acme.lua", "return require('acme.std')\n");
+  tdir_write(f->dir, "user.lua",
+             "local acme = require('acme.std')\n"
+             "return { defaults = 'none', start = function(s)\n"
+             "  local n = 0 for _ in pairs(acme.core) do n = n + 1 end\n"
+             "  s:action('u', { n = n, list = table.concat(acme.list, ','), len = #acme.list,\n"
+             "    called = acme.callable(), events = acme.events })\n"
+             "end }\n");
+  ixr_close(f->rt);
+  ixr_options o;
+  topts(&o, f->dir, &f->cap);
+  o.lua_dir = lua;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L\",\"strategy\":\"legacyon\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.deleted\",\"data\":{\"interactionid\":\"L\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\",\"strategy\":\"acme\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.deleted\",\"data\":{\"interactionid\":\"A\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"U\",\"strategy\":\"user\"}}");
+  bool ok = tcap_find(&f->cap, 0, "\"ended\"", "\"L\"", "\"reason\":\"deleted\"", NULL) >= 0 &&
+            tcap_find(&f->cap, 0, "\"ended\"", "\"A\"", "\"reason\":\"acme-deleted\"", NULL) >= 0 &&
+            tcap_find(&f->cap, 0, "\"u\"", "\"n\":10", "\"list\":\"a,b,c\"", "\"len\":3",
+                      "\"called\":\"called\"", "\"notcontrolled\":\"interaction.notcontrolled\"",
+                      NULL) >= 0;
+  if (!ok) tcap_dump(&f->cap);
+  ixr_close(f->rt);
+  f->rt = NULL;
+  tdir_remove(lua);
+  assert_true(ok);
+}
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -449,6 +522,7 @@ int main(void) {
       T(test_bad_sessions_do_not_hurt_others), T(test_flow_cannot_be_resumed_by_strategy),
       T(test_own_coroutines_work), T(test_print_goes_to_the_log),
       T(test_shared_modules_are_read_only), T(test_strategy_cannot_change_others_standard_set),
+      T(test_views_where_strategies_put_them),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
