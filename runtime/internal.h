@@ -453,6 +453,7 @@ struct ixr_runtime {
   bool closing_flows;     /* inside close_flows: no flow may start */
   uint64_t closes_dropped; /* over IXR__MAX_PENDING_CLOSES, since the last pass */
   int flow_nesting;       /* flows started from within flows, running */
+  int std_loading;        /* modules of lua/ loading (luahost.c l_require) */
   /* >0 while ixr's own bookkeeping allocates on the main Lua thread during
    * a call (a nested flow's thread and refs): the main thread is not the
    * one running, so a refused allocation would raise with no protected

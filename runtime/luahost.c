@@ -21,6 +21,7 @@ static const char SANDBOX_KEY = 0; /* the allow-listed globals */
 static const char LOADED_KEY = 0;  /* modules loaded by require */
 static const char STRICT_KEY = 0;  /* the metatable of strategy environments */
 static const char CORE_KEY = 0;    /* the ixr.core table */
+static const char CORE_VIEW_KEY = 0; /* its read-only view, for strategies */
 static const char HOST_KEY = 0;    /* modules of C functions a host registered */
 static const char SHOWN_KEY = 0;   /* in a read-only view's metatable: what it shows */
 
@@ -562,6 +563,13 @@ static int l_require(lua_State *L) {
   size_t len;
   const char *name = luaL_checklstring(L, 1, &len);
   lua_settop(L, 1);
+  /* The standard library, while it loads, gets ixr.core itself: it is
+   * ixr's own code, and it calls core functions on every event, where a
+   * view would cost a metatable lookup each. */
+  if (rt->std_loading > 0 && strcmp(name, "ixr.core") == 0) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
+    return 1;
+  }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &LOADED_KEY); /* 2 */
   lua_pushvalue(L, 1);
   if (lua_rawget(L, 2) != LUA_TNIL) {
@@ -621,7 +629,13 @@ static int l_require(lua_State *L) {
   /* Inside the caller's protected call already; this pcall only lets a
    * failed module be forgotten (not left looking like a require loop)
    * before its error goes on up. */
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+  /* Only a module of lua/ itself gets ixr.core (above), not a module of
+   * the handlers dir that it would require. */
+  int outer_std = rt->std_loading;
+  rt->std_loading = standard ? outer_std + 1 : 0;
+  int st = lua_pcall(L, 2, 1, 0);
+  rt->std_loading = outer_std;
+  if (st != LUA_OK) {
     lua_pushvalue(L, 1);
     lua_pushnil(L);
     lua_rawset(L, 2);
@@ -782,7 +796,7 @@ static void build_sandbox(lua_State *L) {
 void ixr__reset_modules(ixr_runtime *rt) {
   lua_State *L = rt->L;
   lua_newtable(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CORE_VIEW_KEY);
   lua_setfield(L, -2, "ixr.core");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &LOADED_KEY);
 }
@@ -855,8 +869,10 @@ int ixr__lua_open(ixr_runtime *rt) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
   ixr__open_session(L);
   ixr__open_core(L);
-  read_only(L, "ixr.core");
+  lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
+  read_only(L, "ixr.core");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &CORE_VIEW_KEY);
   ixr__reset_modules(rt);
   ixr__gc_init(rt);
   return 0;

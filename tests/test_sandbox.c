@@ -474,18 +474,22 @@ static void test_views_where_strategies_put_them(void **state) {
              "local M = { core = require('ixr.core'), events = require('ixr.multimedia').events,\n"
              "  list = { 'a', 'b', 'c' }, callable = setmetatable({}, { __call = function() return 'called' end }) }\n"
              "M.on = { ['interaction.deleted'] = function(s) s:exit('acme-deleted') end }\n"
+             "M.helper_wrote = require('helper')\n"
              "M.start = function(s) s:wait('never') end\n"
              "return M\n");
   tdir_write(f->dir, "legacyon.lua",
              "return { defaults = 'none', on = require('ixr.multimedia').sets.legacy,\n"
              "  start = function(s) s:wait('never') end }\n");
   tdir_write(f->dir, "acme.lua", "return require('acme.std')\n");
+  /* a module of the handlers dir, required by one of lua/: a view too */
+  tdir_write(f->dir, "helper.lua",
+             "return (pcall(function() require('ixr.core').run = print end))\n");
   tdir_write(f->dir, "user.lua",
              "local acme = require('acme.std')\n"
              "return { defaults = 'none', start = function(s)\n"
              "  local n = 0 for _ in pairs(acme.core) do n = n + 1 end\n"
              "  s:action('u', { n = n, list = table.concat(acme.list, ','), len = #acme.list,\n"
-             "    called = acme.callable(), events = acme.events })\n"
+             "    called = acme.callable(), events = acme.events, helper_wrote = acme.helper_wrote })\n"
              "end }\n");
   ixr_close(f->rt);
   ixr_options o;
@@ -501,7 +505,7 @@ static void test_views_where_strategies_put_them(void **state) {
             tcap_find(&f->cap, 0, "\"ended\"", "\"A\"", "\"reason\":\"acme-deleted\"", NULL) >= 0 &&
             tcap_find(&f->cap, 0, "\"u\"", "\"n\":10", "\"list\":\"a,b,c\"", "\"len\":3",
                       "\"called\":\"called\"", "\"notcontrolled\":\"interaction.notcontrolled\"",
-                      NULL) >= 0;
+                      "\"helper_wrote\":false", NULL) >= 0;
   if (!ok) tcap_dump(&f->cap);
   ixr_close(f->rt);
   f->rt = NULL;
