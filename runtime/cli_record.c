@@ -13,17 +13,38 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
 /* ---- hooks shared by the commands -------------------------------------- */
 
+/* A line to standard error, in full: `ixr run` serves a standard output
+ * that libuv makes non-blocking, and with 2>&1 standard error shares it,
+ * so a full pipe refuses writes with EAGAIN that stdio would drop. */
+static void stderr_line(const char *prefix, const char *line) {
+  fflush(stdout); /* keep reports and log lines in order on a terminal */
+  char buf[4096];
+  int n = snprintf(buf, sizeof(buf), "%s%s\n", prefix, line);
+  if (n < 0) return;
+  if (n > (int)sizeof(buf) - 1) n = (int)sizeof(buf) - 1;
+  for (const char *p = buf, *end = buf + n; p < end;) {
+    ssize_t w = write(STDERR_FILENO, p, (size_t)(end - p));
+    struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
+    if (w > 0) p += w;
+    else if (w < 0 && errno == EINTR) continue;
+    else if (w < 0 && errno == EAGAIN && (poll(&pfd, 1, -1) >= 0 || errno == EINTR)) continue;
+    else return;
+  }
+}
+
 void cli_trace_print(void *ud, const char *line) {
   (void)ud;
-  fprintf(stderr, "%s\n", line);
+  stderr_line("", line);
 }
 
 static const char *const level_names[] = {"error", "warn", "info", "debug",
@@ -40,8 +61,9 @@ int cli_parse_level(const char *s, ixr_log_level *out) {
 
 void cli_log_print(void *ud, ixr_log_level level, const char *msg) {
   (void)ud;
-  fflush(stdout); /* keep reports and log lines in order on a terminal */
-  fprintf(stderr, "ixr: %s: %s\n", level_names[level], msg);
+  char prefix[32];
+  snprintf(prefix, sizeof(prefix), "ixr: %s: ", level_names[level]);
+  stderr_line(prefix, msg);
 }
 
 /* ---- recording -------------------------------------------------------- */

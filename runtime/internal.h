@@ -561,6 +561,8 @@ void ixr__seal_env(lua_State *L, int idx);
  * (luahost.c), replaces it with the table it shows, for C code that walks
  * it with lua_next. */
 void ixr__ro_shown(lua_State *L, int idx);
+/* Writes a log line to fd in full, also when fd is non-blocking (output.c). */
+void ixr__write_log_line(int fd, const char *p, size_t n);
 void ixr__reset_modules(ixr_runtime *rt);
 int ixr__modules_save(ixr_runtime *rt);
 void ixr__modules_restore(ixr_runtime *rt, int ref);

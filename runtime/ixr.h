@@ -223,7 +223,10 @@ IXR_EXTERN int ixr_feed_event(ixr_runtime *rt, const char *name,
 /*
  * Serves a stream of events on file descriptors (a pipe, a tty or a regular
  * file for input; output is written to out_fd). With IXR_SERVE_STOP_AT_EOF
- * the runtime stops once the input ends and all output is written.
+ * the runtime stops once the input ends and all output is written, or once
+ * reading or writing fails (counted in ixr_stats.fd_stream_failures). The
+ * descriptors' file status flags (O_NONBLOCK) are put back when the stream
+ * ends.
  */
 #define IXR_SERVE_STOP_AT_EOF 1u
 IXR_EXTERN int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd,
@@ -317,6 +320,10 @@ typedef struct ixr_stats {
   uint64_t gc_ns;
   uint64_t gc_pause_max_ns;
   uint64_t gc_pause_last_cycle_ns;
+  /* Streams of ixr_serve_fd() that ended because reading or writing their
+   * descriptors failed (a full disk, a reader that went away): what they
+   * carried was not all handled or not all delivered. */
+  uint64_t fd_stream_failures;
 } ixr_stats;
 
 IXR_EXTERN int ixr_get_stats(ixr_runtime *rt, ixr_stats *st);

@@ -3,6 +3,8 @@
  * loop and a runtime, and lets the library do the rest, exactly as an
  * embedding service would.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,9 @@ static int bad_usage(const char *fmt, const char *arg) {
 }
 
 /* ---- ixr run ---------------------------------------------------------- */
+
+/* Standard descriptors the caller closed (`>&-`), by number (bit 0: stdin). */
+static unsigned closed_stdio;
 
 typedef struct cli {
   ixr_runtime *rt;
@@ -150,6 +155,11 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "ixr: --watch: %s\n", ixr_strerror(rc));
     status = 1;
   }
+  if (status == 0 && nlisten == 0 && (closed_stdio & 3u) != 0) {
+    fprintf(stderr, "ixr: standard %s is closed: nothing to serve (use --listen)\n",
+            (closed_stdio & 1u) ? "input" : "output");
+    status = 1;
+  }
   if (status == 0 && nlisten == 0) {
     rc = ixr_serve_fd(c.rt, 0, 1, IXR_SERVE_STOP_AT_EOF);
     if (rc != 0) {
@@ -167,6 +177,9 @@ static int cmd_run(int argc, char **argv) {
     uv_unref((uv_handle_t *)sigs[i]);
   }
   if (status == 0) uv_run(&loop, UV_RUN_DEFAULT);
+  ixr_stats stats;
+  if (ixr_get_stats(c.rt, &stats) == 0 && stats.fd_stream_failures > 0)
+    status = 1; /* input or output failed: the runtime logged how */
   ixr_close(c.rt);
   for (int i = 0; i < 3; i++) uv_close((uv_handle_t *)sigs[i], NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -203,6 +216,16 @@ static int cmd_check(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a closed output is an error to report, not death */
+  /* A standard descriptor left closed would be taken by the first one ixr
+   * opens (the event loop's), and lines meant for it would go there: park
+   * /dev/null on it, and remember (ixr run refuses a closed stdin or
+   * stdout). */
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (n != fd) return 70; /* cannot happen: the lowest free number */
+    closed_stdio |= 1u << fd;
+  }
   if (argc < 2) {
     usage(stderr);
     return 2;

@@ -7,10 +7,13 @@
  * for its interaction; when that one has closed, to the newest open sink;
  * with none open they are held, up to a bound, until one opens.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -257,5 +260,29 @@ void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...) {
     rt->opt.on_log(rt->opt.log_ud, level, msg);
     return;
   }
-  fprintf(stderr, "ixr: %s: %s\n", level_name[level], msg);
+  char line[2100];
+  int n = snprintf(line, sizeof(line), "ixr: %s: %s\n", level_name[level], msg);
+  if (n > (int)sizeof(line) - 1) n = (int)sizeof(line) - 1;
+  ixr__write_log_line(STDERR_FILENO, line, (size_t)n);
+}
+
+/* Standard error may share its open file description with a standard
+ * output that libuv made non-blocking (2>&1 into a pipe): a full pipe then
+ * refuses a write with EAGAIN, and stdio would drop the line. So: write
+ * all of it, waiting for room as a blocking descriptor would. */
+void ixr__write_log_line(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+      if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return;
+    } else {
+      return; /* closed, or worse: a log line is not worth more */
+    }
+  }
 }

@@ -17,8 +17,11 @@
  * input from a file is read with uv_fs_read, and output to one is written
  * with plain blocking write(2), as any filter does.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +83,13 @@ struct ixr__stream {
   bool paused;        /* reading stopped by backpressure */
   bool eof;           /* input ended */
   bool closing;
+  bool failed;        /* reading or writing failed */
   bool dirty;         /* on the flush list */
   ixr__stream *next_dirty;
+  /* ixr_serve_fd: the descriptors' file status flags before libuv made
+   * them non-blocking (-1: not changed). The open file descriptions are
+   * shared (a shell's pipe, stderr after 2>&1), so they are put back. */
+  int in_fl, out_fl;
 };
 
 typedef struct ixr__listener ixr__listener;
@@ -107,6 +115,7 @@ typedef struct write_req {
 } write_req;
 
 static void stream_close(ixr__stream *st);
+static void stream_fail(ixr__stream *st);
 static void start_reading(ixr__stream *st);
 static void flush(ixr__stream *st);
 
@@ -164,7 +173,7 @@ static void stream_write(ixr__sink *sk, const ixr_output *out) {
   if (ixr__buf_reserve(&st->obuf, out->json_len + 1) != 0) {
     ixr__log(st->rt, IXR_LOG_ERROR, "%s: out of memory for output: closing",
              st->name);
-    stream_close(st);
+    stream_fail(st);
     return;
   }
   memcpy(st->obuf.data + st->obuf.len, out->json, out->json_len);
@@ -175,6 +184,12 @@ static void stream_write(ixr__sink *sk, const ixr_output *out) {
 
 static void maybe_finish(ixr__stream *st);
 
+/* Reading or writing failed: the stream closes, and counts as failed. */
+static void stream_fail(ixr__stream *st) {
+  st->failed = true;
+  stream_close(st);
+}
+
 static void on_write(uv_write_t *req, int status) {
   write_req *w = (write_req *)req;
   ixr__stream *st = w->st;
@@ -184,7 +199,7 @@ static void on_write(uv_write_t *req, int status) {
   if (status < 0 && status != UV_ECANCELED && !st->closing) {
     ixr__log(st->rt, IXR_LOG_WARN, "%s: write failed (%s): closing", st->name,
              uv_strerror(status));
-    stream_close(st);
+    stream_fail(st);
     return;
   }
   if (st->closing) return;
@@ -214,7 +229,7 @@ static void flush(ixr__stream *st) {
         ixr__log(st->rt, IXR_LOG_ERROR, "%s: write failed (%s): closing",
                  st->name, strerror(errno));
         st->obuf.len = 0;
-        stream_close(st);
+        stream_fail(st);
         return;
       }
       off += (size_t)n;
@@ -239,7 +254,7 @@ static void flush(ixr__stream *st) {
       ixr__log(st->rt, IXR_LOG_WARN, "%s: write failed (%s): closing", st->name,
                uv_strerror(n));
       st->obuf.len = 0;
-      stream_close(st);
+      stream_fail(st);
       return;
     }
   }
@@ -256,7 +271,7 @@ static void flush(ixr__stream *st) {
     free(w);
     ixr__log(st->rt, IXR_LOG_WARN, "%s: write failed (%s): closing", st->name,
              uv_strerror(rc));
-    stream_close(st);
+    stream_fail(st);
     return;
   }
   st->pending += w->len;
@@ -264,7 +279,7 @@ static void flush(ixr__stream *st) {
     ixr__log(st->rt, IXR_LOG_WARN,
              "%s: the peer has not read %zu bytes of output: disconnecting it",
              st->name, st->pending);
-    stream_close(st);
+    stream_fail(st);
     return;
   }
   if (st->pending > HIGH_WATER && st->reading) {
@@ -303,7 +318,7 @@ static void input_chunk(ixr__stream *st, const char *p, size_t n) {
   if (ixr__framer_push(&st->framer, p, n, on_line, st) != 0) {
     ixr__log(st->rt, IXR_LOG_ERROR, "%s: out of memory framing input: closing",
              st->name);
-    stream_close(st);
+    stream_fail(st);
   }
 }
 
@@ -326,9 +341,11 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
     if (!st->closing && st->obuf.len > 0) flush(st);
   } else {
     uv_read_stop(h);
-    if (n != UV_EOF)
+    if (n != UV_EOF) {
       ixr__log(rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
                uv_strerror((int)n));
+      st->failed = true;
+    }
     input_ended(st);
   }
   rt->in_uv_cb--;
@@ -358,9 +375,11 @@ static void on_fs_read(uv_fs_t *req) {
     input_chunk(st, chunk, (size_t)n);
     if (!ahead && !st->closing && st->reading) start_reading(st);
   } else {
-    if (n < 0)
+    if (n < 0) {
       ixr__log(rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
                uv_strerror((int)n));
+      st->failed = true;
+    }
     input_ended(st);
   }
   rt->in_uv_cb--;
@@ -375,6 +394,7 @@ static void start_reading(ixr__stream *st) {
     if (rc != 0) {
       ixr__log(st->rt, IXR_LOG_WARN, "%s: cannot read (%s)", st->name,
                uv_strerror(rc));
+      st->failed = true;
       input_ended(st);
     }
     return;
@@ -403,6 +423,7 @@ static bool read_file(ixr__stream *st, bool final) {
     if (final) {
       ixr__log(st->rt, IXR_LOG_WARN, "%s: cannot read (%s)", st->name,
                uv_strerror(rc));
+      st->failed = true;
       input_ended(st);
     }
     return false;
@@ -445,18 +466,29 @@ static void maybe_finish(ixr__stream *st) {
     return;
   }
   if (!st->eof || st->obuf.len > 0 || st->pending > 0) return;
-  bool stop_rt = (st->flags & IXR_SERVE_STOP_AT_EOF) != 0;
-  ixr_runtime *rt = st->rt;
   stream_close(st);
-  if (stop_rt) ixr_stop(rt);
 }
 
+/* Output first: when both descriptors share one open file description,
+ * the input's flags are the ones from before either was changed. */
+static void restore_flags(ixr__stream *st) {
+  if (st->out_fl >= 0) (void)fcntl(st->out_fd, F_SETFL, st->out_fl);
+  if (st->in_fl >= 0) (void)fcntl(st->in_fd, F_SETFL, st->in_fl);
+  st->in_fl = st->out_fl = -1;
+}
+
+/* Closes a stream; one of IXR_SERVE_STOP_AT_EOF stops the runtime, also
+ * when reading or writing it failed (nothing more can come of it). */
 static void stream_close(ixr__stream *st) {
   if (st->closing) return;
   st->closing = true;
-  ixr__sink_close(st->rt, &st->sink);
+  ixr_runtime *rt = st->rt;
+  bool stop_rt = (st->flags & IXR_SERVE_STOP_AT_EOF) != 0;
+  if (st->failed && st->in_fd >= 0) rt->stats.fd_stream_failures++;
+  ixr__sink_close(rt, &st->sink);
   if (st->in == IN_STREAM && st->reading) uv_read_stop(&st->h.stream);
   st->reading = false;
+  restore_flags(st);
   if (st->h_open) {
     uv_close(&st->h.handle, on_handle_closed);
   }
@@ -468,6 +500,7 @@ static void stream_close(ixr__stream *st) {
     /* nothing asynchronous to wait for */
     free_stream(st);
   }
+  if (stop_rt) ixr_stop(rt);
 }
 
 static ixr__stream *stream_new(ixr_runtime *rt, const char *name) {
@@ -484,6 +517,7 @@ static ixr__stream *stream_new(ixr_runtime *rt, const char *name) {
   snprintf(st->name, sizeof(st->name), "%s", name);
   st->in_fd = -1;
   st->out_fd = -1;
+  st->in_fl = st->out_fl = -1;
   st->next_stream = rt->streams;
   if (rt->streams) ((ixr__stream *)rt->streams)->prev_stream = st;
   rt->streams = st;
@@ -541,7 +575,7 @@ int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd, unsigned flags) {
    * error on the loop later. */
   if (fcntl(in_fd, F_GETFD) == -1 || fcntl(out_fd, F_GETFD) == -1)
     return IXR_EINVAL;
-  ixr__stream *st = stream_new(rt, in_fd == 0 ? "stdin" : "fd");
+  ixr__stream *st = stream_new(rt, in_fd == 0 && out_fd == 1 ? "stdio" : "fd");
   if (st == NULL) return IXR_ENOMEM;
   st->flags = flags;
   st->in_fd = in_fd;
@@ -557,6 +591,7 @@ int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd, unsigned flags) {
     }
   } else {
     st->in = IN_STREAM;
+    st->in_fl = fcntl(in_fd, F_GETFL);
     rc = open_handle(rt, in_fd, it, &st->h.handle, true, &st->h_open);
     st->h.handle.data = st; /* after init, which may reset it */
     if (rc != 0) goto fail;
@@ -567,6 +602,7 @@ int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd, unsigned flags) {
     st->out = OUT_SAME;
   } else {
     st->out = OUT_STREAM;
+    st->out_fl = fcntl(out_fd, F_GETFL);
     rc = open_handle(rt, out_fd, ot, &st->oh.handle, false, &st->oh_open);
     st->oh.handle.data = st;
     if (rc != 0) goto fail;
@@ -583,6 +619,7 @@ fail:
            uv_strerror(rc));
   st->closing = true;
   ixr__sink_close(rt, &st->sink);
+  restore_flags(st);
   /* Every initialised handle closes first; the last close frees the stream. */
   bool h = st->h_open, oh = st->oh_open;
   if (h) uv_close(&st->h.handle, on_handle_closed);
@@ -638,6 +675,43 @@ static void on_listener_closed(uv_handle_t *h) {
   }
   free(ls);
   ixr__handle_closed(rt);
+}
+
+/* A host name (not a numeric address) to its first address, at once
+ * (listening happens at start-up, where waiting for DNS is acceptable). */
+static int resolve_host(const char *host, const char *port,
+                        struct sockaddr_storage *sa) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+  if (host[0] == '\0' || getaddrinfo(host, port, &hints, &res) != 0) return -1;
+  int rc = -1;
+  if (res != NULL && res->ai_addrlen <= sizeof(*sa)) {
+    memcpy(sa, res->ai_addr, res->ai_addrlen);
+    rc = 0;
+  }
+  freeaddrinfo(res);
+  return rc;
+}
+
+/* " (ADDRESS:PORT)": where a tcp listener is bound, so that port 0 (any
+ * free port) or a host name says what it became. */
+static void describe_bound(uv_tcp_t *h, char *out, size_t n) {
+  struct sockaddr_storage sa;
+  int len = (int)sizeof(sa);
+  char ip[64];
+  if (uv_tcp_getsockname(h, (struct sockaddr *)&sa, &len) != 0) return;
+  if (sa.ss_family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&sa;
+    if (uv_ip4_name(a, ip, sizeof(ip)) == 0)
+      snprintf(out, n, " (%s:%u)", ip, (unsigned)ntohs(a->sin_port));
+  } else if (sa.ss_family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&sa;
+    if (uv_ip6_name(a, ip, sizeof(ip)) == 0)
+      snprintf(out, n, " ([%s]:%u)", ip, (unsigned)ntohs(a->sin6_port));
+  }
 }
 
 static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
@@ -703,7 +777,8 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
     }
     struct sockaddr_storage sa;
     if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&sa) != 0) {
+        uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&sa) != 0 &&
+        resolve_host(host, ps, &sa) != 0) {
       free(ls);
       return IXR_EADDR;
     }
@@ -731,7 +806,9 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
     uv_close(&ls->h.handle, on_listener_closed);
     return IXR_ELISTEN;
   }
-  ixr__log(rt, IXR_LOG_INFO, "listening on %s%s", addr,
+  char bound[80] = "";
+  if (ls->unix_path == NULL) describe_bound(&ls->h.tcp, bound, sizeof(bound));
+  ixr__log(rt, IXR_LOG_INFO, "listening on %s%s%s", addr, bound,
            control_only ? " (control events only)" : "");
   return 0;
 }

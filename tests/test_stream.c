@@ -4,6 +4,7 @@
  * Callbacks only record what happened (lines received, statuses, counts);
  * every assertion is made after uv_run() returns. Every test ends with
  * uv_loop_close() == 0, so no handle may be left open by the runtime. */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1116,6 +1117,65 @@ static void test_serve_fd_pipe_flushes_at_eof(void **state) {
   close(out);
 }
 
+/* libuv makes a pipe non-blocking, and the open file description is
+ * shared (a shell's pipe, stderr after 2>&1): its flags are put back when
+ * the stream ends, so the next process on the pipe is not surprised. */
+static void test_serve_fd_restores_blocking_mode(void **state) {
+  fixture *f = *state;
+  srv_new(f);
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  int same = dup(p[0]); /* the same open file description as p[0] */
+  assert_true(same >= 0);
+  assert_int_equal(write(p[1], TWO_EVENTS, strlen(TWO_EVENTS)), (ssize_t)strlen(TWO_EVENTS));
+  close(p[1]);
+  int out = temp_file(f, "out.ndjson", "");
+  assert_int_equal(ixr_serve_fd(f->rt, p[0], out, IXR_SERVE_STOP_AT_EOF), 0);
+  assert_true((fcntl(same, F_GETFL) & O_NONBLOCK) != 0); /* libuv's doing */
+  f->guard.data = f;
+  uv_timer_start(&f->guard, on_guard, 20000, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&f->guard);
+  assert_false(f->guard_fired);
+  assert_int_equal(fcntl(same, F_GETFL) & O_NONBLOCK, 0);
+  ixr_stats st;
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.fd_stream_failures, 0);
+  finish(f);
+  close(same);
+  close(out);
+}
+
+/* Output that cannot be written (the reader went away) ends a stream of
+ * IXR_SERVE_STOP_AT_EOF and stops the runtime, though its input is still
+ * open: nothing more can come of it. Counted as a failure (ixr run exits
+ * with 1). */
+static void test_serve_fd_write_failure_stops(void **state) {
+  fixture *f = *state;
+  srv_new(f);
+  void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+  int in[2], outp[2];
+  assert_int_equal(pipe(in), 0);
+  assert_int_equal(pipe(outp), 0);
+  close(outp[0]); /* nobody reads the output */
+  int keep_out = dup(outp[1]);
+  assert_int_equal(write(in[1], TWO_EVENTS, strlen(TWO_EVENTS)), (ssize_t)strlen(TWO_EVENTS));
+  assert_int_equal(ixr_serve_fd(f->rt, in[0], outp[1], IXR_SERVE_STOP_AT_EOF), 0);
+  f->guard.data = f;
+  uv_timer_start(&f->guard, on_guard, 20000, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&f->guard);
+  assert_false(f->guard_fired); /* stopped, with in[1] still open */
+  ixr_stats st;
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.fd_stream_failures, 1);
+  assert_int_equal(fcntl(keep_out, F_GETFL) & O_NONBLOCK, 0);
+  finish(f);
+  close(in[1]);
+  close(keep_out);
+  signal(SIGPIPE, old);
+}
+
 /* A descriptor the loop already watches: libuv initialises the handle and
  * then refuses to open it (EEXIST). The half-made stream must be closed
  * through its close callback, not freed under libuv. libuv itself is not
@@ -1325,6 +1385,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_close_with_open_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_pipe_flushes_at_eof, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_open_fails_after_init, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_serve_fd_restores_blocking_mode, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_serve_fd_write_failure_stops, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_big_file_in_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_file_then_socket, setup, teardown),
       cmocka_unit_test_setup_teardown(test_half_close_gets_all_output, setup, teardown),

@@ -108,6 +108,51 @@ for input in tests/e2e/*.ndjson; do
   done
 done
 
+# Standard streams that do not work: a clear error and exit status 1, never
+# a crash (a closed descriptor was once taken by the event loop's own).
+# check_cli NAME EXPECTED-STATUS STDERR-PATTERN COMMAND...: runs COMMAND
+# through sh (for its redirections) and checks the status and stderr.
+check_cli() {
+  name=$1
+  want=$2
+  pattern=$3
+  shift 3
+  IXR_LUA_DIR=lua sh -c "$*" 2>"$tmp/cli.err"
+  status=$?
+  if [ "$status" -eq "$want" ] &&
+    { [ -z "$pattern" ] || grep -E "$pattern" "$tmp/cli.err" >/dev/null; } &&
+    ! grep -E "$crash" "$tmp/cli.err" >/dev/null; then
+    echo "PASS $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name: exit status $status (expected $want), standard error:"
+    sed 's/^/    | /' "$tmp/cli.err"
+    failed=$((failed + 1))
+  fi
+}
+run="'$ixr' run --handlers tests/e2e/handlers --clock manual"
+check_cli closed_stdout 1 'standard output is closed' "$run <tests/e2e/basic.ndjson >&-"
+check_cli closed_stdin 1 'standard input is closed' "$run <&- >/dev/null"
+check_cli closed_stderr 0 '' "$run <tests/e2e/basic.ndjson >/dev/null 2>&-"
+if [ -w /dev/full ]; then
+  check_cli full_stdout 1 'write failed' "$run <tests/e2e/basic.ndjson >/dev/full"
+fi
+# Standard error shares a pipe with standard output (2>&1), which libuv
+# makes non-blocking: every log line still arrives though the reader is
+# slow, and the pipe is blocking again for whoever writes after ixr.
+IXR_LUA_DIR=lua "$ixr" run --handlers tests/e2e/handlers --clock manual --trace \
+  <tests/e2e/basic.ndjson >"$tmp/trace.out" 2>&1
+want=$(($(wc -c <"$tmp/trace.out") + 300000))
+got=$( (IXR_LUA_DIR=lua "$ixr" run --handlers tests/e2e/handlers --clock manual --trace \
+  <tests/e2e/basic.ndjson 2>&1; head -c 300000 /dev/zero 2>/dev/null) | (sleep 1; wc -c))
+if [ "$got" -eq "$want" ]; then
+  echo "PASS shared_pipe ($got bytes)"
+  passed=$((passed + 1))
+else
+  echo "FAIL shared_pipe: $got bytes through a slow reader, expected $want"
+  failed=$((failed + 1))
+fi
+
 if [ "$found" -eq 0 ]; then
   echo "no tests/e2e/*.ndjson cases found in $src"
   failed=$((failed + 1))
