@@ -433,6 +433,7 @@ struct ixr_runtime {
   uint64_t budget;        /* instructions left */
   size_t call_base_bytes; /* lua_bytes when the call began */
   int kill;               /* IXR__KILL_*: why the call in progress must die */
+  char kill_where[160];   /* "FILE:LINE" of the Lua code running at the kill */
   int last_kill;          /* the reason of the last call's failure */
   size_t forced_gc_bytes; /* lua_bytes after the last collection forced
                              near the memory cap */

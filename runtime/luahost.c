@@ -68,7 +68,14 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return p;
 }
 
+/* "FILE:LINE: " where the kill found the call (if it was in Lua code) and
+ * which limit it hit. */
 static const char *kill_message(ixr_runtime *rt, char *buf, size_t n) {
+  int w = 0;
+  if (rt->kill_where[0] != '\0') w = snprintf(buf, n, "%s: ", rt->kill_where);
+  if (w < 0 || (size_t)w >= n) w = 0;
+  buf += w;
+  n -= (size_t)w;
   if (rt->kill == IXR__KILL_INSTRUCTIONS)
     snprintf(buf, n, "instruction budget exceeded: more than %llu Lua "
              "instructions in one call",
@@ -80,7 +87,16 @@ static const char *kill_message(ixr_runtime *rt, char *buf, size_t n) {
   else
     snprintf(buf, n, "memory limit exceeded: the Lua state may use at most "
              "%zu bytes", rt->opt.max_memory);
-  return buf;
+  return buf - w;
+}
+
+/* Notes where the Lua code was when a kill first raised there. */
+static void note_kill_where(ixr_runtime *rt, lua_State *L) {
+  lua_Debug ar;
+  if (rt->kill_where[0] != '\0' || !lua_getstack(L, 0, &ar)) return;
+  if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+    snprintf(rt->kill_where, sizeof(rt->kill_where), "%s:%d", ar.short_src,
+             ar.currentline);
 }
 
 #define BUDGET_STEP 1000 /* instructions between two looks at the budget */
@@ -108,8 +124,10 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     rt->kill = IXR__KILL_INSTRUCTIONS;
   }
   lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
-  char buf[200];
-  luaL_error(L, "%s", kill_message(rt, buf, sizeof(buf)));
+  note_kill_where(rt, L);
+  char buf[400];
+  lua_pushstring(L, kill_message(rt, buf, sizeof(buf)));
+  lua_error(L);
 }
 
 /* ---- the protected path ----------------------------------------------- */
@@ -182,6 +200,7 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
     }
     rt->budget = rt->opt.max_instructions;
     rt->kill = IXR__KILL_NONE;
+    rt->kill_where[0] = '\0';
     rt->call_base_bytes = rt->lua_bytes;
   }
   rt->call_thread = T;
@@ -215,12 +234,18 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
       lua_pop(co, nout);
       result = st == LUA_OK ? IXR__CALL_DONE : IXR__CALL_YIELDED;
     } else {
-      /* A failed coroutine keeps its stack: take the traceback from it. */
+      /* A failed coroutine keeps its stack: take the traceback from it.
+       * This runs outside any protected call (on the main thread, or on a
+       * flow's, when a flow started this one), so the report's strings
+       * must not be refused at a memory limit the flow just hit: they are
+       * ixr's bookkeeping, small and freed at once. */
+      rt->internal_alloc++;
       const char *m = error_message(co, -1, false);
       *msg = strdup(m ? m : "(no message)");
       luaL_traceback(L, co, NULL, 0);
       *tb = strdup(lua_tostring(L, -1));
       lua_pop(L, 1);
+      rt->internal_alloc--;
       /* Its pending to-be-closed variables are closed now, protected (an
        * error in one is dropped: the flow's own error is the report).
        * lua_settop would run them unprotected on a dead thread. */
@@ -232,7 +257,7 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
    * cannot happen (every instruction raises), but a yield right after the
    * kill can: the call still counts as killed. */
   if (rt->kill != IXR__KILL_NONE) {
-    char buf[200];
+    char buf[400];
     free(*msg);
     *msg = strdup(kill_message(rt, buf, sizeof(buf)));
     result = IXR__CALL_FAILED;

@@ -189,6 +189,21 @@ out:
   return err;
 }
 
+/* adopt() as a protected call: reading the returned table's fields runs
+ * its metamethods (a strict table's __index that raises, or loops), which
+ * must fail the file, not the process. */
+typedef struct adopt_args {
+  ixr__strategy *st;
+  int sets_ref;
+  char *err;
+} adopt_args;
+
+static int adopt_call(lua_State *L) {
+  adopt_args *a = lua_touserdata(L, lua_upvalueindex(1));
+  a->err = adopt(ixr__runtime_of(L), a->st, a->sets_ref);
+  return 0;
+}
+
 /* Loads one strategy file into a new record. Never fails for the file's
  * sake: a broken file gives a record with `error` set. */
 static ixr__strategy *load_one(ixr_runtime *rt, const char *name,
@@ -223,7 +238,21 @@ static ixr__strategy *load_one(ixr_runtime *rt, const char *name,
     lua_setupvalue(L, -3, 1);           /* the chunk's _ENV */
     lua_insert(L, -2);                  /* env, fn */
     if (ixr__call_quiet(rt, 0, 1, &err) == 0) { /* env, result */
-      err = adopt(rt, st, sets_ref);    /* env */
+      adopt_args a = {st, sets_ref, NULL};
+      lua_pushlightuserdata(L, &a);
+      lua_pushcclosure(L, adopt_call, 1);
+      lua_insert(L, -2);                /* env, adopt_call, result */
+      if (ixr__call_quiet(rt, 1, 0, &err) == 0) {
+        err = a.err;                    /* env */
+      } else {
+        free(a.err);
+        size_t pl = strlen(st->path);
+        if (strncmp(err, st->path, pl) != 0 || err[pl] != ':') {
+          char *raw = err; /* a message without the file: give it one */
+          err = fail_at(st->path, NULL, "reading the returned table: %s", raw);
+          free(raw);
+        }
+      }
       ixr__seal_env(L, -1);
     }
   }

@@ -79,6 +79,56 @@ static void test_broken_reload_keeps_old_generation(void **state) {
   assert_int_equal(st.generation, 1);
 }
 
+/* A strategy table with metatables: its fields are read through them (a
+ * start inherited through __index works), and an __index that raises or
+ * runs away fails the file, not the process (it once aborted ixr on the
+ * reload, losing every session). The failure names the file. */
+static void test_strategy_table_metamethods(void **state) {
+  fixture *f = *state;
+  present(f, "LIVE", "default");
+  tdir_write(f->dir, "inherit.lua",
+             "local base = { start = function(s) s:exit('inherited') end }\n"
+             "return setmetatable({}, { __index = base })\n");
+  ixr_reload_result r;
+  assert_int_equal(ixr_reload(f->rt, &r), 0);
+  present(f, "I", "inherit");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"I\"", "\"reason\":\"inherited\"", NULL) >= 0);
+  tdir_write(f->dir, "strict.lua",
+             "return setmetatable({ start = function() end },\n"
+             "  { __index = function(_, k) error('no field ' .. k, 2) end })\n");
+  assert_int_equal(ixr_reload(f->rt, &r), IXR_ESTRATEGY);
+  assert_non_null(strstr(r.errors, "strict.lua:1: reading the returned table: no field"));
+  char path[512];
+  snprintf(path, sizeof(path), "%s/strict.lua", f->dir);
+  unlink(path);
+  tdir_write(f->dir, "spin.lua",
+             "return setmetatable({ start = function() end },\n"
+             "  { __index = function()\n"
+             "      while true do end\n"
+             "    end })\n");
+  assert_int_equal(ixr_reload(f->rt, &r), IXR_ESTRATEGY);
+  assert_non_null(strstr(r.errors, "spin.lua:3: instruction budget exceeded"));
+  /* the runtime and its session are still there, on generation 2 */
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.generation, 2);
+  send_ev(f, "interaction.ping", "LIVE", NULL);
+  assert_true(tcap_find(&f->cap, 0, "\"pong\"", "\"LIVE\"", NULL) >= 0);
+}
+
+/* A file that runs away while it loads is reported at the line where it
+ * was stopped, as every other loading error. */
+static void test_runaway_file_names_its_line(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "loop.lua", "local x = 0\nwhile true do\n  x = x + 1\nend\n");
+  ixr_reload_result r;
+  assert_int_equal(ixr_reload(f->rt, &r), IXR_ESTRATEGY);
+  if (strstr(r.errors, "loop.lua:3: instruction budget exceeded") == NULL) {
+    fprintf(stderr, "errors: %s\n", r.errors);
+    fail();
+  }
+}
+
 static void test_add_change_remove(void **state) {
   fixture *f = *state;
   strategy(f->dir, "extra", 1, NULL);
@@ -415,6 +465,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_broken_reload_keeps_old_generation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_add_change_remove, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_strategy_table_metamethods, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_runaway_file_names_its_line, setup, teardown),
       cmocka_unit_test_setup_teardown(test_next_event_uses_new_generation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pinned_sessions_stay, setup, teardown),
       cmocka_unit_test_setup_teardown(test_waiting_flow_finishes_on_old_code, setup, teardown),
