@@ -565,6 +565,10 @@ void ixr__ro_shown(lua_State *L, int idx);
 /* Writes a log line to fd in full, also when fd is non-blocking (output.c). */
 void ixr__write_log_line(int fd, const char *p, size_t n);
 void ixr__reset_modules(ixr_runtime *rt);
+/* Reads and compiles the module files of lua/ and of the handlers dir's
+ * subdirectories into the new module cache; returns the number of files
+ * that do not compile (each a line in errors). require() serves these. */
+int ixr__modules_capture(ixr_runtime *rt, ixr__buf *errors);
 int ixr__modules_save(ixr_runtime *rt);
 void ixr__modules_restore(ixr_runtime *rt, int ref);
 

@@ -7,10 +7,12 @@
  * error value into a message plus a traceback, keep the stack balanced, and
  * never let an error escape to a libuv callback.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <lualib.h>
 
@@ -24,6 +26,7 @@ static const char CORE_KEY = 0;    /* the ixr.core table */
 static const char CORE_VIEW_KEY = 0; /* its read-only view, for strategies */
 static const char HOST_KEY = 0;    /* modules of C functions a host registered */
 static const char SHOWN_KEY = 0;   /* in a read-only view's metatable: what it shows */
+static const char SOURCES_KEY = 0; /* in the module cache: the generation's module files */
 
 
 /* ---- limits: the allocator and the instruction budget ----------------- */
@@ -616,46 +619,36 @@ static int l_require(lua_State *L) {
     return 1;
   }
   lua_pop(L, 2);
-  char rel[256];
-  size_t i;
-  for (i = 0; i < len; i++) rel[i] = name[i] == '.' ? '/' : name[i];
-  rel[i] = '\0';
-  const char *dirs[2] = {rt->lua_dir, rt->handlers_dir};
-  char path[4096];
-  FILE *f = NULL;
-  bool standard = false; /* found under lua/: shared, so read-only */
-  for (int d = 0; d < 2 && f == NULL; d++) {
-    snprintf(path, sizeof(path), "%s/%s.lua", dirs[d], rel);
-    f = fopen(path, "rb");
-    standard = d == 0;
-  }
-  if (f == NULL)
-    return luaL_error(L, "module '%s' not found in %s/ or %s/", name,
-                      rt->lua_dir, rt->handlers_dir);
-  fclose(f);
-  char chunkname[4100];
-  snprintf(chunkname, sizeof(chunkname), "@%s", path);
-  char *err = NULL;
-  if (ixr__load_file(L, path, chunkname, &err, NULL) != 0) {
-    lua_pushstring(L, err);
-    free(err);
-    return lua_error(L);
-  }
+  /* The module files were read and compiled when the generation loaded
+   * (ixr__modules_capture): a file changed or broken since then is not
+   * seen until the next reload, which checks it first. */
+  if (lua_rawgetp(L, 2, &SOURCES_KEY) != LUA_TTABLE ||
+      lua_getfield(L, -1, name) != LUA_TTABLE)
+    return luaL_error(L, "module '%s' not found in %s/ or %s/ (as of the last "
+                         "reload)", name, rt->lua_dir, rt->handlers_dir);
+  lua_rawgeti(L, -1, 3);
+  bool standard = lua_toboolean(L, -1); /* under lua/: shared, so read-only */
+  lua_pop(L, 1);
+  lua_rawgeti(L, -1, 2); /* the path */
+  lua_rawgeti(L, -2, 1); /* the compiled chunk */
+  lua_replace(L, 3);
+  lua_replace(L, 4);
+  lua_settop(L, 4); /* name, loaded, chunk, path */
   /* mark as loading, to catch loops */
   lua_pushvalue(L, 1);
   lua_pushlightuserdata(L, (void *)&LOADED_KEY);
   lua_rawset(L, 2);
+  lua_pushvalue(L, 3);
   ixr__push_sandbox(L);
   lua_pushvalue(L, -1);
   lua_setupvalue(L, -3, 1);        /* fn, env */
   lua_insert(L, -2);               /* env, fn */
   lua_pushvalue(L, 1);
-  lua_pushstring(L, path);
+  lua_pushvalue(L, 4);
   /* Inside the caller's protected call already; this pcall only lets a
    * failed module be forgotten (not left looking like a require loop)
-   * before its error goes on up. */
-  /* Only a module of lua/ itself gets ixr.core (above), not a module of
-   * the handlers dir that it would require. */
+   * before its error goes on up. Only a module of lua/ itself gets
+   * ixr.core (above), not a module of the handlers dir it requires. */
   int outer_std = rt->std_loading;
   rt->std_loading = standard ? outer_std + 1 : 0;
   int st = lua_pcall(L, 2, 1, 0);
@@ -823,7 +816,83 @@ void ixr__reset_modules(ixr_runtime *rt) {
   lua_newtable(L);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CORE_VIEW_KEY);
   lua_setfield(L, -2, "ixr.core");
+  lua_newtable(L);
+  lua_rawsetp(L, -2, &SOURCES_KEY);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &LOADED_KEY);
+}
+
+#define MODULE_DEPTH 8 /* directories below lua/ or the handlers dir */
+
+/* Compiles every NAME.lua under dir (recursively; in the handlers dir only
+ * below its top level, where the strategies are) into sources[module] =
+ * {chunk, path, standard}, unless an earlier directory had that module.
+ * prefix: the module name of dir ("" at the top). A file that does not
+ * compile is a problem: one "FILE:LINE: message" line in errors. */
+static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
+                       const char *prefix, int depth, bool standard,
+                       ixr__buf *errors) {
+  lua_State *L = rt->L;
+  DIR *d = opendir(dir);
+  if (d == NULL) return 0;
+  int problems = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *n = e->d_name;
+    size_t nl = strlen(n);
+    if (n[0] == '.') continue;
+    char path[4096], mod[512];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, n) >= (int)sizeof(path)) continue;
+    struct stat sb;
+    if (stat(path, &sb) != 0) continue;
+    if (S_ISDIR(sb.st_mode)) {
+      if (depth >= MODULE_DEPTH ||
+          snprintf(mod, sizeof(mod), "%s%s.", prefix, n) >= (int)sizeof(mod))
+        continue;
+      problems += capture_dir(rt, sources, path, mod, depth + 1, standard, errors);
+      continue;
+    }
+    if (!S_ISREG(sb.st_mode) || nl < 5 || strcmp(n + nl - 4, ".lua") != 0) continue;
+    if (!standard && depth == 0) continue; /* a strategy, not a module */
+    int ml = snprintf(mod, sizeof(mod), "%s%.*s", prefix, (int)(nl - 4), n);
+    if (ml >= (int)sizeof(mod) || !module_name_ok(mod, (size_t)ml)) continue;
+    if (lua_getfield(L, sources, mod) != LUA_TNIL) { /* lua/ comes first */
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pop(L, 1);
+    char chunkname[4100];
+    snprintf(chunkname, sizeof(chunkname), "@%s", path);
+    char *err = NULL;
+    if (ixr__load_file(L, path, chunkname, &err, NULL) != 0) {
+      problems++;
+      const char *m = err ? err : "out of memory";
+      ixr__buf_append(errors, m, strlen(m));
+      ixr__buf_append(errors, "\n", 1);
+      free(err);
+      continue;
+    }
+    lua_createtable(L, 3, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);
+    lua_pushstring(L, path);
+    lua_rawseti(L, -2, 2);
+    lua_pushboolean(L, standard);
+    lua_rawseti(L, -2, 3);
+    lua_setfield(L, sources, mod);
+  }
+  closedir(d);
+  return problems;
+}
+
+int ixr__modules_capture(ixr_runtime *rt, ixr__buf *errors) {
+  lua_State *L = rt->L;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &LOADED_KEY);
+  lua_rawgetp(L, -1, &SOURCES_KEY);
+  int sources = lua_gettop(L);
+  int problems = capture_dir(rt, sources, rt->lua_dir, "", 0, true, errors);
+  problems += capture_dir(rt, sources, rt->handlers_dir, "", 0, false, errors);
+  lua_pop(L, 2);
+  return problems;
 }
 
 /* A registry ref to the module cache in use, to restore it after a failed

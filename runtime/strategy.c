@@ -378,7 +378,8 @@ int ixr__generation_build(ixr_runtime *rt, ixr__generation *g) {
   int rc = ixr__map_init(&g->strategies, 16);
   if (rc != 0) return rc;
   ixr__reset_modules(rt);
-  if (load_sets(rt, &g->sets_ref, &g->errors) != 0) return 1;
+  int module_problems = ixr__modules_capture(rt, &g->errors);
+  if (load_sets(rt, &g->sets_ref, &g->errors) != 0) return 1 + module_problems;
   char **names = NULL;
   size_t n = 0;
   rc = list_strategies(rt->handlers_dir, &names, &n);
@@ -389,7 +390,7 @@ int ixr__generation_build(ixr_runtime *rt, ixr__generation *g) {
     ixr__buf_append(&g->errors, msg, (size_t)len);
     return rc;
   }
-  int problems = 0;
+  int problems = module_problems;
   for (size_t i = 0; i < n; i++) {
     ixr__strategy *st = load_one(rt, names[i], g->sets_ref);
     free(names[i]);

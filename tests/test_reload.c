@@ -129,6 +129,33 @@ static void test_runaway_file_names_its_line(void **state) {
   }
 }
 
+/* Module files are read and checked when a generation loads, as strategy
+ * files are: a module required only at run time, broken on disk, makes the
+ * reload fail and the old module keeps serving; edited on disk without a
+ * reload, it changes nothing until the next one. */
+static void test_modules_are_part_of_the_generation(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "lib/util.lua", "return { v = function() return 'v1' end }\n");
+  tdir_write(f->dir, "lazy.lua",
+             "return { start = function(s)\n"
+             "  s:action('lib', { v = require('lib.util').v() })\n"
+             "end }\n");
+  ixr_reload_result r;
+  assert_int_equal(ixr_reload(f->rt, &r), 0);
+  tdir_write(f->dir, "lib/util.lua", "return { v = function() return 'v2' end }\n");
+  present(f, "L1", "lazy"); /* first require, after the file changed */
+  assert_true(tcap_find(&f->cap, 0, "\"lib\"", "\"L1\"", "\"v\":\"v1\"", NULL) >= 0);
+  tdir_write(f->dir, "lib/util.lua", "return { v = function() return ");
+  assert_int_equal(ixr_reload(f->rt, &r), IXR_ESTRATEGY);
+  assert_non_null(strstr(r.errors, "lib/util.lua:1:"));
+  present(f, "L2", "lazy");
+  assert_true(tcap_find(&f->cap, 0, "\"lib\"", "\"L2\"", "\"v\":\"v1\"", NULL) >= 0);
+  tdir_write(f->dir, "lib/util.lua", "return { v = function() return 'v3' end }\n");
+  assert_int_equal(ixr_reload(f->rt, &r), 0);
+  present(f, "L3", "lazy");
+  assert_true(tcap_find(&f->cap, 0, "\"lib\"", "\"L3\"", "\"v\":\"v3\"", NULL) >= 0);
+}
+
 static void test_add_change_remove(void **state) {
   fixture *f = *state;
   strategy(f->dir, "extra", 1, NULL);
@@ -466,6 +493,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_broken_reload_keeps_old_generation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_add_change_remove, setup, teardown),
       cmocka_unit_test_setup_teardown(test_strategy_table_metamethods, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_modules_are_part_of_the_generation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runaway_file_names_its_line, setup, teardown),
       cmocka_unit_test_setup_teardown(test_next_event_uses_new_generation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pinned_sessions_stay, setup, teardown),

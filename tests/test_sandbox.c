@@ -474,7 +474,7 @@ static void test_views_where_strategies_put_them(void **state) {
              "local M = { core = require('ixr.core'), events = require('ixr.multimedia').events,\n"
              "  list = { 'a', 'b', 'c' }, callable = setmetatable({}, { __call = function() return 'called' end }) }\n"
              "M.on = { ['interaction.deleted'] = function(s) s:exit('acme-deleted') end }\n"
-             "M.helper_wrote = require('helper')\n"
+             "M.helper_wrote = require('lib.helper')\n"
              "M.start = function(s) s:wait('never') end\n"
              "return M\n");
   tdir_write(f->dir, "legacyon.lua",
@@ -482,7 +482,7 @@ static void test_views_where_strategies_put_them(void **state) {
              "  start = function(s) s:wait('never') end }\n");
   tdir_write(f->dir, "acme.lua", "return require('acme.std')\n");
   /* a module of the handlers dir, required by one of lua/: a view too */
-  tdir_write(f->dir, "helper.lua",
+  tdir_write(f->dir, "lib/helper.lua",
              "return (pcall(function() require('ixr.core').run = print end))\n");
   tdir_write(f->dir, "user.lua",
              "local acme = require('acme.std')\n"
