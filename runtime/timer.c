@@ -73,10 +73,33 @@ static void rearm(ixr_runtime *rt) {
   uv_timer_start(&rt->uvtimer, on_uvtimer, due > now ? due - now : 0, 0);
 }
 
-/* Fires every timer due at or before `until`, in due order. */
+/* Timers one manual-clock pass fires at the instant they were armed for. */
+#define SAME_INSTANT_MAX 10000
+
+/*
+ * Fires every timer due at or before `until`, in due order. A timer that
+ * one of them arms for the instant being fired (session:after(0, f),
+ * re-armed from f: a loop) is left for the next pass on the real clock,
+ * the next turn of the loop, so that input, signals and a stop still get
+ * their turn. On the manual clock each one sees its own due time as now,
+ * so such a chain stays at one instant: a pass fires at most
+ * SAME_INSTANT_MAX of them and leaves the rest for the next advance.
+ */
 static void fire_due(ixr_runtime *rt, uint64_t until) {
+  uint64_t armed_before = rt->timer_seq;
+  unsigned same_instant = 0;
   while (rt->heap_len > 0 && rt->heap[0]->due <= until && !rt->closing) {
     ixr__timer *t = rt->heap[0];
+    if (t->seq > armed_before && t->due <= ixr__now(rt)) {
+      if (rt->opt.clock != IXR_CLOCK_MANUAL) break; /* older due ones fired */
+      if (++same_instant > SAME_INSTANT_MAX) {
+        ixr__log(rt, IXR_LOG_WARN,
+                 "timers: more than %d armed for the instant they were armed "
+                 "at (session:after(0) re-arming itself?): the rest wait for "
+                 "the next clock.advance", SAME_INSTANT_MAX);
+        break;
+      }
+    }
     heap_remove(rt, t);
     if (rt->opt.clock == IXR_CLOCK_MANUAL) rt->manual_now = t->due;
     ixr__timer_fire(rt, t); /* may free t */
@@ -92,7 +115,12 @@ static void on_uvtimer(uv_timer_t *h) {
   fire_due(rt, ixr__now(rt));
   rt->in_uv_cb--;
   if (ixr__leave(rt)) return;
-  if (!rt->closing) rearm(rt);
+  if (rt->closing || rt->heap_len == 0) return;
+  /* libuv runs a timer started from its own callback with a timeout of 0
+   * again in the same pass over its timers, before any I/O: a timer left
+   * for the next pass (fire_due) is due in 1 ms at the soonest. */
+  uint64_t now = ixr__now(rt), due = rt->heap[0]->due;
+  uv_timer_start(&rt->uvtimer, on_uvtimer, due > now ? due - now : 1, 0);
 }
 
 int ixr__timers_init(ixr_runtime *rt) {

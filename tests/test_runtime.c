@@ -679,6 +679,34 @@ static void test_manual_clock_fires_in_due_order(void **state) {
   assert_true(a > 0 && b > a && c > b && d > c);
 }
 
+/* A timer that re-arms itself for the same instant (session:after(0) from
+ * its own function) once held the loop forever: clock.advance never
+ * returned, and on the real clock ixr ignored input and SIGTERM. On the
+ * manual clock a pass fires a bounded number of them and says so; the
+ * chain goes on at the next advance, and the session still takes events. */
+static void test_same_instant_timer_chain_is_bounded(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "tick.lua",
+             "local function tick(s) s.vars.n = (s.vars.n or 0) + 1 s:after(0, tick) end\n"
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:after(0, tick)\n"
+             "  s:wait('interaction.stop')\n"
+             "  s:action('ticks', { n = s.vars.n })\n"
+             "end }\n");
+  ixr_close(f->rt);
+  tcap_clear(&f->cap);
+  f->rt = trt_new(f->dir, &f->cap);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"T\",\"strategy\":\"tick\"}}");
+  assert_int_equal(ixr_advance(f->rt, 1), 0);
+  assert_non_null(f->cap.log);
+  assert_non_null(strstr(f->cap.log, "re-arming itself?"));
+  assert_int_equal(ixr_advance(f->rt, 1), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.stop\",\"data\":{\"interactionid\":\"T\"}}");
+  /* the first pass fires the one armed before it and 10,000 of the chain,
+   * the second 10,001 more */
+  assert_true(tcap_find(&f->cap, 0, "\"ticks\"", "\"n\":20002", NULL) >= 0);
+}
+
 static void test_clock_advance_needs_manual_clock(void **state) {
   fixture *f = *state;
   ixr_close(f->rt);
@@ -1050,6 +1078,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_flow_start_at_the_memory_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_manual_clock_fires_in_due_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_clock_advance_needs_manual_clock, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_same_instant_timer_chain_is_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ended_session_object, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deterministic_output, setup, teardown),

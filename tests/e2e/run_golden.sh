@@ -153,6 +153,21 @@ else
   failed=$((failed + 1))
 fi
 
+# A timer re-arming itself with session:after(0) must leave the loop free
+# for input (it once held it: no input, no SIGTERM, memory growing).
+out=$( (echo '{"name":"interaction.present","data":{"interactionid":"T","strategy":"tick"}}'
+  sleep 0.3
+  echo '{"name":"interaction.stop","data":{"interactionid":"T"}}') |
+  IXR_LUA_DIR=lua timeout 20 "$ixr" run --handlers tests/e2e/handlers 2>/dev/null)
+if echo "$out" | grep -q '"ticked".*"some":true'; then
+  echo "PASS timer_chain"
+  passed=$((passed + 1))
+else
+  echo "FAIL timer_chain: the stop event was not handled; output:"
+  echo "$out" | sed 's/^/    | /'
+  failed=$((failed + 1))
+fi
+
 if [ "$found" -eq 0 ]; then
   echo "no tests/e2e/*.ndjson cases found in $src"
   failed=$((failed + 1))
