@@ -3,6 +3,7 @@
  * partial matching of output lines), parsed and written with yajl, the
  * project's one JSON library.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,12 +184,16 @@ void cj_free(cj *v) {
   free(v);
 }
 
-const cj *cj_get(const cj *obj, const char *key) {
+/* The member named by key's len bytes (a key may hold a NUL). */
+static const cj *get_n(const cj *obj, const char *key, size_t len) {
   if (obj == NULL || obj->type != CJ_OBJECT) return NULL;
-  size_t len = strlen(key);
   for (size_t i = 0; i < obj->n; i++)
     if (obj->klen[i] == len && memcmp(obj->k[i], key, len) == 0) return obj->v[i];
   return NULL;
+}
+
+const cj *cj_get(const cj *obj, const char *key) {
+  return get_n(obj, key, strlen(key));
 }
 
 bool cj_is_str(const cj *v, const char *s) {
@@ -199,8 +204,9 @@ bool cj_is_str(const cj *v, const char *s) {
 bool cj_uint(const cj *v, unsigned long long *out) {
   if (v == NULL || v->type != CJ_NUMBER || v->s[0] == '-') return false;
   char *end;
+  errno = 0;
   unsigned long long n = strtoull(v->s, &end, 10);
-  if (*end != '\0') return false; /* a fraction or an exponent */
+  if (*end != '\0' || errno == ERANGE) return false; /* a fraction, or too big */
   *out = n;
   return true;
 }
@@ -209,12 +215,19 @@ bool cj_uint(const cj *v, unsigned long long *out) {
 
 static bool is_integer_text(const char *s) { return strpbrk(s, ".eE") == NULL; }
 
+/* Integers compare exactly (also next to +-2^63, where a double would
+ * take 9223372036854775806 for ...807); beyond 64 bits, and for any other
+ * number, as doubles. */
 static bool numbers_equal(const cj *a, const cj *b) {
   if (is_integer_text(a->s) && is_integer_text(b->s)) {
     char *ea, *eb;
-    long long x = strtoll(a->s, &ea, 10), y = strtoll(b->s, &eb, 10);
-    if (*ea == '\0' && *eb == '\0' && x != LLONG_MAX && x != LLONG_MIN)
-      return x == y;
+    errno = 0;
+    long long x = strtoll(a->s, &ea, 10);
+    bool xr = errno == ERANGE;
+    errno = 0;
+    long long y = strtoll(b->s, &eb, 10);
+    bool yr = errno == ERANGE;
+    if (*ea == '\0' && *eb == '\0' && !xr && !yr) return x == y;
   }
   return strtod(a->s, NULL) == strtod(b->s, NULL);
 }
@@ -281,7 +294,7 @@ static bool match_at(const cj *e, const cj *a, char *path, size_t plen,
     case CJ_OBJECT:
       for (size_t i = 0; i < e->n; i++) {
         snprintf(path + base, plen - base, "%s%s", base > 0 ? "." : "", e->k[i]);
-        if (!match_at(e->v[i], cj_get(a, e->k[i]), path, plen, why, whylen))
+        if (!match_at(e->v[i], get_n(a, e->k[i], e->klen[i]), path, plen, why, whylen))
           return false;
       }
       break;

@@ -346,6 +346,9 @@ static int parse_record(const char *text, size_t len, uint64_t *t, char **line,
              (l ? l : b)->type != CJ_STRING) {
     snprintf(err, errlen,
              "a record line needs one of \"line\" or \"base64\", a string");
+  } else if (l != NULL && memchr(l->s, '\n', l->len) != NULL) {
+    snprintf(err, errlen, "\"line\" holds a newline: a record line is one "
+             "input line");
   } else if (l != NULL) {
     if ((*line = malloc(l->len + 1)) != NULL) {
       memcpy(*line, l->s, l->len);
@@ -355,9 +358,11 @@ static int parse_record(const char *text, size_t len, uint64_t *t, char **line,
     }
   } else if ((*line = malloc(b->len / 4 * 3 + 1)) != NULL) {
     long n = cj_b64_decode(b->s, b->len, (unsigned char *)*line);
-    if (n < 0) {
+    if (n < 0 || memchr(*line, '\n', (size_t)n) != NULL) {
       free(*line);
-      snprintf(err, errlen, "\"base64\" is not base64 text");
+      snprintf(err, errlen, n < 0 ? "\"base64\" is not base64 text"
+                                  : "\"base64\" holds a newline: a record line "
+                                    "is one input line");
     } else {
       *line_len = (size_t)n;
       *t = tv;
@@ -433,14 +438,29 @@ int cli_replay(int argc, char **argv) {
   rp.path = path;
   int status = 1;
   ixr_runtime *rt = NULL;
+  char *scen_tmp = NULL;
   char *buf = NULL, *line = NULL;
   size_t cap = 0;
   rp.g = cj_gen_new();
   if (rp.g == NULL) goto done;
-  if (to_scenario != NULL && (rp.scen = fopen(to_scenario, "w")) == NULL) {
-    fprintf(stderr, "ixr replay: --to-scenario %s: %s\n", to_scenario,
-            strerror(errno));
-    goto done;
+  if (to_scenario != NULL) {
+    /* Not over the record being read; and written aside, then renamed, so
+     * that a failed replay leaves no half scenario in its place. */
+    struct stat rs, ss;
+    if (fstat(fileno(in), &rs) == 0 && stat(to_scenario, &ss) == 0 &&
+        rs.st_dev == ss.st_dev && rs.st_ino == ss.st_ino) {
+      fprintf(stderr, "ixr replay: --to-scenario %s is the record itself\n",
+              to_scenario);
+      goto done;
+    }
+    size_t tl = strlen(to_scenario) + 10;
+    if ((scen_tmp = malloc(tl)) == NULL) goto done;
+    snprintf(scen_tmp, tl, "%s.partial", to_scenario);
+    if ((rp.scen = fopen(scen_tmp, "w")) == NULL) {
+      fprintf(stderr, "ixr replay: --to-scenario %s: %s\n", to_scenario,
+              strerror(errno));
+      goto done;
+    }
   }
   ixr_options o;
   ixr_options_init(&o);
@@ -473,7 +493,7 @@ int cli_replay(int argc, char **argv) {
   /* The clock: a record of a real-clock run is replayed by advancing the
    * manual clock to each line's time; in a record of a manual-clock run the
    * recorded clock.advance events move it, exactly as they did. */
-  bool follow_t = true;
+  bool follow_t = true, seen_first = false;
   uint64_t now = 0;
   ssize_t n;
   status = 0;
@@ -483,7 +503,8 @@ int cli_replay(int argc, char **argv) {
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
     if (len == 0) continue;
     char err[400] = "";
-    if (rp.rec_line == 1) {
+    if (!seen_first) { /* the header, if any, is the first line with text */
+      seen_first = true;
       int header = read_header(buf, len, &follow_t, err, sizeof(err));
       if (header > 0) continue;
     }
@@ -538,11 +559,17 @@ done:
     if (fclose(rp.scen) != 0 || rp.scen_failed) {
       fprintf(stderr, "ixr replay: --to-scenario %s: write error\n", to_scenario);
       status = 1;
+    } else if (status == 0 && rename(scen_tmp, to_scenario) != 0) {
+      fprintf(stderr, "ixr replay: --to-scenario %s: %s\n", to_scenario,
+              strerror(errno));
+      status = 1;
     } else if (status == 0) {
       fprintf(stderr, "ixr replay: wrote %s: %llu sends, %llu expects\n",
               to_scenario, rp.sends, rp.expects);
     }
+    if (status != 0) unlink(scen_tmp);
   }
+  free(scen_tmp);
   if (rp.g != NULL) yajl_gen_free(rp.g);
   free(buf);
   if (in != stdin) fclose(in);

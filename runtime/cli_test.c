@@ -279,7 +279,7 @@ static int load_scenario(scenario *sc, char *err, size_t errlen) {
   size_t len;
   char *buf = slurp(sc->path, &len);
   if (buf == NULL) {
-    snprintf(err, errlen, "cannot read: %s", strerror(errno));
+    snprintf(err, errlen, " cannot read: %s", strerror(errno)); /* no line */
     return -1;
   }
   int rc = 0;
@@ -435,7 +435,12 @@ static bool run_file(const char *path, const opts *o) {
   sc.path = path;
   char err[600];
   if (load_scenario(&sc, err, sizeof(err)) != 0) {
-    printf("FAIL %s:%s\n", path, err);
+    printf("FAIL %s:%s\n", path, err); /* err: "LINE: why" or " why" */
+    free_scenario(&sc);
+    return false;
+  }
+  if (sc.n == 0) { /* a scenario that checks nothing must not pass */
+    printf("FAIL %s: no steps: a scenario sends, advances or expects\n", path);
     free_scenario(&sc);
     return false;
   }
@@ -559,8 +564,21 @@ static bool has_suffix(const char *s, const char *suffix) {
   return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* The directories being walked, to stop at a symbolic link that leads
+ * back into one of them (sub/loop -> ..). */
+typedef struct ancestor {
+  dev_t dev;
+  ino_t ino;
+  const struct ancestor *up;
+} ancestor;
+
 /* Every *.scenario file under dir, in name order. */
-static int walk(const char *dir, pathlist *out) {
+static int walk_below(const char *dir, pathlist *out, const ancestor *up) {
+  struct stat sb;
+  if (stat(dir, &sb) != 0) return -1;
+  for (const ancestor *a = up; a != NULL; a = a->up)
+    if (a->dev == sb.st_dev && a->ino == sb.st_ino) return 0; /* a loop */
+  ancestor self = {sb.st_dev, sb.st_ino, up};
   struct dirent **names;
   int n = scandir(dir, &names, NULL, alphasort);
   if (n < 0) return -1;
@@ -575,7 +593,7 @@ static int walk(const char *dir, pathlist *out) {
       } else {
         snprintf(p, len, "%s/%s", dir, name);
         if (dir_exists(p)) {
-          rc = walk(p, out);
+          rc = walk_below(p, out, &self);
           free(p);
         } else if (has_suffix(name, ".scenario")) {
           rc = push_path(out, p);
@@ -588,6 +606,10 @@ static int walk(const char *dir, pathlist *out) {
   }
   free(names);
   return rc;
+}
+
+static int walk(const char *dir, pathlist *out) {
+  return walk_below(dir, out, NULL);
 }
 
 static void test_usage(FILE *f) {
@@ -648,6 +670,10 @@ int cli_test(int argc, char **argv) {
   }
   printf("%u passed, %u failed\n", passed, failed);
   status = failed > 0 ? 1 : 0;
+  if (fflush(stdout) != 0 || ferror(stdout)) { /* the report is the point */
+    fprintf(stderr, "ixr test: cannot write the report: %s\n", strerror(errno));
+    status = 1;
+  }
 done:
   for (size_t i = 0; i < files.n; i++) free(files.v[i]);
   free(files.v);

@@ -206,7 +206,10 @@ static int cmd_check(int argc, char **argv) {
     fprintf(stderr, "ixr: check %s: %s\n", dir, ixr_strerror(n));
     return 1;
   }
-  fflush(stdout);
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "ixr: check: cannot write the report\n");
+    return 1;
+  }
   if (n > 0) {
     fprintf(stderr, "ixr: %d problem%s in %s\n", n, n == 1 ? "" : "s", dir);
     return 1;
@@ -218,11 +221,12 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a closed output is an error to report, not death */
   /* A standard descriptor left closed would be taken by the first one ixr
    * opens (the event loop's), and lines meant for it would go there: park
-   * /dev/null on it, and remember (ixr run refuses a closed stdin or
-   * stdout). */
+   * /dev/null on it, read-only so that writes still fail and are reported
+   * (ixr test > closed exits 1), and remember (ixr run refuses a closed
+   * stdin or stdout). */
   for (int fd = 0; fd <= 2; fd++) {
     if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
-    int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    int n = open("/dev/null", O_RDONLY);
     if (n != fd) return 70; /* cannot happen: the lowest free number */
     closed_stdio |= 1u << fd;
   }
@@ -237,7 +241,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "replay") == 0) return cli_replay(argc - 2, argv + 2);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("ixr %s\n", ixr_version());
-    return 0;
+    return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
   }
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
       strcmp(cmd, "-h") == 0) {

@@ -134,6 +134,8 @@ run="'$ixr' run --handlers tests/e2e/handlers --clock manual"
 check_cli closed_stdout 1 'standard output is closed' "$run <tests/e2e/basic.ndjson >&-"
 check_cli closed_stdin 1 'standard input is closed' "$run <&- >/dev/null"
 check_cli closed_stderr 0 '' "$run <tests/e2e/basic.ndjson >/dev/null 2>&-"
+check_cli test_closed_stdout 1 'cannot write the report' "'$ixr' test tests/tooling/pass >&-"
+check_cli check_closed_stdin 0 '' "'$ixr' check --handlers handlers <&-"
 if [ -w /dev/full ]; then
   check_cli full_stdout 1 'write failed' "$run <tests/e2e/basic.ndjson >/dev/full"
 fi

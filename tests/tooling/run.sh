@@ -90,7 +90,7 @@ fi
 
 "$IXR" test "$W/no-such.scenario" > "$W/nofile.out" 2>&1
 rc=$?
-if [ $rc -eq 1 ] && has "$W/nofile.out" "FAIL $W/no-such.scenario:cannot read"; then
+if [ $rc -eq 1 ] && has "$W/nofile.out" "FAIL $W/no-such.scenario: cannot read"; then
   ok "ixr test: a file that does not exist fails"
 else
   not_ok "ixr test on a missing file (exit $rc)" "$W/nofile.out"
@@ -316,6 +316,63 @@ if [ $rc -eq 0 ] && has "$W/ttrace.err" "in line 5: interaction.present T1" &&
   ok "ixr test --trace: runtime steps with the scenario's line numbers, on stderr"
 else
   not_ok "ixr test --trace (exit $rc)" "$W/ttrace.err" "$W/ttrace.out"
+fi
+
+# ---- hostile files and paths ----------------------------------------------
+
+# A symbolic link back up the tree: each scenario runs once.
+mkdir -p "$W/loop/sub"
+cp "$T/pass/$(ls "$T/pass" | head -n 1)" "$W/loop/sub/one.scenario"
+sed -i "s|\"handlers\": *\"[^\"]*\"|\"handlers\": \"$T/handlers\"|" "$W/loop/sub/one.scenario"
+ln -s .. "$W/loop/sub/up"
+"$IXR" test "$W/loop" > "$W/loop.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && [ "$(tail -n 1 "$W/loop.out")" = "1 passed, 0 failed" ]; then
+  ok "ixr test: a directory with a link back to its parent runs each file once"
+else
+  not_ok "ixr test through a symlink loop (exit $rc)" "$W/loop.out"
+fi
+
+# The report cannot be written: exit 1.
+if [ -w /dev/full ]; then
+  "$IXR" test "$T/pass" > /dev/full 2> "$W/full.err"
+  rc=$?
+  if [ $rc -eq 1 ] && has "$W/full.err" "cannot write the report"; then
+    ok "ixr test > /dev/full exits 1"
+  else
+    not_ok "ixr test > /dev/full (exit $rc)" "$W/full.err"
+  fi
+fi
+
+# Records: --to-scenario onto the record itself is refused (the record
+# stays whole); a header after a blank line is still the header; a line
+# holding a newline is refused.
+printf '{"name":"interaction.present","data":{"interactionid":"H1"}}\n' |
+  "$IXR" run --handlers "$T/handlers" --record "$W/self.rec" > /dev/null 2>&1
+cp "$W/self.rec" "$W/self.orig"
+"$IXR" replay --handlers "$T/handlers" --to-scenario "$W/self.rec" "$W/self.rec" \
+  > /dev/null 2> "$W/self.err"
+rc=$?
+if [ $rc -eq 1 ] && cmp -s "$W/self.rec" "$W/self.orig" && has "$W/self.err" "is the record itself"; then
+  ok "ixr replay --to-scenario onto its own record: refused, record intact"
+else
+  not_ok "ixr replay --to-scenario onto its record (exit $rc)" "$W/self.err"
+fi
+{ echo; cat "$W/self.orig"; } > "$W/blank.rec"
+"$IXR" replay --handlers "$T/handlers" "$W/blank.rec" > "$W/blank.out" 2> "$W/blank.err"
+rc=$?
+if [ $rc -eq 0 ] && has "$W/blank.out" '"interactionid":"H1"'; then
+  ok "ixr replay: a blank line before the header"
+else
+  not_ok "ixr replay with a blank first line (exit $rc)" "$W/blank.err"
+fi
+printf '{"t":1,"line":"a\\nb"}\n' > "$W/nl.rec"
+"$IXR" replay --handlers "$T/handlers" "$W/nl.rec" > /dev/null 2> "$W/nl.err"
+rc=$?
+if [ $rc -eq 1 ] && has "$W/nl.err" "holds a newline"; then
+  ok "ixr replay: a record line holding a newline is refused"
+else
+  not_ok "ixr replay, newline in a record line (exit $rc)" "$W/nl.err"
 fi
 
 echo "$passed passed, $failed failed"
