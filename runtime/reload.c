@@ -154,20 +154,88 @@ void ixr__control(ixr_runtime *rt, ixr__sink *from, const char *name,
 
 /* ---- the watcher ------------------------------------------------------ */
 
-#define MAX_WATCHED 64
+#define WATCH_DEPTH 8 /* as the modules a generation reads (luahost.c) */
 
-typedef struct watcher {
+typedef struct watcher watcher;
+
+/* One directory watched. */
+typedef struct watched {
+  uv_fs_event_t h; /* first: the handle's memory is this struct */
+  watcher *w;
+  int depth;       /* 0: the handlers or lua dir itself */
+  char *path;
+} watched;
+
+struct watcher {
   ixr_runtime *rt;
   uv_timer_t debounce;
-  uv_fs_event_t ev[MAX_WATCHED];
-  int nev;
+  watched **dirs;
+  int ndirs, cap;
   unsigned debounce_ms;
-  unsigned open; /* handles whose close callback is pending */
-} watcher;
+  unsigned open;     /* handles whose close callback is pending */
+  uint64_t files_fp; /* the .lua files as of the last look (fingerprint) */
+};
+
+static int watch_tree(watcher *w, const char *dir, int depth);
+
+/* A name a strategy or module file can have: NAME.lua, not an editor's
+ * swap, backup or lock file (.x.lua.swp, .#x.lua, #x.lua#, x.lua~). */
+static bool lua_file_name(const char *n) {
+  size_t len = strlen(n);
+  return len > 4 && n[0] != '.' && n[0] != '#' && strcmp(n + len - 4, ".lua") == 0;
+}
+
+/* FNV-1a over the names and bytes of every .lua file under dir. */
+static uint64_t fingerprint_dir(const char *dir, int depth, uint64_t h) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return h;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
+      continue;
+    struct stat sb;
+    if (stat(path, &sb) != 0) continue;
+    if (S_ISDIR(sb.st_mode)) {
+      if (depth < WATCH_DEPTH) h = fingerprint_dir(path, depth + 1, h);
+      continue;
+    }
+    if (!S_ISREG(sb.st_mode) || !lua_file_name(e->d_name)) continue;
+    /* the name, then the bytes: a rename is a change too */
+    for (const char *c = path; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) continue;
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+      for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)buf[i]) * 1099511628211ull;
+    fclose(f);
+  }
+  closedir(d);
+  return h;
+}
+
+/* Directory order differs between file systems, not between two looks at
+ * the same one: a fingerprint is only compared with the last one. */
+static uint64_t fingerprint(ixr_runtime *rt) {
+  uint64_t h = 14695981039346656037ull;
+  h = fingerprint_dir(rt->handlers_dir, 0, h);
+  return fingerprint_dir(rt->lua_dir, 0, h);
+}
 
 static void on_debounced(uv_timer_t *t) {
   watcher *w = t->data;
   ixr_runtime *rt = w->rt;
+  /* Saving often touches a file without changing it, or writes an
+   * editor's own files beside it: reload (which resets module state) only
+   * when the name or the bytes of a .lua file changed. */
+  uint64_t fp = fingerprint(rt);
+  if (fp == w->files_fp) {
+    ixr__log(rt, IXR_LOG_DEBUG, "watch: no .lua file changed: not reloading");
+    return;
+  }
+  w->files_fp = fp;
   rt->in_uv_cb++;
   ixr__log(rt, IXR_LOG_INFO, "watch: files changed: reloading");
   ixr_reload(rt, NULL);
@@ -177,27 +245,70 @@ static void on_debounced(uv_timer_t *t) {
 
 static void on_fs_event(uv_fs_event_t *h, const char *file, int events,
                         int status) {
-  watcher *w = h->data;
+  watched *d = (watched *)h;
+  watcher *w = d->w;
   (void)events;
   if (status < 0) {
     ixr__log(w->rt, IXR_LOG_WARN, "watch: %s", uv_strerror(status));
     return;
   }
-  if (file != NULL && strstr(file, ".lua") == NULL) return; /* editor temp files */
+  if (file != NULL && !lua_file_name(file)) {
+    /* A new directory (of modules) is watched from now on; other names
+     * are not ours (editor temp files). */
+    char path[4096];
+    struct stat sb;
+    if (file[0] == '.' || d->depth >= WATCH_DEPTH ||
+        snprintf(path, sizeof(path), "%s/%s", d->path, file) >= (int)sizeof(path) ||
+        stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+      return;
+    if (watch_tree(w, path, d->depth + 1) != 0)
+      ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s", path);
+  }
   /* Restarting the timer on every event: one reload per burst of writes. */
   uv_timer_start(&w->debounce, on_debounced, w->debounce_ms, 0);
 }
 
-static int watch_dir(watcher *w, const char *dir) {
-  if (w->nev == MAX_WATCHED) return IXR_ELIMIT;
-  uv_fs_event_t *h = &w->ev[w->nev];
-  int rc = uv_fs_event_init(w->rt->loop, h);
-  if (rc != 0) return IXR_EIO;
-  h->data = w;
-  w->nev++;
+static void on_dir_closed(uv_handle_t *h) {
+  watched *d = (watched *)h;
+  watcher *w = d->w;
+  ixr_runtime *rt = w->rt;
+  free(d->path);
+  free(d);
+  if (--w->open == 0) {
+    free(w->dirs);
+    free(w);
+  }
+  ixr__handle_closed(rt);
+}
+
+/* Watches dir, unless it is already. */
+static int watch_dir(watcher *w, const char *dir, int depth) {
+  for (int i = 0; i < w->ndirs; i++)
+    if (strcmp(w->dirs[i]->path, dir) == 0) return 0;
+  if (w->ndirs == w->cap) {
+    int cap = w->cap ? w->cap * 2 : 16;
+    watched **v = realloc(w->dirs, (size_t)cap * sizeof(*v));
+    if (v == NULL) return IXR_ENOMEM;
+    w->dirs = v;
+    w->cap = cap;
+  }
+  watched *d = calloc(1, sizeof(*d));
+  if (d == NULL || (d->path = strdup(dir)) == NULL) {
+    free(d);
+    return IXR_ENOMEM;
+  }
+  d->w = w;
+  d->depth = depth;
+  if (uv_fs_event_init(w->rt->loop, &d->h) != 0) {
+    free(d->path);
+    free(d);
+    return IXR_EIO;
+  }
+  w->dirs[w->ndirs++] = d;
   w->open++;
   w->rt->open_handles++;
-  rc = uv_fs_event_start(h, on_fs_event, dir, 0);
+  uv_unref((uv_handle_t *)&d->h); /* watching keeps no loop alive */
+  int rc = uv_fs_event_start(&d->h, on_fs_event, dir, 0);
   if (rc != 0) {
     ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s: %s", dir,
              uv_strerror(rc));
@@ -206,21 +317,22 @@ static int watch_dir(watcher *w, const char *dir) {
   return 0;
 }
 
-/* The directory and its subdirectories, one level down. */
-static int watch_tree(watcher *w, const char *dir) {
-  int rc = watch_dir(w, dir);
-  if (rc != 0) return rc;
-  DIR *d = opendir(dir);
-  if (d == NULL) return 0;
+/* The directory and its subdirectories, down to WATCH_DEPTH. */
+static int watch_tree(watcher *w, const char *dir, int depth) {
+  int rc = watch_dir(w, dir, depth);
+  if (rc != 0 || depth >= WATCH_DEPTH) return rc;
+  DIR *dh = opendir(dir);
+  if (dh == NULL) return 0;
   struct dirent *e;
-  while ((e = readdir(d)) != NULL && rc == 0) {
+  while ((e = readdir(dh)) != NULL && rc == 0) {
     if (e->d_name[0] == '.') continue;
     char sub[4096];
-    snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+    if (snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) >= (int)sizeof(sub))
+      continue;
     struct stat sb;
-    if (stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode)) rc = watch_dir(w, sub);
+    if (stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode)) rc = watch_tree(w, sub, depth + 1);
   }
-  closedir(d);
+  closedir(dh);
   return rc;
 }
 
@@ -241,22 +353,25 @@ int ixr_watch(ixr_runtime *rt, unsigned debounce_ms) {
   w->open++;
   rt->open_handles++;
   rt->watch = w;
-  int rc = watch_tree(w, rt->handlers_dir);
-  if (rc == 0) rc = watch_tree(w, rt->lua_dir);
-  for (int i = 0; i < w->nev; i++) uv_unref((uv_handle_t *)&w->ev[i]);
+  w->files_fp = fingerprint(rt);
+  int rc = watch_tree(w, rt->handlers_dir, 0);
+  if (rc == 0) rc = watch_tree(w, rt->lua_dir, 0);
   if (rc != 0) {
     ixr__watch_close(rt);
     return rc;
   }
   ixr__log(rt, IXR_LOG_INFO, "watching %s and %s (%d directories)",
-           rt->handlers_dir, rt->lua_dir, w->nev);
+           rt->handlers_dir, rt->lua_dir, w->ndirs);
   return 0;
 }
 
-static void on_watch_closed(uv_handle_t *h) {
+static void on_debounce_closed(uv_handle_t *h) {
   watcher *w = h->data;
   ixr_runtime *rt = w->rt;
-  if (--w->open == 0) free(w);
+  if (--w->open == 0) {
+    free(w->dirs);
+    free(w);
+  }
   ixr__handle_closed(rt);
 }
 
@@ -264,7 +379,8 @@ void ixr__watch_close(ixr_runtime *rt) {
   watcher *w = rt->watch;
   if (w == NULL) return;
   rt->watch = NULL;
-  uv_close((uv_handle_t *)&w->debounce, on_watch_closed);
-  for (int i = 0; i < w->nev; i++)
-    uv_close((uv_handle_t *)&w->ev[i], on_watch_closed);
+  int n = w->ndirs;
+  watched **dirs = w->dirs;
+  uv_close((uv_handle_t *)&w->debounce, on_debounce_closed);
+  for (int i = 0; i < n; i++) uv_close((uv_handle_t *)&dirs[i]->h, on_dir_closed);
 }

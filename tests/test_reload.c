@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -315,6 +316,77 @@ static void test_watch_debounces(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* What an editor does around a save, and what --watch must make of it:
+ * its swap, lock and backup files and a save of the same bytes reload
+ * nothing (a reload resets module state); a new directory of modules is
+ * watched from then on. One step every 300 ms, the debounce 100 ms. */
+static uint64_t edit_gens[4]; /* the generation before each step */
+
+static void on_edit_step(uv_timer_t *t) {
+  watchctx *w = t->data;
+  char path[512];
+  ixr_stats st;
+  ixr_get_stats(w->rt, &st);
+  edit_gens[w->writes] = st.generation;
+  switch (w->writes++) {
+    case 0: /* editor files beside the strategy: no reload */
+      tdir_write(w->dir, ".default.lua.swp", "swap");
+      tdir_write(w->dir, "#default.lua#", "autosave");
+      tdir_write(w->dir, "default.lua~", "backup");
+      tdir_write(w->dir, ".#default.lua", "lock");
+      break;
+    case 1: /* the same bytes saved again: no reload */
+      strategy(w->dir, "default", 1, NULL);
+      break;
+    case 2: /* a new directory with a module: reload (generation 2) */
+      snprintf(path, sizeof(path), "%s/newlib", w->dir);
+      mkdir(path, 0755);
+      tdir_write(w->dir, "newlib/m.lua", "return { v = 1 }\n");
+      break;
+    case 3: /* an edit in it: seen, since it is watched now (generation 3) */
+      tdir_write(w->dir, "newlib/m.lua", "return { v = 2 }\n");
+      uv_timer_stop(t);
+      break;
+  }
+}
+
+static void test_watch_ignores_editor_files_follows_new_dirs(void **state) {
+  fixture *f = *state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.loop = &loop;
+  o.on_log = tcap_logcb;
+  o.log_ud = &f->cap;
+  ixr_runtime *rt;
+  assert_int_equal(ixr_new(&rt, &o), 0);
+  assert_int_equal(ixr_watch(rt, 100), 0);
+  watchctx w = {rt, f->dir, 0, {0}, {0}};
+  uv_timer_init(&loop, &w.writer);
+  uv_timer_init(&loop, &w.stopper);
+  w.writer.data = w.stopper.data = &w;
+  uv_timer_start(&w.writer, on_edit_step, 50, 300);
+  uv_timer_start(&w.stopper, on_stop, 1400, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ixr_stats st;
+  ixr_get_stats(rt, &st);
+  assert_int_equal(w.writes, 4);
+  /* no reload for the editor's files, none for the same bytes, one for the
+   * new directory's module, one for its edit */
+  if (edit_gens[1] != 1 || edit_gens[2] != 1 || edit_gens[3] != 2 || st.generation != 3) {
+    fprintf(stderr, "generations %llu %llu %llu, then %llu; log:\n%s\n",
+            (unsigned long long)edit_gens[1], (unsigned long long)edit_gens[2],
+            (unsigned long long)edit_gens[3], (unsigned long long)st.generation,
+            f->cap.log ? f->cap.log : "");
+    fail();
+  }
+  ixr_close(rt);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /*
  * Reload under load: events for thousands of sessions stream in over a unix
  * socket while the handlers are rewritten 50 times, some of them broken.
@@ -502,6 +574,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_failed_module_is_not_a_loop, setup, teardown),
       cmocka_unit_test_setup_teardown(test_control_events, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_debounces, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_ignores_editor_files_follows_new_dirs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reload_under_load, setup_load, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
