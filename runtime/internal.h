@@ -159,6 +159,8 @@ int ixr__timer_start(ixr_runtime *rt, ixr__timer *t, ixr__timer_kind kind,
 /* Disarms t if it is armed; its memory stays its owner's. */
 void ixr__timer_stop(ixr_runtime *rt, ixr__timer *t);
 void ixr__timers_advance(ixr_runtime *rt, uint64_t ms);
+/* Real clock: fires the timers already due before an input line (timer.c). */
+void ixr__timers_catch_up(ixr_runtime *rt);
 
 /* ---- strategy.c: strategies and generations --------------------------- */
 
@@ -455,6 +457,7 @@ struct ixr_runtime {
   uint64_t closes_dropped; /* over IXR__MAX_PENDING_CLOSES, since the last pass */
   int flow_nesting;       /* flows started from within flows, running */
   int std_loading;        /* modules of lua/ loading (luahost.c l_require) */
+  bool firing_timers;     /* inside timer.c fire_due */
   /* >0 while ixr's own bookkeeping allocates on the main Lua thread during
    * a call (a nested flow's thread and refs): the main thread is not the
    * one running, so a refused allocation would raise with no protected

@@ -175,6 +175,8 @@ fail:
 
 int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
                              const char *line, size_t len, uint64_t lineno) {
+  ixr__timers_catch_up(rt); /* timers due before this line fire first */
+  if (rt->closing) return 0;
   /* Recorded before the blank-line check, so that a replay numbers lines
    * as the original run did. */
   if (rt->opt.on_input != NULL)

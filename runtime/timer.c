@@ -88,6 +88,8 @@ static void rearm(ixr_runtime *rt) {
 static void fire_due(ixr_runtime *rt, uint64_t until) {
   uint64_t armed_before = rt->timer_seq;
   unsigned same_instant = 0;
+  bool outer = !rt->firing_timers;
+  rt->firing_timers = true;
   while (rt->heap_len > 0 && rt->heap[0]->due <= until && !rt->closing) {
     ixr__timer *t = rt->heap[0];
     if (t->seq > armed_before && t->due <= ixr__now(rt)) {
@@ -105,7 +107,26 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
     ixr__timer_fire(rt, t); /* may free t */
     ixr__gc_after_work(rt);
   }
+  if (outer) rt->firing_timers = false;
   ixr__reap(rt);
+}
+
+/*
+ * Before an input line, on the real clock: the timers already due fire
+ * first. libuv reads the time after waiting for input and runs the input's
+ * callbacks before the timers of the new time, so a line that arrived
+ * after a timeout would otherwise be handled before it; a replay of the
+ * record (which advances the clock to the line's time first) would then
+ * go another way than the run it replays.
+ */
+void ixr__timers_catch_up(ixr_runtime *rt) {
+  if (rt->opt.clock == IXR_CLOCK_MANUAL || rt->firing_timers ||
+      rt->call_thread != NULL || rt->closing || rt->heap_len == 0)
+    return;
+  uint64_t now = ixr__now(rt);
+  if (rt->heap[0]->due > now) return;
+  fire_due(rt, now);
+  if (!rt->closing) rearm(rt);
 }
 
 static void on_uvtimer(uv_timer_t *h) {

@@ -707,6 +707,44 @@ static void test_same_instant_timer_chain_is_bounded(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"ticks\"", "\"n\":20002", NULL) >= 0);
 }
 
+/* Real clock: a line that arrives after a timer's due time is handled
+ * after that timer, as a replay of the record would (it advances the clock
+ * to the line's time first). libuv reads the time after waiting for input
+ * and runs input callbacks before the timers of that time: without the
+ * catch-up, the line came first. */
+static void test_due_timers_fire_before_a_later_line(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "later.lua",
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:after(0.05, function(x) x:action('timer') end)\n"
+             "  s:wait('interaction.poke')\n"
+             "  s:action('poked')\n"
+             "end }\n");
+  ixr_close(f->rt);
+  tcap_clear(&f->cap);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ixr_options o;
+  topts(&o, f->dir, &f->cap);
+  o.clock = IXR_CLOCK_REAL;
+  o.loop = &loop;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"R\",\"strategy\":\"later\"}}");
+  usleep(80 * 1000);
+  uv_update_time(&loop); /* as libuv does after a wait that input ended */
+  tfeed(f->rt, "{\"name\":\"interaction.poke\",\"data\":{\"interactionid\":\"R\"}}");
+  int t = tcap_find(&f->cap, 0, "\"timer\"", NULL);
+  int p = tcap_find(&f->cap, 0, "\"poked\"", NULL);
+  ixr_close(f->rt);
+  f->rt = NULL;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  if (!(t >= 0 && p > t)) {
+    tcap_dump(&f->cap);
+    fail();
+  }
+}
+
 static void test_clock_advance_needs_manual_clock(void **state) {
   fixture *f = *state;
   ixr_close(f->rt);
@@ -1079,6 +1117,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_manual_clock_fires_in_due_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_clock_advance_needs_manual_clock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_same_instant_timer_chain_is_bounded, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_due_timers_fire_before_a_later_line, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_object, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ended_session_object, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deterministic_output, setup, teardown),
