@@ -458,6 +458,7 @@ struct ixr_runtime {
   int flow_nesting;       /* flows started from within flows, running */
   int std_loading;        /* modules of lua/ loading (luahost.c l_require) */
   bool firing_timers;     /* inside timer.c fire_due */
+  int control_conns;      /* control connections open (stream.c) */
   /* >0 while ixr's own bookkeeping allocates on the main Lua thread during
    * a call (a nested flow's thread and refs): the main thread is not the
    * one running, so a refused allocation would raise with no protected

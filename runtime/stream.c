@@ -84,6 +84,7 @@ struct ixr__stream {
   bool eof;           /* input ended */
   bool closing;
   bool failed;        /* reading or writing failed */
+  bool counted_control; /* in rt->control_conns */
   bool dirty;         /* on the flush list */
   ixr__stream *next_dirty;
   /* ixr_serve_fd: the descriptors' file status flags before libuv made
@@ -115,6 +116,9 @@ typedef struct write_req {
 } write_req;
 
 static void stream_close(ixr__stream *st);
+
+#define CONTROL_MAX_LINE (64 * 1024) /* bytes of a control connection's line */
+#define CONTROL_MAX_CONNS 64         /* control connections at once */
 static void stream_fail(ixr__stream *st);
 static void start_reading(ixr__stream *st);
 static void flush(ixr__stream *st);
@@ -299,7 +303,7 @@ static void on_line(void *ud, const char *line, size_t len, uint64_t lineno,
   if (status == IXR__LINE_TOO_LONG) {
     char msg[128];
     snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped",
-             rt->opt.max_line);
+             st->framer.max_line);
     ixr__emit_error(rt, &st->sink, NULL, "line_too_long", msg, lineno, 0, NULL);
     return;
   }
@@ -438,6 +442,7 @@ static void close_stop_timer(ixr_runtime *rt);
 
 static void free_stream(ixr__stream *st) {
   ixr_runtime *rt = st->rt;
+  if (st->counted_control) rt->control_conns--;
   unmark_dirty(st);
   if (st->prev_stream) st->prev_stream->next_stream = st->next_stream;
   else rt->streams = st->next_stream;
@@ -655,6 +660,20 @@ static void on_connection(uv_stream_t *server, int status) {
   st->h_open = true;
   rc = uv_accept(server, &st->h.stream);
   st->sink.control_only = ls->control_only;
+  if (ls->control_only) {
+    /* Control lines are short: a client cannot make ixr hold a megabyte
+     * of unfinished line per connection, nor open connections without
+     * end (they are accepted, to empty the backlog, and closed). */
+    ixr__framer_init(&st->framer, rt->opt.max_line < CONTROL_MAX_LINE
+                                      ? rt->opt.max_line : CONTROL_MAX_LINE);
+    st->counted_control = true;
+    if (++rt->control_conns > CONTROL_MAX_CONNS && rc == 0) {
+      ixr__log(rt, IXR_LOG_WARN, "control: more than %d connections: closing "
+               "the new one", CONTROL_MAX_CONNS);
+      stream_close(st);
+      return;
+    }
+  }
   if (rc == 0) rc = ixr__sink_open(rt, &st->sink);
   if (rc != 0) {
     ixr__log(rt, IXR_LOG_WARN, "accept failed: %s", uv_strerror(rc));

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -592,6 +594,86 @@ static void test_output_held_while_no_connection(void **state) {
   assert_int_equal(c2->cap.n, 2);
   expect_ended(c2, "c2", 0, "s2", "I2", "completed");
   expect_ended(c2, "c2", 1, "s1", "I1", "completed");
+  finish(f);
+}
+
+/* A raw, non-blocking unix socket connected to path. */
+static int raw_connect(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  return fd;
+}
+
+/* What arrived on fd so far (the loop runs meanwhile), into buf. */
+static ssize_t raw_read(fixture *f, int fd, char *buf, size_t n, unsigned ms) {
+  size_t got = 0;
+  for (unsigned waited = 0; waited < ms && got < n - 1; waited += 10) {
+    run_for(f, 10);
+    ssize_t r = read(fd, buf + got, n - 1 - got);
+    if (r == 0) break; /* closed by ixr */
+    if (r > 0) got += (size_t)r;
+  }
+  buf[got] = '\0';
+  return (ssize_t)got;
+}
+
+/* A control socket bounds what a client can make it hold: 64 connections
+ * at once (the next is closed at once), and 64 KiB of line. */
+static void test_control_socket_limits(void **state) {
+  fixture *f = *state;
+  srv_start(f, IXR_CLOCK_MANUAL, 0);
+  char cpath[160], caddr[170];
+  snprintf(cpath, sizeof(cpath), "%s.ctl", f->path);
+  snprintf(caddr, sizeof(caddr), "unix:%s", cpath);
+  assert_int_equal(ixr_listen_control(f->rt, caddr), 0);
+  enum { N = 65 };
+  int fds[N];
+  for (int i = 0; i < N; i++) {
+    fds[i] = raw_connect(cpath);
+    run_for(f, 2);
+  }
+  run_for(f, 50);
+  char buf[4096];
+  /* the 65th was closed: EOF */
+  bool closed = false;
+  for (int i = 0; i < 50 && !closed; i++) {
+    run_for(f, 10);
+    closed = read(fds[N - 1], buf, sizeof(buf)) == 0;
+  }
+  assert_true(closed);
+  /* the first still answers; a long line is refused, not kept */
+  size_t big = 100 * 1024;
+  char *line = malloc(big + 1);
+  assert_non_null(line);
+  memset(line, 'x', big);
+  line[big] = '\n';
+  size_t off = 0;
+  while (off < big + 1) {
+    ssize_t w = write(fds[0], line + off, big + 1 - off);
+    if (w > 0) off += (size_t)w;
+    else run_for(f, 5);
+  }
+  free(line);
+  assert_int_equal(write(fds[0], "{\"name\":\"ixr.status\"}\n", 22), 22);
+  raw_read(f, fds[0], buf, sizeof(buf), 2000);
+  assert_non_null(strstr(buf, "line_too_long"));
+  assert_non_null(strstr(buf, "65536"));
+  assert_non_null(strstr(buf, "\"name\":\"ixr.status\""));
+  /* closing connections makes room again */
+  for (int i = 0; i < N; i++) close(fds[i]);
+  run_for(f, 50);
+  int again = raw_connect(cpath);
+  assert_int_equal(write(again, "{\"name\":\"ixr.status\"}\n", 22), 22);
+  raw_read(f, again, buf, sizeof(buf), 2000);
+  assert_non_null(strstr(buf, "\"name\":\"ixr.status\""));
+  close(again);
+  run_for(f, 20);
   finish(f);
 }
 
@@ -1378,6 +1460,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_output_held_while_no_connection, setup, teardown),
       cmocka_unit_test_setup_teardown(test_line_too_long_on_socket, setup, teardown),
       cmocka_unit_test_setup_teardown(test_control_socket, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_control_socket_limits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_line_without_newline_then_disconnect, setup, teardown),
       cmocka_unit_test_setup_teardown(test_thousands_of_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_stops_reading, setup, teardown),
