@@ -286,8 +286,11 @@ static void on_stop(uv_timer_t *t) {
   ixr_stop(w->rt);
 }
 
-static void test_watch_debounces(void **state) {
-  fixture *f = *state;
+/* Runs a runtime that watches f->dir (debounce ms) on a loop of its own:
+ * `step` runs every `every` ms from 10 ms on (it stops its timer itself),
+ * and the runtime stops at `stop_ms`. Returns the generation then. */
+static uint64_t run_watched(fixture *f, unsigned debounce, uv_timer_cb step,
+                            uint64_t every, uint64_t stop_ms, watchctx *w) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   ixr_options o;
@@ -298,22 +301,32 @@ static void test_watch_debounces(void **state) {
   o.log_ud = &f->cap;
   ixr_runtime *rt;
   assert_int_equal(ixr_new(&rt, &o), 0);
-  assert_int_equal(ixr_watch(rt, 400), 0);
-  assert_int_equal(ixr_watch(rt, 400), IXR_EBUSY);
-  watchctx w = {rt, f->dir, 0, {0}, {0}};
-  uv_timer_init(&loop, &w.writer);
-  uv_timer_init(&loop, &w.stopper);
-  w.writer.data = w.stopper.data = &w;
-  uv_timer_start(&w.writer, on_write_tick, 10, 10); /* 5 writes, 10 ms apart: one burst */
-  uv_timer_start(&w.stopper, on_stop, 2000, 0);
+  assert_int_equal(ixr_watch(rt, debounce), 0);
+  assert_int_equal(ixr_watch(rt, debounce), IXR_EBUSY);
+  w->rt = rt;
+  w->dir = f->dir;
+  w->writes = 0;
+  uv_timer_init(&loop, &w->writer);
+  uv_timer_init(&loop, &w->stopper);
+  w->writer.data = w->stopper.data = w;
+  uv_timer_start(&w->writer, step, 10, every);
+  uv_timer_start(&w->stopper, on_stop, stop_ms, 0);
   uv_run(&loop, UV_RUN_DEFAULT);
   ixr_stats st;
   ixr_get_stats(rt, &st);
-  assert_int_equal(w.writes, 5);
-  assert_int_equal(st.generation, 2); /* exactly one reload */
   ixr_close(rt);
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&loop), 0);
+  return st.generation;
+}
+
+static void test_watch_debounces(void **state) {
+  fixture *f = *state;
+  watchctx w;
+  /* 5 writes, 10 ms apart: one burst */
+  uint64_t gen = run_watched(f, 400, on_write_tick, 10, 2000, &w);
+  assert_int_equal(w.writes, 5);
+  assert_int_equal(gen, 2); /* exactly one reload */
 }
 
 /* What an editor does around a save, and what --watch must make of it:
@@ -352,39 +365,18 @@ static void on_edit_step(uv_timer_t *t) {
 
 static void test_watch_ignores_editor_files_follows_new_dirs(void **state) {
   fixture *f = *state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  ixr_options o;
-  ixr_options_init(&o);
-  o.handlers_dir = f->dir;
-  o.loop = &loop;
-  o.on_log = tcap_logcb;
-  o.log_ud = &f->cap;
-  ixr_runtime *rt;
-  assert_int_equal(ixr_new(&rt, &o), 0);
-  assert_int_equal(ixr_watch(rt, 100), 0);
-  watchctx w = {rt, f->dir, 0, {0}, {0}};
-  uv_timer_init(&loop, &w.writer);
-  uv_timer_init(&loop, &w.stopper);
-  w.writer.data = w.stopper.data = &w;
-  uv_timer_start(&w.writer, on_edit_step, 50, 300);
-  uv_timer_start(&w.stopper, on_stop, 1400, 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  ixr_stats st;
-  ixr_get_stats(rt, &st);
+  watchctx w;
+  uint64_t gen = run_watched(f, 100, on_edit_step, 300, 1400, &w);
   assert_int_equal(w.writes, 4);
   /* no reload for the editor's files, none for the same bytes, one for the
    * new directory's module, one for its edit */
-  if (edit_gens[1] != 1 || edit_gens[2] != 1 || edit_gens[3] != 2 || st.generation != 3) {
+  if (edit_gens[1] != 1 || edit_gens[2] != 1 || edit_gens[3] != 2 || gen != 3) {
     fprintf(stderr, "generations %llu %llu %llu, then %llu; log:\n%s\n",
             (unsigned long long)edit_gens[1], (unsigned long long)edit_gens[2],
-            (unsigned long long)edit_gens[3], (unsigned long long)st.generation,
+            (unsigned long long)edit_gens[3], (unsigned long long)gen,
             f->cap.log ? f->cap.log : "");
     fail();
   }
-  ixr_close(rt);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /*
