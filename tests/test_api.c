@@ -1299,6 +1299,16 @@ static void host_setup(ixr_runtime *rt, void *ud) {
   h->rc_setup = rc;
 }
 
+/* f->rt on the manual clock, with on_setup(rt, h) run inside ixr_new. */
+static void new_with_setup(fixture *f, void (*on_setup)(ixr_runtime *, void *), host *h) {
+  memset(h, 0, sizeof(*h));
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_setup = on_setup;
+  o.setup_ud = h;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+}
+
 static void noop_setup(ixr_runtime *rt, void *ud) {
   (void)rt;
   (void)ud;
@@ -1338,12 +1348,7 @@ static void test_register_from_setup(void **state) {
              "  s:wait('never')\n"
              "end }\n");
   host h;
-  memset(&h, 0, sizeof(h));
-  ixr_options o;
-  opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_setup = host_setup;
-  o.setup_ud = &h;
-  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  new_with_setup(f, host_setup, &h);
   assert_int_equal(h.setups, 1);
   assert_int_equal(h.rc_setup, 0);
   assert_int_equal(h.calls, 1); /* at load */
@@ -1400,12 +1405,7 @@ static void test_host_module_read_only_and_live(void **state) {
              "  s:action('hm', { ok = ok, err = err, get2 = m.get2 and m.get2('k') or 'absent' })\n"
              "end }\n");
   host h;
-  memset(&h, 0, sizeof(h));
-  ixr_options o;
-  opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_setup = hm_setup;
-  o.setup_ud = &h;
-  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  new_with_setup(f, hm_setup, &h);
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H1\",\"strategy\":\"hm\"}}");
   EXPECT_LINE(f, "\"hm\"", "\"ok\":false", "hm.lua:3: module 'hm' is read-only (assignment to 'get')",
               "\"get2\":\"absent\"");
@@ -1428,12 +1428,7 @@ static void test_host_function_feeds_reentrantly(void **state) {
              "  s:action('poked')\n"
              "end }\n");
   host h;
-  memset(&h, 0, sizeof(h));
-  ixr_options o;
-  opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_setup = host_setup;
-  o.setup_ud = &h;
-  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  new_with_setup(f, host_setup, &h);
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"F\",\"strategy\":\"feeder\"}}");
   assert_int_equal(h.rc_feed, 0);
   int a = tcap_find(&f->cap, 0, "\"before\"", NULL);
@@ -1454,12 +1449,7 @@ static void test_reload_from_host_function_refused(void **state) {
              "  s:action('reloaded', { rc = host.reload() })\n"
              "end }\n");
   host h;
-  memset(&h, 0, sizeof(h));
-  ixr_options o;
-  opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_setup = host_setup;
-  o.setup_ud = &h;
-  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  new_with_setup(f, host_setup, &h);
   ixr_stats before, after;
   ixr_get_stats(f->rt, &before);
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"R\",\"strategy\":\"reloader\"}}");
