@@ -85,6 +85,7 @@ struct ixr__stream {
   bool closing;
   bool failed;        /* reading or writing failed */
   bool counted_control; /* in rt->control_conns */
+  int busy;           /* inside one of its own read callbacks: not freed */
   bool dirty;         /* on the flush list */
   ixr__stream *next_dirty;
   /* ixr_serve_fd: the descriptors' file status flags before libuv made
@@ -120,8 +121,9 @@ static void stream_close(ixr__stream *st);
 #define CONTROL_MAX_LINE (64 * 1024) /* bytes of a control connection's line */
 #define CONTROL_MAX_CONNS 64         /* control connections at once */
 static void stream_fail(ixr__stream *st);
+static void leave_callback(ixr__stream *st);
 static void start_reading(ixr__stream *st);
-static void flush(ixr__stream *st);
+static bool flush(ixr__stream *st);
 
 /* ---- the flush list --------------------------------------------------- */
 
@@ -218,8 +220,11 @@ static uv_stream_t *out_stream(ixr__stream *st) {
   return st->out == OUT_SAME ? &st->h.stream : &st->oh.stream;
 }
 
-static void flush(ixr__stream *st) {
-  if (st->obuf.len == 0 || st->closing) return;
+/* Writes what the stream has buffered. False when the stream may be gone
+ * (finished or failed: closing it can free it at once), true when it is
+ * still there and open. */
+static bool flush(ixr__stream *st) {
+  if (st->obuf.len == 0 || st->closing) return !st->closing;
   if (st->out == OUT_FILE) {
     size_t off = 0;
     while (off < st->obuf.len) {
@@ -234,13 +239,13 @@ static void flush(ixr__stream *st) {
                  st->name, strerror(errno));
         st->obuf.len = 0;
         stream_fail(st);
-        return;
+        return false;
       }
       off += (size_t)n;
     }
     st->obuf.len = 0;
     maybe_finish(st);
-    return;
+    return false;
   }
   /* Hand the whole buffer to one uv_write; try a direct write first. */
   uv_stream_t *os = out_stream(st);
@@ -251,7 +256,7 @@ static void flush(ixr__stream *st) {
       ixr__buf_consume(&st->obuf, (size_t)n);
       if (st->obuf.len == 0) {
         maybe_finish(st);
-        return;
+        return false;
       }
       b = uv_buf_init(st->obuf.data, (unsigned)st->obuf.len);
     } else if (n < 0 && n != UV_EAGAIN) {
@@ -259,11 +264,11 @@ static void flush(ixr__stream *st) {
                uv_strerror(n));
       st->obuf.len = 0;
       stream_fail(st);
-      return;
+      return false;
     }
   }
   write_req *w = malloc(sizeof(*w));
-  if (w == NULL) return; /* retried at the next flush */
+  if (w == NULL) return true; /* retried at the next flush */
   w->st = st;
   w->data = st->obuf.data;
   w->len = st->obuf.len;
@@ -276,7 +281,7 @@ static void flush(ixr__stream *st) {
     ixr__log(st->rt, IXR_LOG_WARN, "%s: write failed (%s): closing", st->name,
              uv_strerror(rc));
     stream_fail(st);
-    return;
+    return false;
   }
   st->pending += w->len;
   if (st->pending > HARD_LIMIT) {
@@ -284,13 +289,14 @@ static void flush(ixr__stream *st) {
              "%s: the peer has not read %zu bytes of output: disconnecting it",
              st->name, st->pending);
     stream_fail(st);
-    return;
+    return false;
   }
   if (st->pending > HIGH_WATER && st->reading) {
     st->paused = true;
     if (st->in == IN_STREAM) uv_read_stop(&st->h.stream);
     st->reading = false;
   }
+  return true;
 }
 
 /* ---- input ------------------------------------------------------------ */
@@ -338,6 +344,7 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
   (void)buf;
   if (n == 0) return;
   rt->in_uv_cb++;
+  st->busy++;
   if (n > 0) {
     input_chunk(st, st->rbuf, (size_t)n);
     /* Answer what this read asked before reading more: libuv may call us
@@ -352,6 +359,7 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
     }
     input_ended(st);
   }
+  leave_callback(st);
   rt->in_uv_cb--;
   ixr__leave(rt);
 }
@@ -369,6 +377,7 @@ static void on_fs_read(uv_fs_t *req) {
   }
   ixr_runtime *rt = st->rt;
   rt->in_uv_cb++;
+  st->busy++;
   if (n > 0) {
     st->file_off += n;
     char *chunk = st->rhalf ? st->rbuf2 : st->rbuf;
@@ -386,6 +395,7 @@ static void on_fs_read(uv_fs_t *req) {
     }
     input_ended(st);
   }
+  leave_callback(st);
   rt->in_uv_cb--;
   ixr__leave(rt);
 }
@@ -456,18 +466,30 @@ static void free_stream(ixr__stream *st) {
   ixr__handle_closed(rt);
 }
 
+/* A closed stream goes once nothing of libuv's and none of its own
+ * callbacks still use it: a strategy may stop the runtime (and so finish
+ * the stream) from inside the read callback that is handling its line. */
+static bool can_free(const ixr__stream *st) {
+  return !st->h_open && !st->oh_open && !st->fs_busy && st->busy == 0;
+}
+
+/* The end of a read callback: the stream may have been closed inside. */
+static void leave_callback(ixr__stream *st) {
+  if (--st->busy == 0 && st->closing && can_free(st)) free_stream(st);
+}
+
 static void on_handle_closed(uv_handle_t *h) {
   ixr__stream *st = h->data;
   if (h == &st->h.handle) st->h_open = false;
   else st->oh_open = false;
-  if (!st->h_open && !st->oh_open && !st->fs_busy) free_stream(st);
+  if (can_free(st)) free_stream(st);
 }
 
 /* Once the input has ended and every byte is written, a stream is done:
  * closing it frees it; with IXR_SERVE_STOP_AT_EOF the runtime stops too. */
 static void maybe_finish(ixr__stream *st) {
   if (st->closing) {
-    if (!st->h_open && !st->oh_open && !st->fs_busy) free_stream(st);
+    if (can_free(st)) free_stream(st);
     return;
   }
   if (!st->eof || st->obuf.len > 0 || st->pending > 0) return;
@@ -501,10 +523,7 @@ static void stream_close(ixr__stream *st) {
     uv_close(&st->oh.handle, on_handle_closed);
   }
   if (st->in == IN_FILE && st->fs_busy) uv_cancel((uv_req_t *)&st->fsreq);
-  if (!st->h_open && !st->oh_open && !st->fs_busy) {
-    /* nothing asynchronous to wait for */
-    free_stream(st);
-  }
+  if (can_free(st)) free_stream(st); /* nothing asynchronous to wait for */
   if (stop_rt) ixr_stop(rt);
 }
 
@@ -927,8 +946,7 @@ void ixr__streams_stop(ixr_runtime *rt, bool now) {
     st->reading = false;
     st->eof = true;
     st->flags &= ~IXR_SERVE_STOP_AT_EOF;
-    flush(st);
-    if (!st->closing) maybe_finish(st);
+    if (flush(st)) maybe_finish(st); /* st may be gone when flush says so */
   }
   bool waiting = false;
   for (ixr__stream *st = rt->streams; st != NULL; st = st->next_stream)

@@ -15,6 +15,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <lua.h>
+
 #include "testutil.h"
 
 #define MAX_CLIENTS 4
@@ -1228,6 +1230,43 @@ static void test_serve_fd_restores_blocking_mode(void **state) {
   close(out);
 }
 
+/* ixr.stop() for strategies, as a host may offer it. */
+static int l_host_stop(lua_State *L) {
+  ixr_stop(lua_touserdata(L, lua_upvalueindex(1)));
+  return 0;
+}
+
+/* ixr_stop from inside a strategy's call, while a file-to-file stream
+ * ends its input with output buffered: stopping writes it and finishes the
+ * stream, which frees it, and nothing may touch it after (ASan once saw
+ * ixr__streams_stop read the freed stream). */
+static void test_stop_from_strategy_at_end_of_file(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "stopper.lua",
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:action('bye')\n"
+             "  require('hoststop').stop()\n"
+             "end }\n");
+  srv_new(f);
+  assert_int_equal(ixr_register(f->rt, "hoststop", "stop", l_host_stop, f->rt), 0);
+  /* the last line without its newline: it is handled at the end of the
+   * input, inside the file's read callback */
+  int in = temp_file(f, "in.ndjson",
+                     "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S\","
+                     "\"strategy\":\"stopper\"}}");
+  int out = temp_file(f, "out.ndjson", "");
+  assert_int_equal(ixr_serve_fd(f->rt, in, out, 0), 0);
+  f->guard.data = f;
+  uv_timer_start(&f->guard, on_guard, 20000, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&f->guard);
+  assert_false(f->guard_fired);
+  assert_non_null(strstr(file_text(out), "\"action\":\"bye\""));
+  finish(f);
+  close(in);
+  close(out);
+}
+
 /* Output that cannot be written (the reader went away) ends a stream of
  * IXR_SERVE_STOP_AT_EOF and stops the runtime, though its input is still
  * open: nothing more can come of it. Counted as a failure (ixr run exits
@@ -1470,6 +1509,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_serve_fd_open_fails_after_init, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_restores_blocking_mode, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_write_failure_stops, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stop_from_strategy_at_end_of_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_big_file_in_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_file_then_socket, setup, teardown),
       cmocka_unit_test_setup_teardown(test_half_close_gets_all_output, setup, teardown),
