@@ -140,6 +140,7 @@ typedef struct ixr__timer {
 } ixr__timer;
 
 #define IXR__TIMER_IDLE UINT32_MAX
+#define IXR__TIMER_DEFERRED (UINT32_MAX - 1) /* timer.c, during one pass */
 
 /* A session:after() timer. */
 typedef struct ixr__after {
@@ -458,6 +459,8 @@ struct ixr_runtime {
   int flow_nesting;       /* flows started from within flows, running */
   int std_loading;        /* modules of lua/ loading (luahost.c l_require) */
   bool firing_timers;     /* inside timer.c fire_due */
+  struct ixr__timer **deferred; /* timers set aside by the pass (timer.c) */
+  size_t ndeferred, deferred_cap;
   int control_conns;      /* control connections open (stream.c) */
   /* >0 while ixr's own bookkeeping allocates on the main Lua thread during
    * a call (a nested flow's thread and refs): the main thread is not the

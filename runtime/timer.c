@@ -85,6 +85,37 @@ static void rearm(ixr_runtime *rt) {
  * so such a chain stays at one instant: a pass fires at most
  * SAME_INSTANT_MAX of them and leaves the rest for the next advance.
  */
+static int heap_push(ixr_runtime *rt, ixr__timer *t) {
+  if (rt->heap_len == rt->heap_cap) {
+    size_t cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
+    if (cap >= IXR__TIMER_DEFERRED) return IXR_ENOMEM;
+    ixr__timer **h = realloc(rt->heap, cap * sizeof(*h));
+    if (h == NULL) return IXR_ENOMEM;
+    rt->heap = h;
+    rt->heap_cap = cap;
+  }
+  rt->heap[rt->heap_len] = t;
+  t->heap_idx = (uint32_t)rt->heap_len++;
+  sift_up(rt, t->heap_idx);
+  return 0;
+}
+
+/* Takes t, due at the instant being fired, out of the heap until the end
+ * of the pass. False when there is no room to keep it. */
+static bool defer(ixr_runtime *rt, ixr__timer *t) {
+  if (rt->ndeferred == rt->deferred_cap) {
+    size_t cap = rt->deferred_cap ? rt->deferred_cap * 2 : 16;
+    ixr__timer **v = realloc(rt->deferred, cap * sizeof(*v));
+    if (v == NULL) return false;
+    rt->deferred = v;
+    rt->deferred_cap = cap;
+  }
+  heap_remove(rt, t);
+  t->heap_idx = IXR__TIMER_DEFERRED;
+  rt->deferred[rt->ndeferred++] = t;
+  return true;
+}
+
 static void fire_due(ixr_runtime *rt, uint64_t until) {
   uint64_t armed_before = rt->timer_seq;
   unsigned same_instant = 0;
@@ -95,10 +126,13 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
     if (t->seq > armed_before && t->due <= ixr__now(rt)) {
       if (rt->opt.clock != IXR_CLOCK_MANUAL) break; /* older due ones fired */
       if (++same_instant > SAME_INSTANT_MAX) {
-        ixr__log(rt, IXR_LOG_WARN,
-                 "timers: more than %d armed for the instant they were armed "
-                 "at (session:after(0) re-arming itself?): the rest wait for "
-                 "the next clock.advance", SAME_INSTANT_MAX);
+        if (same_instant == SAME_INSTANT_MAX + 1)
+          ixr__log(rt, IXR_LOG_WARN,
+                   "timers: more than %d armed for the instant they were "
+                   "armed at (session:after(0) re-arming itself?): the rest "
+                   "wait for the next clock.advance", SAME_INSTANT_MAX);
+        /* Out of the way of the other due timers, which fire as usual. */
+        if (defer(rt, t)) continue;
         break;
       }
     }
@@ -107,7 +141,15 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
     ixr__timer_fire(rt, t); /* may free t */
     ixr__gc_after_work(rt);
   }
-  if (outer) rt->firing_timers = false;
+  if (outer) {
+    rt->firing_timers = false;
+    /* The deferred ones are due at the pass's end: the next advance. */
+    while (rt->ndeferred > 0) {
+      ixr__timer *t = rt->deferred[--rt->ndeferred];
+      if (t->due < until) t->due = until;
+      if (heap_push(rt, t) != 0) t->heap_idx = IXR__TIMER_IDLE; /* dropped */
+    }
+  }
   ixr__reap(rt);
 }
 
@@ -174,27 +216,29 @@ void ixr__timers_close(ixr_runtime *rt) {
 
 int ixr__timer_start(ixr_runtime *rt, ixr__timer *t, ixr__timer_kind kind,
                      uint64_t delay_ms) {
-  if (rt->heap_len == rt->heap_cap) {
-    size_t cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
-    if (cap >= IXR__TIMER_IDLE) return IXR_ENOMEM;
-    ixr__timer **h = realloc(rt->heap, cap * sizeof(*h));
-    if (h == NULL) return IXR_ENOMEM;
-    rt->heap = h;
-    rt->heap_cap = cap;
-  }
   uint64_t now = ixr__now(rt);
   t->due = delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
   t->seq = ++rt->timer_seq;
   t->kind = (uint8_t)kind;
-  rt->heap[rt->heap_len] = t;
-  t->heap_idx = (uint32_t)rt->heap_len++;
-  sift_up(rt, t->heap_idx);
+  if (heap_push(rt, t) != 0) {
+    t->heap_idx = IXR__TIMER_IDLE;
+    return IXR_ENOMEM;
+  }
   if (t->heap_idx == 0) rearm(rt);
   return 0;
 }
 
 void ixr__timer_stop(ixr_runtime *rt, ixr__timer *t) {
   if (t->heap_idx == IXR__TIMER_IDLE) return;
+  if (t->heap_idx == IXR__TIMER_DEFERRED) {
+    for (size_t i = 0; i < rt->ndeferred; i++)
+      if (rt->deferred[i] == t) {
+        rt->deferred[i] = rt->deferred[--rt->ndeferred];
+        break;
+      }
+    t->heap_idx = IXR__TIMER_IDLE;
+    return;
+  }
   bool was_first = t->heap_idx == 0;
   heap_remove(rt, t);
   if (was_first) rearm(rt);
@@ -212,4 +256,7 @@ void ixr__timers_free(ixr_runtime *rt) {
   free(rt->heap);
   rt->heap = NULL;
   rt->heap_len = rt->heap_cap = 0;
+  free(rt->deferred);
+  rt->deferred = NULL;
+  rt->ndeferred = rt->deferred_cap = 0;
 }

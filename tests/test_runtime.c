@@ -693,14 +693,22 @@ static void test_same_instant_timer_chain_is_bounded(void **state) {
              "  s:wait('interaction.stop')\n"
              "  s:action('ticks', { n = s.vars.n })\n"
              "end }\n");
+  tdir_write(f->dir, "other.lua",
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:after(5, function(x) x:action('other_fired') end)\n"
+             "  s:wait('never')\n"
+             "end }\n");
   ixr_close(f->rt);
   tcap_clear(&f->cap);
   f->rt = trt_new(f->dir, &f->cap);
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"T\",\"strategy\":\"tick\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"O\",\"strategy\":\"other\"}}");
   assert_int_equal(ixr_advance(f->rt, 1), 0);
   assert_non_null(f->cap.log);
   assert_non_null(strstr(f->cap.log, "re-arming itself?"));
-  assert_int_equal(ixr_advance(f->rt, 1), 0);
+  /* the chain does not starve the other session's timer */
+  assert_int_equal(ixr_advance(f->rt, 10000), 0);
+  assert_true(tcap_find(&f->cap, 0, "\"other_fired\"", "\"O\"", NULL) >= 0);
   tfeed(f->rt, "{\"name\":\"interaction.stop\",\"data\":{\"interactionid\":\"T\"}}");
   /* the first pass fires the one armed before it and 10,000 of the chain,
    * the second 10,001 more */
