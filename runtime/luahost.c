@@ -322,8 +322,8 @@ int ixr__call_quiet(ixr_runtime *rt, int nargs, int nres, char **errmsg) {
 
 /* ---- loading files ---------------------------------------------------- */
 
-int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
-                   char **errmsg, uint64_t *hash) {
+/* A whole file into b; 0, or an error with its message in *errmsg. */
+static int read_file(const char *path, ixr__buf *b, char **errmsg) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
     char buf[512];
@@ -331,18 +331,25 @@ int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
     *errmsg = strdup(buf);
     return IXR_ENOENT;
   }
-  ixr__buf b = {0};
   char chunk[8192];
   size_t n;
   while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-    if (ixr__buf_append(&b, chunk, n) != 0) {
+    if (ixr__buf_append(b, chunk, n) != 0) {
       fclose(f);
-      ixr__buf_free(&b);
+      ixr__buf_free(b);
       *errmsg = strdup("out of memory");
       return IXR_ENOMEM;
     }
   }
   fclose(f);
+  return 0;
+}
+
+int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
+                   char **errmsg, uint64_t *hash) {
+  ixr__buf b = {0};
+  int rc = read_file(path, &b, errmsg);
+  if (rc != 0) return rc;
   if (hash != NULL) { /* FNV-1a 64: tells a changed file from an unchanged one */
     uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < b.len; i++) {
@@ -630,10 +637,19 @@ static int l_require(lua_State *L) {
   bool standard = lua_toboolean(L, -1); /* under lua/: shared, so read-only */
   lua_pop(L, 1);
   lua_rawgeti(L, -1, 2); /* the path */
-  lua_rawgeti(L, -2, 1); /* the compiled chunk */
+  lua_rawgeti(L, -2, 1); /* the compiled chunk, or a strategy file's text */
   lua_replace(L, 3);
   lua_replace(L, 4);
   lua_settop(L, 4); /* name, loaded, chunk, path */
+  if (lua_type(L, 3) == LUA_TSTRING) {
+    size_t srclen;
+    const char *src = lua_tolstring(L, 3, &srclen);
+    lua_pushfstring(L, "@%s", lua_tostring(L, 4));
+    if (luaL_loadbufferx(L, src, srclen, lua_tostring(L, -1), "t") != LUA_OK)
+      return lua_error(L);
+    lua_replace(L, 3);
+    lua_settop(L, 4);
+  }
   /* mark as loading, to catch loops */
   lua_pushvalue(L, 1);
   lua_pushlightuserdata(L, (void *)&LOADED_KEY);
@@ -664,7 +680,12 @@ static int l_require(lua_State *L) {
     lua_pop(L, 1);
     lua_pushboolean(L, 1);
   }
-  if (standard) read_only(L, name);
+  if (standard) {
+    lua_pushvalue(L, 1); /* not "loading" if making the view fails */
+    lua_pushnil(L);
+    lua_rawset(L, 2);
+    read_only(L, name);
+  }
   lua_pushvalue(L, 1);
   lua_pushvalue(L, -2);
   lua_rawset(L, 2);
@@ -852,7 +873,6 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
       continue;
     }
     if (!S_ISREG(sb.st_mode) || nl < 5 || strcmp(n + nl - 4, ".lua") != 0) continue;
-    if (!standard && depth == 0) continue; /* a strategy, not a module */
     int ml = snprintf(mod, sizeof(mod), "%s%.*s", prefix, (int)(nl - 4), n);
     if (ml >= (int)sizeof(mod) || !module_name_ok(mod, (size_t)ml)) continue;
     if (lua_getfield(L, sources, mod) != LUA_TNIL) { /* lua/ comes first */
@@ -863,7 +883,17 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
     char chunkname[4100];
     snprintf(chunkname, sizeof(chunkname), "@%s", path);
     char *err = NULL;
-    if (ixr__load_file(L, path, chunkname, &err, NULL) != 0) {
+    if (!standard && depth == 0) {
+      /* A strategy file, which the generation compiles and checks as one:
+       * kept as text, compiled only if something requires it. */
+      ixr__buf b = {0};
+      if (read_file(path, &b, &err) != 0) {
+        free(err);
+        continue;
+      }
+      lua_pushlstring(L, b.data ? b.data : "", b.len);
+      ixr__buf_free(&b);
+    } else if (ixr__load_file(L, path, chunkname, &err, NULL) != 0) {
       problems++;
       const char *m = err ? err : "out of memory";
       ixr__buf_append(errors, m, strlen(m));

@@ -155,6 +155,14 @@ static void test_modules_are_part_of_the_generation(void **state) {
   assert_int_equal(ixr_reload(f->rt, &r), 0);
   present(f, "L3", "lazy");
   assert_true(tcap_find(&f->cap, 0, "\"lib\"", "\"L3\"", "\"v\":\"v3\"", NULL) >= 0);
+  /* a strategy file of the top level can be required as well */
+  tdir_write(f->dir, "base.lua", "return { start = function() end, v = 'base' }\n");
+  tdir_write(f->dir, "ext.lua",
+             "local base = require('base')\n"
+             "return { start = function(s) s:action('lib', { v = base.v }) end }\n");
+  assert_int_equal(ixr_reload(f->rt, &r), 0);
+  present(f, "L4", "ext");
+  assert_true(tcap_find(&f->cap, 0, "\"lib\"", "\"L4\"", "\"v\":\"base\"", NULL) >= 0);
 }
 
 static void test_add_change_remove(void **state) {
