@@ -252,19 +252,18 @@ static void on_fs_event(uv_fs_event_t *h, const char *file, int events,
     ixr__log(w->rt, IXR_LOG_WARN, "watch: %s", uv_strerror(status));
     return;
   }
-  if (file != NULL && !lua_file_name(file)) {
-    /* A new directory (of modules) is watched from now on; other names
-     * are not ours (editor temp files). */
-    char path[4096];
-    struct stat sb;
-    if (file[0] == '.' || d->depth >= WATCH_DEPTH ||
-        snprintf(path, sizeof(path), "%s/%s", d->path, file) >= (int)sizeof(path) ||
-        stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-      return;
-    if (watch_tree(w, path, d->depth + 1) != 0)
-      ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s", path);
-  }
-  /* Restarting the timer on every event: one reload per burst of writes. */
+  /* A directory created (or created again) is watched from now on. */
+  char path[4096];
+  struct stat sb;
+  if (file != NULL && !lua_file_name(file) && file[0] != '.' &&
+      d->depth < WATCH_DEPTH &&
+      snprintf(path, sizeof(path), "%s/%s", d->path, file) < (int)sizeof(path) &&
+      stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+      watch_tree(w, path, d->depth + 1) != 0)
+    ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s", path);
+  /* Any event restarts the timer (one look per burst of writes); the look
+   * reloads only if a .lua file's name or bytes changed, which also covers
+   * a directory moved away. */
   uv_timer_start(&w->debounce, on_debounced, w->debounce_ms, 0);
 }
 
@@ -281,10 +280,15 @@ static void on_dir_closed(uv_handle_t *h) {
   ixr__handle_closed(rt);
 }
 
-/* Watches dir, unless it is already. */
+/* Watches dir. One watched already under this path is watched again: the
+ * directory may have been removed and made anew (inotify follows the old
+ * one, gone). */
 static int watch_dir(watcher *w, const char *dir, int depth) {
   for (int i = 0; i < w->ndirs; i++)
-    if (strcmp(w->dirs[i]->path, dir) == 0) return 0;
+    if (strcmp(w->dirs[i]->path, dir) == 0) {
+      uv_fs_event_stop(&w->dirs[i]->h);
+      return uv_fs_event_start(&w->dirs[i]->h, on_fs_event, dir, 0) == 0 ? 0 : IXR_EIO;
+    }
   if (w->ndirs == w->cap) {
     int cap = w->cap ? w->cap * 2 : 16;
     watched **v = realloc(w->dirs, (size_t)cap * sizeof(*v));

@@ -341,7 +341,7 @@ static void test_watch_debounces(void **state) {
  * its swap, lock and backup files and a save of the same bytes reload
  * nothing (a reload resets module state); a new directory of modules is
  * watched from then on. One step every 300 ms, the debounce 100 ms. */
-static uint64_t edit_gens[4]; /* the generation before each step */
+static uint64_t edit_gens[6]; /* the generation before each step */
 
 static void on_edit_step(uv_timer_t *t) {
   watchctx *w = t->data;
@@ -366,6 +366,17 @@ static void on_edit_step(uv_timer_t *t) {
       break;
     case 3: /* an edit in it: seen, since it is watched now (generation 3) */
       tdir_write(w->dir, "newlib/m.lua", "return { v = 2 }\n");
+      break;
+    case 4: /* the directory removed and made again (generation 4) */
+      snprintf(path, sizeof(path), "%s/newlib/m.lua", w->dir);
+      unlink(path);
+      snprintf(path, sizeof(path), "%s/newlib", w->dir);
+      rmdir(path);
+      mkdir(path, 0755);
+      tdir_write(w->dir, "newlib/m.lua", "return { v = 3 }\n");
+      break;
+    case 5: /* and an edit in the new one is seen (generation 5) */
+      tdir_write(w->dir, "newlib/m.lua", "return { v = 4 }\n");
       uv_timer_stop(t);
       break;
   }
@@ -374,14 +385,17 @@ static void on_edit_step(uv_timer_t *t) {
 static void test_watch_ignores_editor_files_follows_new_dirs(void **state) {
   fixture *f = *state;
   watchctx w;
-  uint64_t gen = run_watched(f, 100, on_edit_step, 300, 1400, &w);
-  assert_int_equal(w.writes, 4);
+  uint64_t gen = run_watched(f, 100, on_edit_step, 300, 2000, &w);
+  assert_int_equal(w.writes, 6);
   /* no reload for the editor's files, none for the same bytes, one for the
-   * new directory's module, one for its edit */
-  if (edit_gens[1] != 1 || edit_gens[2] != 1 || edit_gens[3] != 2 || gen != 3) {
-    fprintf(stderr, "generations %llu %llu %llu, then %llu; log:\n%s\n",
+   * new directory's module, one for its edit, one for the directory made
+   * again, one for an edit in it */
+  if (edit_gens[1] != 1 || edit_gens[2] != 1 || edit_gens[3] != 2 ||
+      edit_gens[4] != 3 || edit_gens[5] != 4 || gen != 5) {
+    fprintf(stderr, "generations %llu %llu %llu %llu %llu, then %llu; log:\n%s\n",
             (unsigned long long)edit_gens[1], (unsigned long long)edit_gens[2],
-            (unsigned long long)edit_gens[3], (unsigned long long)gen,
+            (unsigned long long)edit_gens[3], (unsigned long long)edit_gens[4],
+            (unsigned long long)edit_gens[5], (unsigned long long)gen,
             f->cap.log ? f->cap.log : "");
     fail();
   }
