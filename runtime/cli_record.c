@@ -453,12 +453,26 @@ int cli_replay(int argc, char **argv) {
               to_scenario);
       goto done;
     }
-    size_t tl = strlen(to_scenario) + 10;
+    /* A new file of its own beside OUT (never the record, never another
+     * file that happens to have the name). */
+    size_t tl = strlen(to_scenario) + 8;
     if ((scen_tmp = malloc(tl)) == NULL) goto done;
-    snprintf(scen_tmp, tl, "%s.partial", to_scenario);
-    if ((rp.scen = fopen(scen_tmp, "w")) == NULL) {
+    snprintf(scen_tmp, tl, "%s.XXXXXX", to_scenario);
+    int fd = mkstemp(scen_tmp);
+    if (fd >= 0) { /* mkstemp makes it 0600: a scenario is an ordinary file */
+      mode_t mask = umask(0);
+      umask(mask);
+      (void)fchmod(fd, 0666 & ~mask);
+    }
+    if (fd < 0 || (rp.scen = fdopen(fd, "w")) == NULL) {
       fprintf(stderr, "ixr replay: --to-scenario %s: %s\n", to_scenario,
               strerror(errno));
+      if (fd >= 0) {
+        close(fd);
+        unlink(scen_tmp);
+      }
+      free(scen_tmp);
+      scen_tmp = NULL;
       goto done;
     }
   }

@@ -331,6 +331,10 @@ int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
   if (rt == NULL || name == NULL || (data == NULL && n > 0)) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
   if (!ixr__utf8_valid(name, strlen(name))) return IXR_EINVAL;
+  if (rt->depth == 0 && !rt->draining) {
+    ixr__timers_catch_up(rt); /* as ixr_feed: timers due first */
+    if (ixr__leave(rt)) return IXR_ECLOSED;
+  }
   lua_State *L = rt->L;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 8)) return IXR_ENOMEM;

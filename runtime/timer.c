@@ -163,7 +163,8 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
  */
 void ixr__timers_catch_up(ixr_runtime *rt) {
   if (rt->opt.clock == IXR_CLOCK_MANUAL || rt->firing_timers ||
-      rt->call_thread != NULL || rt->closing || rt->heap_len == 0)
+      rt->call_thread != NULL || rt->depth > 0 || rt->in_output > 0 ||
+      rt->closing || rt->heap_len == 0)
     return;
   uint64_t now = ixr__now(rt);
   if (rt->heap[0]->due > now) return;

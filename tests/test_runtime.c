@@ -743,11 +743,19 @@ static void test_due_timers_fire_before_a_later_line(void **state) {
   tfeed(f->rt, "{\"name\":\"interaction.poke\",\"data\":{\"interactionid\":\"R\"}}");
   int t = tcap_find(&f->cap, 0, "\"timer\"", NULL);
   int p = tcap_find(&f->cap, 0, "\"poked\"", NULL);
+  /* the same through ixr_feed_event */
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"R2\",\"strategy\":\"later\"}}");
+  usleep(80 * 1000);
+  uv_update_time(&loop);
+  ixr_field id = {.key = "interactionid", .type = IXR_V_STRING, .str = "R2", .len = 2};
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.poke", &id, 1), 0);
+  int t2 = tcap_find(&f->cap, 0, "\"timer\"", "\"R2\"", NULL);
+  int p2 = tcap_find(&f->cap, 0, "\"poked\"", "\"R2\"", NULL);
   ixr_close(f->rt);
   f->rt = NULL;
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&loop), 0);
-  if (!(t >= 0 && p > t)) {
+  if (!(t >= 0 && p > t && t2 >= 0 && p2 > t2)) {
     tcap_dump(&f->cap);
     fail();
   }

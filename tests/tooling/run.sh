@@ -358,6 +358,17 @@ if [ $rc -eq 1 ] && cmp -s "$W/self.rec" "$W/self.orig" && has "$W/self.err" "is
 else
   not_ok "ixr replay --to-scenario onto its record (exit $rc)" "$W/self.err"
 fi
+# nor onto a record named like its temporary file
+cp "$W/self.orig" "$W/sc.partial"
+"$IXR" replay --handlers "$T/handlers" --to-scenario "$W/sc" "$W/sc.partial" \
+  > /dev/null 2> "$W/partial.err"
+rc=$?
+if [ $rc -eq 0 ] && cmp -s "$W/sc.partial" "$W/self.orig" && [ -s "$W/sc" ] &&
+   [ "$(ls "$W" | grep -c '^sc\.')" = 1 ]; then
+  ok "ixr replay --to-scenario OUT with a record named OUT.partial: record intact, no leftovers"
+else
+  not_ok "ixr replay --to-scenario OUT OUT.partial (exit $rc)" "$W/partial.err"
+fi
 { echo; cat "$W/self.orig"; } > "$W/blank.rec"
 "$IXR" replay --handlers "$T/handlers" "$W/blank.rec" > "$W/blank.out" 2> "$W/blank.err"
 rc=$?
