@@ -76,15 +76,6 @@ static void rearm(ixr_runtime *rt) {
 /* Timers one manual-clock pass fires at the instant they were armed for. */
 #define SAME_INSTANT_MAX 10000
 
-/*
- * Fires every timer due at or before `until`, in due order. A timer that
- * one of them arms for the instant being fired (session:after(0, f),
- * re-armed from f: a loop) is left for the next pass on the real clock,
- * the next turn of the loop, so that input, signals and a stop still get
- * their turn. On the manual clock each one sees its own due time as now,
- * so such a chain stays at one instant: a pass fires at most
- * SAME_INSTANT_MAX of them and leaves the rest for the next advance.
- */
 static int heap_push(ixr_runtime *rt, ixr__timer *t) {
   if (rt->heap_len == rt->heap_cap) {
     size_t cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
@@ -116,6 +107,16 @@ static bool defer(ixr_runtime *rt, ixr__timer *t) {
   return true;
 }
 
+/*
+ * Fires every timer due at or before `until`, in due order. A timer that
+ * one of them arms for the instant being fired (session:after(0, f),
+ * re-armed from f: a loop) is left for the next pass on the real clock,
+ * the next turn of the loop, so that input, signals and a stop still get
+ * their turn. On the manual clock each one sees its own due time as now,
+ * so such a chain stays at one instant: a pass fires at most
+ * SAME_INSTANT_MAX of them, sets the rest aside while the other due timers
+ * fire, and puts them back due at the pass's end (the next advance).
+ */
 static void fire_due(ixr_runtime *rt, uint64_t until) {
   uint64_t armed_before = rt->timer_seq;
   unsigned same_instant = 0;
