@@ -345,22 +345,19 @@ static int read_file(const char *path, ixr__buf *b, char **errmsg) {
   return 0;
 }
 
-int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
-                   char **errmsg, uint64_t *hash) {
-  ixr__buf b = {0};
-  int rc = read_file(path, &b, errmsg);
-  if (rc != 0) return rc;
-  if (hash != NULL) { /* FNV-1a 64: tells a changed file from an unchanged one */
+/* Compiles text as chunkname; its FNV-1a 64 hash (which tells a changed
+ * file from an unchanged one) into *hash when asked. */
+static int compile_text(lua_State *L, const char *text, size_t len,
+                        const char *chunkname, char **errmsg, uint64_t *hash) {
+  if (hash != NULL) {
     uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < b.len; i++) {
-      h ^= (unsigned char)b.data[i];
+    for (size_t i = 0; i < len; i++) {
+      h ^= (unsigned char)text[i];
       h *= 1099511628211ull;
     }
     *hash = h;
   }
-  int st = luaL_loadbufferx(L, b.data ? b.data : "", b.len, chunkname, "t");
-  ixr__buf_free(&b);
-  if (st != LUA_OK) {
+  if (luaL_loadbufferx(L, text, len, chunkname, "t") != LUA_OK) {
     *errmsg = strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
     return IXR_ESTRATEGY;
@@ -368,6 +365,36 @@ int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
   return 0;
 }
 
+int ixr__load_file(lua_State *L, const char *path, const char *chunkname,
+                   char **errmsg, uint64_t *hash) {
+  ixr__buf b = {0};
+  int rc = read_file(path, &b, errmsg);
+  if (rc != 0) return rc;
+  rc = compile_text(L, b.data ? b.data : "", b.len, chunkname, errmsg, hash);
+  ixr__buf_free(&b);
+  return rc;
+}
+
+int ixr__load_strategy_file(ixr_runtime *rt, const char *name, const char *path,
+                            const char *chunkname, char **errmsg, uint64_t *hash) {
+  lua_State *L = rt->L;
+  int top = lua_gettop(L);
+  /* The text the generation captured for require (capture_dir): the file
+   * is read once per reload. */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &LOADED_KEY);
+  if (lua_rawgetp(L, -1, &SOURCES_KEY) == LUA_TTABLE &&
+      lua_getfield(L, -1, name) == LUA_TTABLE &&
+      lua_rawgeti(L, -1, 1) == LUA_TSTRING) {
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    int rc = compile_text(L, text, len, chunkname, errmsg, hash);
+    if (rc == 0) lua_replace(L, top + 1); /* the chunk, where LOADED was */
+    lua_settop(L, rc == 0 ? top + 1 : top);
+    return rc;
+  }
+  lua_settop(L, top);
+  return ixr__load_file(L, path, chunkname, errmsg, hash);
+}
 /* ---- the sandbox ------------------------------------------------------ */
 
 /* print() goes to the log: standard output carries only JSON lines. */

@@ -232,7 +232,7 @@ static ixr__strategy *load_one(ixr_runtime *rt, const char *name,
   st->refs = 1;
   char *err = NULL;
   int top = lua_gettop(L);
-  if (ixr__load_file(L, st->path, chunk, &err, &st->source_hash) == 0) {
+  if (ixr__load_strategy_file(rt, name, st->path, chunk, &err, &st->source_hash) == 0) {
     ixr__push_sandbox(L);              /* fn, env */
     lua_pushvalue(L, -1);
     lua_setupvalue(L, -3, 1);           /* the chunk's _ENV */
