@@ -225,7 +225,12 @@ static int parse_line(scenario *sc, int lineno, const char *p, size_t len,
     v->v[0] = NULL;
   } else { /* advance */
     unsigned long long ms;
-    if (!cj_uint(arg, &ms) || ms > 1000000000000000ull) {
+    /* Whole milliseconds, written as JSON may write them (1000 or 1e3). */
+    double d = arg != NULL && arg->type == CJ_NUMBER ? strtod(arg->s, NULL) : -1.0;
+    bool whole = d >= 0.0 && d <= 1e15 && d == (double)(unsigned long long)d;
+    if (!cj_uint(arg, &ms) && whole) ms = (unsigned long long)d;
+    else if (!cj_uint(arg, &ms)) ms = ~0ull;
+    if (ms > 1000000000000000ull) {
       snprintf(err, errlen, "advance takes whole milliseconds, 0 to 1e15");
       goto out;
     }
