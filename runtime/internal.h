@@ -576,6 +576,9 @@ void ixr__reset_modules(ixr_runtime *rt);
  * subdirectories into the new module cache; returns the number of files
  * that do not compile (each a line in errors). require() serves these. */
 int ixr__modules_capture(ixr_runtime *rt, ixr__buf *errors);
+/* How deep below lua/ and the handlers dir module files are read (and
+ * --watch looks). */
+#define IXR__MODULE_DEPTH 8
 /* [-0, +1 on success] ixr__load_file for the strategy file `name`, from the
  * text ixr__modules_capture kept (else from disk). */
 int ixr__load_strategy_file(ixr_runtime *rt, const char *name, const char *path,

@@ -395,6 +395,7 @@ int ixr__load_strategy_file(ixr_runtime *rt, const char *name, const char *path,
   lua_settop(L, top);
   return ixr__load_file(L, path, chunkname, errmsg, hash);
 }
+
 /* ---- the sandbox ------------------------------------------------------ */
 
 /* print() goes to the log: standard output carries only JSON lines. */
@@ -869,13 +870,12 @@ void ixr__reset_modules(ixr_runtime *rt) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &LOADED_KEY);
 }
 
-#define MODULE_DEPTH 8 /* directories below lua/ or the handlers dir */
-
-/* Compiles every NAME.lua under dir (recursively; in the handlers dir only
- * below its top level, where the strategies are) into sources[module] =
- * {chunk, path, standard}, unless an earlier directory had that module.
- * prefix: the module name of dir ("" at the top). A file that does not
- * compile is a problem: one "FILE:LINE: message" line in errors. */
+/* Compiles every NAME.lua under dir, down to IXR__MODULE_DEPTH, into
+ * sources[module] = {chunk, path, standard}, unless an earlier directory
+ * had that module; the strategy files at the top of the handlers dir are
+ * kept as text instead (load_one compiles and checks them). prefix: the
+ * module name of dir ("" at the top). A file that does not compile is a
+ * problem: one "FILE:LINE: message" line in errors. */
 static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
                        const char *prefix, int depth, bool standard,
                        ixr__buf *errors) {
@@ -893,7 +893,7 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
     struct stat sb;
     if (stat(path, &sb) != 0) continue;
     if (S_ISDIR(sb.st_mode)) {
-      if (depth >= MODULE_DEPTH ||
+      if (depth >= IXR__MODULE_DEPTH ||
           snprintf(mod, sizeof(mod), "%s%s.", prefix, n) >= (int)sizeof(mod))
         continue;
       problems += capture_dir(rt, sources, path, mod, depth + 1, standard, errors);
@@ -907,26 +907,26 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
       continue;
     }
     lua_pop(L, 1);
-    char chunkname[4100];
-    snprintf(chunkname, sizeof(chunkname), "@%s", path);
     char *err = NULL;
-    if (!standard && depth == 0) {
-      /* A strategy file, which the generation compiles and checks as one:
-       * kept as text, compiled only if something requires it. */
+    if (!standard && depth == 0) { /* a strategy file: its text */
       ixr__buf b = {0};
       if (read_file(path, &b, &err) != 0) {
-        free(err);
+        free(err); /* load_one reports it */
         continue;
       }
       lua_pushlstring(L, b.data ? b.data : "", b.len);
       ixr__buf_free(&b);
-    } else if (ixr__load_file(L, path, chunkname, &err, NULL) != 0) {
-      problems++;
-      const char *m = err ? err : "out of memory";
-      ixr__buf_append(errors, m, strlen(m));
-      ixr__buf_append(errors, "\n", 1);
-      free(err);
-      continue;
+    } else {
+      char chunkname[4100];
+      snprintf(chunkname, sizeof(chunkname), "@%s", path);
+      if (ixr__load_file(L, path, chunkname, &err, NULL) != 0) {
+        problems++;
+        const char *m = err ? err : "out of memory";
+        ixr__buf_append(errors, m, strlen(m));
+        ixr__buf_append(errors, "\n", 1);
+        free(err);
+        continue;
+      }
     }
     lua_createtable(L, 3, 0);
     lua_insert(L, -2);

@@ -154,8 +154,6 @@ void ixr__control(ixr_runtime *rt, ixr__sink *from, const char *name,
 
 /* ---- the watcher ------------------------------------------------------ */
 
-#define WATCH_DEPTH 8 /* as the modules a generation reads (luahost.c) */
-
 typedef struct watcher watcher;
 
 /* One directory watched. */
@@ -198,7 +196,7 @@ static uint64_t fingerprint_dir(const char *dir, int depth, uint64_t h) {
     struct stat sb;
     if (stat(path, &sb) != 0) continue;
     if (S_ISDIR(sb.st_mode)) {
-      if (depth < WATCH_DEPTH) h = fingerprint_dir(path, depth + 1, h);
+      if (depth < IXR__MODULE_DEPTH) h = fingerprint_dir(path, depth + 1, h);
       continue;
     }
     if (!S_ISREG(sb.st_mode) || !lua_file_name(e->d_name)) continue;
@@ -256,7 +254,7 @@ static void on_fs_event(uv_fs_event_t *h, const char *file, int events,
   char path[4096];
   struct stat sb;
   if (file != NULL && !lua_file_name(file) && file[0] != '.' &&
-      d->depth < WATCH_DEPTH &&
+      d->depth < IXR__MODULE_DEPTH &&
       snprintf(path, sizeof(path), "%s/%s", d->path, file) < (int)sizeof(path) &&
       stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) &&
       watch_tree(w, path, d->depth + 1) != 0)
@@ -321,10 +319,10 @@ static int watch_dir(watcher *w, const char *dir, int depth) {
   return 0;
 }
 
-/* The directory and its subdirectories, down to WATCH_DEPTH. */
+/* The directory and its subdirectories, down to IXR__MODULE_DEPTH. */
 static int watch_tree(watcher *w, const char *dir, int depth) {
   int rc = watch_dir(w, dir, depth);
-  if (rc != 0 || depth >= WATCH_DEPTH) return rc;
+  if (rc != 0 || depth >= IXR__MODULE_DEPTH) return rc;
   DIR *dh = opendir(dir);
   if (dh == NULL) return 0;
   struct dirent *e;

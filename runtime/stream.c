@@ -324,6 +324,14 @@ static void input_ended(ixr__stream *st) {
   maybe_finish(st);
 }
 
+/* Reading failed (libuv's error rc): the input ends there, and the
+ * stream counts as failed. */
+static void input_failed(ixr__stream *st, int rc) {
+  ixr__log(st->rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name, uv_strerror(rc));
+  st->failed = true;
+  input_ended(st);
+}
+
 static void input_chunk(ixr__stream *st, const char *p, size_t n) {
   if (ixr__framer_push(&st->framer, p, n, on_line, st) != 0) {
     ixr__log(st->rt, IXR_LOG_ERROR, "%s: out of memory framing input: closing",
@@ -352,12 +360,8 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
     if (!st->closing && st->obuf.len > 0) flush(st);
   } else {
     uv_read_stop(h);
-    if (n != UV_EOF) {
-      ixr__log(rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
-               uv_strerror((int)n));
-      st->failed = true;
-    }
-    input_ended(st);
+    if (n != UV_EOF) input_failed(st, (int)n);
+    else input_ended(st);
   }
   leave_callback(st);
   rt->in_uv_cb--;
@@ -388,12 +392,8 @@ static void on_fs_read(uv_fs_t *req) {
     input_chunk(st, chunk, (size_t)n);
     if (!ahead && !st->closing && st->reading) start_reading(st);
   } else {
-    if (n < 0) {
-      ixr__log(rt, IXR_LOG_WARN, "%s: read failed (%s)", st->name,
-               uv_strerror((int)n));
-      st->failed = true;
-    }
-    input_ended(st);
+    if (n < 0) input_failed(st, (int)n);
+    else input_ended(st);
   }
   leave_callback(st);
   rt->in_uv_cb--;
@@ -405,12 +405,7 @@ static void start_reading(ixr__stream *st) {
   st->reading = true;
   if (st->in == IN_STREAM) {
     int rc = uv_read_start(&st->h.stream, on_alloc, on_read);
-    if (rc != 0) {
-      ixr__log(st->rt, IXR_LOG_WARN, "%s: cannot read (%s)", st->name,
-               uv_strerror(rc));
-      st->failed = true;
-      input_ended(st);
-    }
+    if (rc != 0) input_failed(st, rc);
     return;
   }
   if (st->fs_busy) return;
@@ -434,12 +429,7 @@ static bool read_file(ixr__stream *st, bool final) {
   st->fsreq.data = st;
   int rc = uv_fs_read(st->rt->loop, &st->fsreq, st->in_fd, &b, 1, -1, on_fs_read);
   if (rc != 0) {
-    if (final) {
-      ixr__log(st->rt, IXR_LOG_WARN, "%s: cannot read (%s)", st->name,
-               uv_strerror(rc));
-      st->failed = true;
-      input_ended(st);
-    }
+    if (final) input_failed(st, rc);
     return false;
   }
   st->fs_busy = true;

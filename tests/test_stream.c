@@ -1053,6 +1053,16 @@ static void on_guard(uv_timer_t *t) {
   uv_stop(&f->loop);
 }
 
+/* Runs the loop until nothing keeps it alive; fails if that takes more
+ * than ms (the guard stops it). */
+static void run_guarded(fixture *f, unsigned ms) {
+  f->guard.data = f;
+  uv_timer_start(&f->guard, on_guard, ms, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&f->guard);
+  assert_false(f->guard_fired);
+}
+
 static void test_stop_with_open_connections(void **state) {
   fixture *f = *state;
   srv_start(f, IXR_CLOCK_REAL, 0); /* a live 30 s timeout, too */
@@ -1122,11 +1132,7 @@ static void test_close_with_open_connections(void **state) {
   assert_true(wait_lines(f, a, 2, 5000));
   ixr_close(f->rt);
   f->rt = NULL;
-  f->guard.data = f;
-  uv_timer_start(&f->guard, on_guard, 20000, 0);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&f->guard);
-  assert_false(f->guard_fired);
+  run_guarded(f, 20000);
   assert_true(a->eof && a->closed);
   assert_true(b->eof && b->closed);
   struct stat sb;
@@ -1191,11 +1197,7 @@ static void test_serve_fd_pipe_flushes_at_eof(void **state) {
   close(p[1]);
   int out = temp_file(f, "out.ndjson", "");
   assert_int_equal(ixr_serve_fd(f->rt, p[0], out, IXR_SERVE_STOP_AT_EOF), 0);
-  f->guard.data = f;
-  uv_timer_start(&f->guard, on_guard, 20000, 0);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&f->guard);
-  assert_false(f->guard_fired);
+  run_guarded(f, 20000);
   assert_string_equal(file_text(out), TWO_EVENTS_OUT);
   finish(f); /* closes the pipe's handle, and with it p[0] */
   close(out);
@@ -1216,11 +1218,7 @@ static void test_serve_fd_restores_blocking_mode(void **state) {
   int out = temp_file(f, "out.ndjson", "");
   assert_int_equal(ixr_serve_fd(f->rt, p[0], out, IXR_SERVE_STOP_AT_EOF), 0);
   assert_true((fcntl(same, F_GETFL) & O_NONBLOCK) != 0); /* libuv's doing */
-  f->guard.data = f;
-  uv_timer_start(&f->guard, on_guard, 20000, 0);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&f->guard);
-  assert_false(f->guard_fired);
+  run_guarded(f, 20000);
   assert_int_equal(fcntl(same, F_GETFL) & O_NONBLOCK, 0);
   ixr_stats st;
   assert_int_equal(ixr_get_stats(f->rt, &st), 0);
@@ -1256,11 +1254,7 @@ static void test_stop_from_strategy_at_end_of_file(void **state) {
                      "\"strategy\":\"stopper\"}}");
   int out = temp_file(f, "out.ndjson", "");
   assert_int_equal(ixr_serve_fd(f->rt, in, out, 0), 0);
-  f->guard.data = f;
-  uv_timer_start(&f->guard, on_guard, 20000, 0);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&f->guard);
-  assert_false(f->guard_fired);
+  run_guarded(f, 20000);
   assert_non_null(strstr(file_text(out), "\"action\":\"bye\""));
   finish(f);
   close(in);
@@ -1282,11 +1276,7 @@ static void test_serve_fd_write_failure_stops(void **state) {
   int keep_out = dup(outp[1]);
   assert_int_equal(write(in[1], TWO_EVENTS, strlen(TWO_EVENTS)), (ssize_t)strlen(TWO_EVENTS));
   assert_int_equal(ixr_serve_fd(f->rt, in[0], outp[1], IXR_SERVE_STOP_AT_EOF), 0);
-  f->guard.data = f;
-  uv_timer_start(&f->guard, on_guard, 20000, 0);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&f->guard);
-  assert_false(f->guard_fired); /* stopped, with in[1] still open */
+  run_guarded(f, 20000); /* stopped, with in[1] still open */
   ixr_stats st;
   assert_int_equal(ixr_get_stats(f->rt, &st), 0);
   assert_int_equal(st.fd_stream_failures, 1);
@@ -1366,11 +1356,7 @@ static void test_serve_fd_big_file_in_order(void **state) {
   free(text);
   int out = temp_file(f, "out.ndjson", "");
   assert_int_equal(ixr_serve_fd(f->rt, in, out, IXR_SERVE_STOP_AT_EOF), 0);
-  f->guard.data = f;
-  uv_timer_start(&f->guard, on_guard, 60000, 0);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&f->guard);
-  assert_false(f->guard_fired);
+  run_guarded(f, 60000);
   /* Two lines out per event: started, then route. */
   off_t size = lseek(out, 0, SEEK_END);
   assert_true(size > 0);
