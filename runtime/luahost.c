@@ -735,6 +735,17 @@ static int strict_newindex(lua_State *L) {
                     k ? k : "?");
 }
 
+/* [-0, +1] a shallow copy of the table on top (room for nrec fields). */
+static void push_copy(lua_State *L, int nrec) {
+  lua_createtable(L, 0, nrec);
+  lua_pushnil(L);
+  while (lua_next(L, -3) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}
+
 /*
  * [-0, +1] a new environment: the allow-listed globals, with private copies
  * of the library tables, so that a strategy that changes string.format or
@@ -748,13 +759,7 @@ void ixr__push_sandbox(lua_State *L) {
   lua_pushnil(L);
   while (lua_next(L, base) != 0) {
     if (lua_type(L, -1) == LUA_TTABLE) { /* a library: copy it */
-      lua_createtable(L, 0, 32);
-      lua_pushnil(L);
-      while (lua_next(L, -3) != 0) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -4);
-      }
+      push_copy(L, 32);
       lua_remove(L, -2);
     }
     lua_pushvalue(L, -2);
@@ -809,13 +814,7 @@ static int flow_guard(lua_State *L) {
 /* [-0, +1] a copy of the coroutine library with the flow guards. */
 static void push_coroutine_lib(lua_State *L) {
   lua_getglobal(L, "coroutine");
-  lua_createtable(L, 0, 8);
-  lua_pushnil(L);
-  while (lua_next(L, -3) != 0) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -4);
-  }
+  push_copy(L, 8);
   static const char *const guarded[] = {"resume", "close", NULL};
   for (const char *const *g = guarded; *g != NULL; g++) {
     lua_getfield(L, -2, *g);
