@@ -70,6 +70,11 @@ int cj_gen_line(yajl_gen g, FILE *f);
 char *cj_b64_encode(const unsigned char *p, size_t len);
 long cj_b64_decode(const char *s, size_t len, unsigned char *out);
 
+/* The line limits `ixr run --max-line`, a record's header and a scenario's
+ * max_line line accept, in bytes. */
+#define CLI_MAX_LINE_MIN 64ull
+#define CLI_MAX_LINE_MAX (1ull << 30)
+
 /* ---- ixr test (cli_test.c) -------------------------------------------- */
 
 int cli_test(int argc, char **argv);
@@ -82,9 +87,11 @@ bool cli_scenario_key(const char *k);
 typedef struct cli_recorder cli_recorder;
 
 /* Opens FILE for `ixr run --record FILE`: its input hook is
- * cli_recorder_input with the recorder as ud. Returns 0, or -1 after
- * saying why on standard error. */
-int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock);
+ * cli_recorder_input with the recorder as ud. The header line keeps the
+ * clock and the line limit of the run, which a replay needs. Returns 0, or
+ * -1 after saying why on standard error. */
+int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock,
+                      size_t max_line);
 void cli_recorder_input(void *ud, const char *line, size_t len, uint64_t now_ms);
 /* Closes the file; returns 0, or -1 when a write failed (already reported). */
 int cli_recorder_close(cli_recorder *r);

@@ -3,7 +3,7 @@
  * (ixr replay, optionally into a scenario file).
  *
  * A record file is NDJSON. Its first line says how it was made,
- *   {"record":"ixr","version":1,"clock":"real"}
+ *   {"record":"ixr","version":1,"clock":"real","max_line":1048576}
  * and every other line is one input line as the runtime received it, with
  * the runtime clock's time in ms:
  *   {"t":1520,"line":"{\"name\":\"interaction.present\",...}"}
@@ -82,7 +82,8 @@ static void record_failed(cli_recorder *r) {
   r->failed = true;
 }
 
-int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock) {
+int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock,
+                      size_t max_line) {
   cli_recorder *r = calloc(1, sizeof(*r));
   if (r == NULL || (r->path = strdup(path)) == NULL || (r->g = cj_gen_new()) == NULL) {
     fprintf(stderr, "ixr: --record %s: out of memory\n", path);
@@ -92,8 +93,8 @@ int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock) {
     fprintf(stderr, "ixr: --record %s: %s\n", path, strerror(errno));
     goto fail;
   }
-  fprintf(r->f, "{\"record\":\"ixr\",\"version\":1,\"clock\":\"%s\"}\n",
-          clock == IXR_CLOCK_MANUAL ? "manual" : "real");
+  fprintf(r->f, "{\"record\":\"ixr\",\"version\":1,\"clock\":\"%s\",\"max_line\":%zu}\n",
+          clock == IXR_CLOCK_MANUAL ? "manual" : "real", max_line);
   if (fflush(r->f) != 0) record_failed(r);
   *out = r;
   return 0;
@@ -374,24 +375,40 @@ static int parse_record(const char *text, size_t len, uint64_t *t, char **line,
   return rc;
 }
 
-/* The header line of a record: 1 (and *follow_t set), 0 when the line is
+/* The header line of a record: 1 (and *follow_t, *max_line set; *max_line
+ * stays 0 in records made before the header had it), 0 when the line is
  * not a header (records may lack one), -1 with a message in err. */
-static int read_header(const char *text, size_t len, bool *follow_t, char *err,
-                       size_t errlen) {
+static int read_header(const char *text, size_t len, bool *follow_t,
+                       size_t *max_line, char *err, size_t errlen) {
   char why[300];
   cj *h = cj_parse(text, len, why, sizeof(why));
   int rc = h != NULL && cj_get(h, "record") != NULL ? 1 : 0;
   if (rc == 1) {
-    const cj *clock = cj_get(h, "clock");
+    const cj *clock = cj_get(h, "clock"), *ml = cj_get(h, "max_line");
+    unsigned long long n = 0;
     if (cj_is_str(clock, "manual")) {
       *follow_t = false;
     } else if (!cj_is_str(clock, "real")) {
       snprintf(err, errlen, "the header's \"clock\" must be \"real\" or \"manual\"");
       rc = -1;
     }
+    if (rc == 1 && ml != NULL &&
+        (!cj_uint(ml, &n) || n < CLI_MAX_LINE_MIN || n > CLI_MAX_LINE_MAX)) {
+      snprintf(err, errlen, "the header's \"max_line\" must be %llu to %llu bytes",
+               CLI_MAX_LINE_MIN, CLI_MAX_LINE_MAX);
+      rc = -1;
+    }
+    *max_line = (size_t)n;
   }
   cj_free(h);
   return rc;
+}
+
+/* The length of a line read by getline without its line end. */
+static size_t without_eol(const char *buf, ssize_t n) {
+  size_t len = (size_t)n;
+  while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
+  return len;
 }
 
 int cli_replay(int argc, char **argv) {
@@ -476,8 +493,28 @@ int cli_replay(int argc, char **argv) {
       goto done;
     }
   }
+  /* The header, if any, is the first line with text. It is read before the
+   * runtime is made: it says the line limit of the recorded run. Any other
+   * first line is the first record line, fed below. */
+  bool follow_t = true, first_pending = false;
+  size_t max_line = 0, len = 0;
+  ssize_t n;
+  while ((n = getline(&buf, &cap, in)) >= 0) {
+    rp.rec_line++;
+    if ((len = without_eol(buf, n)) == 0) continue;
+    char err[400] = "";
+    int header = read_header(buf, len, &follow_t, &max_line, err, sizeof(err));
+    if (header < 0) {
+      fprintf(stderr, "ixr replay: %s:%ld: %s\n", path, rp.rec_line, err);
+      goto done;
+    }
+    first_pending = header == 0;
+    break;
+  }
   ixr_options o;
   ixr_options_init(&o);
+  size_t default_max_line = o.max_line;
+  if (max_line != 0) o.max_line = max_line;
   o.handlers_dir = handlers;
   o.clock = IXR_CLOCK_MANUAL;
   o.on_output = replay_output;
@@ -503,29 +540,27 @@ int cli_replay(int argc, char **argv) {
     yajl_gen_map_close(rp.g);
     scen_gen_line(&rp);
     free(h);
+    if (o.max_line != default_max_line) { /* the recorded run's line limit */
+      fprintf(rp.scen, "{\"max_line\":%zu}\n", o.max_line);
+      rp.scen_line++;
+    }
   }
   /* The clock: a record of a real-clock run is replayed by advancing the
    * manual clock to each line's time; in a record of a manual-clock run the
    * recorded clock.advance events move it, exactly as they did. */
-  bool follow_t = true, seen_first = false;
   uint64_t now = 0;
-  ssize_t n;
   status = 0;
-  while ((n = getline(&buf, &cap, in)) >= 0) {
-    rp.rec_line++;
-    size_t len = (size_t)n;
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
-    if (len == 0) continue;
-    char err[400] = "";
-    if (!seen_first) { /* the header, if any, is the first line with text */
-      seen_first = true;
-      int header = read_header(buf, len, &follow_t, err, sizeof(err));
-      if (header > 0) continue;
+  while (first_pending || (n = getline(&buf, &cap, in)) >= 0) {
+    if (first_pending) {
+      first_pending = false; /* buf holds it, len is its length */
+    } else {
+      rp.rec_line++;
+      if ((len = without_eol(buf, n)) == 0) continue;
     }
+    char err[400] = "";
     uint64_t t = 0;
     size_t line_len = 0;
-    if (err[0] != '\0' ||
-        parse_record(buf, len, &t, &line, &line_len, err, sizeof(err)) != 0) {
+    if (parse_record(buf, len, &t, &line, &line_len, err, sizeof(err)) != 0) {
       fprintf(stderr, "ixr replay: %s:%ld: %s\n", path, rp.rec_line, err);
       status = 1;
       break;

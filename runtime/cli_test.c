@@ -33,6 +33,7 @@ typedef struct step {
 typedef struct scenario {
   const char *path;
   char *handlers; /* from the header line, resolved; NULL: the default */
+  size_t max_line; /* from a max_line line; 0: the runtime's default */
   step *steps;
   size_t n, cap;
   int lines;
@@ -109,7 +110,8 @@ static char *serialize(const cj *v, size_t *len) {
 
 bool cli_scenario_key(const char *k) {
   static const char *const names[] = {"send", "send_raw", "send_base64",
-                                      "expect", "advance", "handlers", NULL};
+                                      "expect", "advance", "handlers", "max_line",
+                                      NULL};
   for (const char *const *n = names; *n; n++)
     if (strcmp(k, *n) == 0) return true;
   return false;
@@ -156,7 +158,7 @@ static int parse_line(scenario *sc, int lineno, const char *p, size_t len,
     if (cj_get(v, "name") == NULL) {
       snprintf(err, errlen,
                "neither a step (send, send_raw, send_base64, expect, advance, "
-               "handlers) nor an event (no \"name\")");
+               "handlers, max_line) nor an event (no \"name\")");
       goto out;
     }
     step *st = new_step(sc, STEP_SEND, lineno); /* a bare event: sent as written */
@@ -184,6 +186,18 @@ static int parse_line(scenario *sc, int lineno, const char *p, size_t len,
       goto out;
     }
     if ((sc->handlers = beside(sc->path, arg->s)) == NULL) goto nomem;
+  } else if (strcmp(directive, "max_line") == 0) {
+    unsigned long long n;
+    if (sc->n > 0 || sc->max_line != 0) {
+      snprintf(err, errlen, "the max_line line must come once, before any step");
+      goto out;
+    }
+    if (!cj_uint(arg, &n) || n < CLI_MAX_LINE_MIN || n > CLI_MAX_LINE_MAX) {
+      snprintf(err, errlen, "max_line takes the longest input line in bytes, %llu to %llu",
+               CLI_MAX_LINE_MIN, CLI_MAX_LINE_MAX);
+      goto out;
+    }
+    sc->max_line = (size_t)n;
   } else if (strcmp(directive, "send") == 0) {
     step *st = new_step(sc, STEP_SEND, lineno);
     if (st == NULL || (st->bytes = serialize(arg, &st->len)) == NULL) goto nomem;
@@ -461,6 +475,7 @@ static bool run_file(const char *path, const opts *o) {
   ixr_options io;
   ixr_options_init(&io);
   io.handlers_dir = handlers;
+  if (sc.max_line != 0) io.max_line = sc.max_line;
   io.clock = IXR_CLOCK_MANUAL;
   io.on_output = on_output;
   io.output_ud = &r;

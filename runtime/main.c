@@ -105,7 +105,7 @@ static int cmd_run(int argc, char **argv) {
     } else if (strcmp(a, "--max-line") == 0 && v) {
       char *end;
       unsigned long long n = strtoull(v, &end, 10);
-      if (*end != '\0' || n < 64 || n > (1ull << 30))
+      if (*end != '\0' || n < CLI_MAX_LINE_MIN || n > CLI_MAX_LINE_MAX)
         return free(listens), bad_usage("--max-line takes 64 to 1073741824 bytes, not '%s'", v);
       o.max_line = (size_t)n;
       i++;
@@ -122,7 +122,7 @@ static int cmd_run(int argc, char **argv) {
   }
   o.loop = &loop;
   cli_recorder *rec = NULL;
-  if (record != NULL && cli_recorder_open(&rec, record, o.clock) != 0) {
+  if (record != NULL && cli_recorder_open(&rec, record, o.clock, o.max_line) != 0) {
     free(listens);
     uv_loop_close(&loop);
     return 1;

@@ -169,7 +169,7 @@ rc=$?
 lines=$(wc -l < "$W/traffic.ndjson" | tr -d ' ')
 records=$(($(wc -l < "$W/rec.ndjson") - 1))
 if [ $rc -eq 0 ] && [ "$records" -eq "$lines" ] &&
-   [ "$(head -n 1 "$W/rec.ndjson")" = '{"record":"ixr","version":1,"clock":"manual"}' ] &&
+   [ "$(head -n 1 "$W/rec.ndjson")" = '{"record":"ixr","version":1,"clock":"manual","max_line":1048576}' ] &&
    has "$W/run.out" '"error":"bad_json"' && has "$W/run.out" '"reason":"requeue_timeout"' &&
    has "$W/run.out" '"state":"resumed"' && has "$W/rec.ndjson" '"base64":"'; then
   ok "ixr run --record: $lines lines of generated traffic, one record each (base64 for invalid UTF-8)"
@@ -218,7 +218,7 @@ rc=$?
 "$IXR" replay --handlers "$SRC/handlers" "$W/rec-real.ndjson" > "$W/replay-real.out" 2> "$W/replay-real.err"
 rc2=$?
 if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && cmp -s "$W/run-real.out" "$W/replay-real.out" &&
-   [ "$(head -n 1 "$W/rec-real.ndjson")" = '{"record":"ixr","version":1,"clock":"real"}' ]; then
+   [ "$(head -n 1 "$W/rec-real.ndjson")" = '{"record":"ixr","version":1,"clock":"real","max_line":1048576}' ]; then
   ok "real clock: generated traffic recorded and replayed to the same output"
 else
   diff "$W/run-real.out" "$W/replay-real.out" > "$W/real.diff" 2>&1
@@ -384,6 +384,39 @@ if [ $rc -eq 1 ] && has "$W/nl.err" "holds a newline"; then
   ok "ixr replay: a record line holding a newline is refused"
 else
   not_ok "ixr replay, newline in a record line (exit $rc)" "$W/nl.err"
+fi
+
+# The line limit of the recorded run is in the record's header: a line over
+# the default limit (1 MiB) that the run took with --max-line 2000000 is
+# handled again by the replay, and the scenario made from it says so too.
+pad=$(head -c 1200000 /dev/zero | tr '\0' 'y')
+printf '{"name":"interaction.present","data":{"interactionid":"B1","pad":"%s"}}\n{"name":"interaction.present","data":{"interactionid":"B2"}}\n' "$pad" \
+  > "$W/big.ndjson"
+unset pad
+"$IXR" run --clock manual --handlers "$T/handlers" --max-line 2000000 --record "$W/big.rec" \
+  < "$W/big.ndjson" > "$W/big.out" 2> "$W/big.err"
+rc=$?
+"$IXR" replay --handlers "$T/handlers" --to-scenario "$W/big.scenario" "$W/big.rec" \
+  > "$W/big-replay.out" 2> "$W/big-replay.err"
+rc2=$?
+"$IXR" test "$W/big.scenario" > "$W/big-test.out" 2>&1
+rc3=$?
+if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] && has "$W/big.out" '"interactionid":"B1"' &&
+   cmp -s "$W/big.out" "$W/big-replay.out" && has "$W/big.rec" '"max_line":2000000}' &&
+   has "$W/big.scenario" '{"max_line":2000000}'; then
+  ok "a record keeps --max-line: its replay and its scenario take the 1.2 MB line again"
+else
+  not_ok "record and replay with --max-line 2000000 (exit $rc, $rc2, $rc3)" "$W/big.err" \
+    "$W/big-replay.err" "$W/big-test.out"
+fi
+sed '1s/"max_line":2000000/"max_line":20/' "$W/big.rec" > "$W/badml.rec"
+"$IXR" replay --handlers "$T/handlers" "$W/badml.rec" > "$W/badml.out" 2> "$W/badml.err"
+rc=$?
+if [ $rc -eq 1 ] && [ ! -s "$W/badml.out" ] &&
+   has "$W/badml.err" "badml.rec:1: the header's \"max_line\" must be 64 to 1073741824 bytes"; then
+  ok "ixr replay: a header with an impossible max_line is refused before anything runs"
+else
+  not_ok "ixr replay with max_line 20 in the header (exit $rc)" "$W/badml.err"
 fi
 
 echo "$passed passed, $failed failed"
