@@ -252,11 +252,11 @@ static void run_flow(ixr_runtime *rt, ixr__session *s, int nargs) {
       }
       case IXR__CALL_YIELDED:
         if (s->wait_kind == IXR__WAIT_NONE) {
-          ixr__emit_error(rt, NULL, s, "handler_error",
-                          "the flow yielded outside session:request or "
-                          "session:wait (coroutine.yield in a flow is not "
-                          "supported)",
-                          0, 0, NULL);
+          ixr__emit_strategy_error(rt, s, "handler_error",
+                                   "the flow yielded outside session:request or "
+                                   "session:wait (coroutine.yield in a flow is "
+                                   "not supported)",
+                                   NULL);
           ixr__session_end(rt, s, "error");
         }
         break;
@@ -439,6 +439,16 @@ static void deliver(ixr_runtime *rt, ixr__session *s, int ev, const char *name,
     if (rt->opt.on_trace != NULL)
       ixr__trace(rt, "  s%llu %s -> no handler: dropped",
                  (unsigned long long)s->id, name);
+    /* The event a suspended session waits for, and nothing to resume it:
+     * a strategy with defaults "none" (since a reload, say) and no handler
+     * of its own. Say so: it stays suspended until its requeue timeout. */
+    if (s->state == IXR__SUSPENDED && len == 19 &&
+        memcmp(name, "interaction.present", 19) == 0)
+      ixr__log(rt, IXR_LOG_WARN,
+               "s%llu %s %s: interaction.present for a suspended session, and "
+               "the strategy has no handler for it (defaults = \"none\"): it "
+               "stays suspended",
+               (unsigned long long)s->id, s->iid, st->name);
     return;
   }
   lua_remove(L, -2);
@@ -573,6 +583,12 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
   }
   int t = lua_getfield(L, ev, "id"); /* ev+1 */
   if (t == LUA_TSTRING || t == LUA_TNUMBER) id_idx = ev + 1;
+  rt->line_no = lineno; /* for the errors of the strategy calls below */
+  if (id_idx != 0) {
+    lua_pushvalue(L, id_idx);
+    lua_rawseti(L, LUA_REGISTRYINDEX, rt->line_id_ref);
+    rt->line_has_id = true;
+  }
   size_t len = 0;
   const char *name = NULL;
   if (lua_getfield(L, ev, "name") == LUA_TSTRING) /* ev+2 */
@@ -642,6 +658,12 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
   if (from != NULL) s->sink = ixr__sink_ref(from);
   deliver(rt, s, ev, name, len, data);
 done:
+  rt->line_no = 0;
+  if (rt->line_has_id) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, LUA_REGISTRYINDEX, rt->line_id_ref);
+    rt->line_has_id = false;
+  }
   lua_settop(L, ev - 1);
   rt->depth--;
   ixr__reap(rt);

@@ -340,6 +340,11 @@ void ixr__emit_session(ixr_runtime *rt, ixr__session *s, const char *state,
                        const char *reason);
 /* An error line. `from` is the stream of the line at fault (or NULL to use
  * the session's stream); lineno 0 and idx 0 leave out "line" and "id". */
+/* An error of a strategy call (handler_error, limit_exceeded) about session
+ * s (or NULL), with the number and the id of the input line being
+ * dispatched, if any. */
+void ixr__emit_strategy_error(ixr_runtime *rt, ixr__session *s, const char *code,
+                              const char *message, const char *traceback);
 void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
                      const char *code, const char *message, uint64_t lineno,
                      int id_idx, const char *traceback);
@@ -438,6 +443,7 @@ struct ixr_runtime {
   int kill;               /* IXR__KILL_*: why the call in progress must die */
   char kill_where[160];   /* "FILE:LINE" of the Lua code running at the kill */
   int last_kill;          /* the reason of the last call's failure */
+  bool kill_reported;     /* a nested call reported the kill of this call */
   size_t forced_gc_bytes; /* lua_bytes after the last collection forced
                              near the memory cap */
 
@@ -468,6 +474,12 @@ struct ixr_runtime {
    * call to catch it; the limits let those few bytes through. */
   int internal_alloc;
   int depth;          /* nesting of dispatch; re-entrant feeds are queued */
+  /* The input line being dispatched, for the errors of the strategy calls
+   * it causes: its number (0 outside dispatch and in timers) and, when it
+   * has an "id", that value in the registry slot line_id_ref. */
+  uint64_t line_no;
+  bool line_has_id;
+  int line_id_ref;
   int in_output;      /* inside a sink's write (a host's output callback) */
   ixr__buf reentrant; /* bytes fed while dispatching */
   bool draining;

@@ -204,6 +204,7 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
     rt->budget = rt->opt.max_instructions;
     rt->kill = IXR__KILL_NONE;
     rt->kill_where[0] = '\0';
+    rt->kill_reported = false;
     rt->call_base_bytes = rt->lua_bytes;
   }
   rt->call_thread = T;
@@ -267,16 +268,16 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
   }
   lua_sethook(T, budget_hook, LUA_MASKCOUNT, BUDGET_STEP);
   rt->call_thread = prev_thread;
-  if (outer && result == IXR__CALL_FAILED && rt->kill != IXR__KILL_NONE) {
+  /* Why this call failed, nested or not: a nested call (a flow started by
+   * a handler) that meets a limit reports limit_exceeded too. */
+  rt->last_kill = result == IXR__CALL_FAILED ? rt->kill : IXR__KILL_NONE;
+  if (outer && rt->last_kill != IXR__KILL_NONE) {
     rt->stats.limit_kills++;
-    rt->last_kill = rt->kill;
     /* What a killed call built is garbage now: give it back at once. */
     if (rt->kill == IXR__KILL_MEMORY) {
       ixr__gc_full(rt);
       rt->forced_gc_bytes = rt->lua_bytes;
     }
-  } else if (outer) {
-    rt->last_kill = IXR__KILL_NONE;
   }
   if (outer) rt->kill = IXR__KILL_NONE;
   return result;
@@ -289,17 +290,24 @@ ixr__call_result ixr__invoke(ixr_runtime *rt, ixr__session *s, lua_State *co,
    * a reload replaced it); the report below still names it. */
   ixr__strategy *st = s != NULL ? s->strategy : NULL;
   if (st != NULL) st->refs++;
+  bool nested = rt->call_thread != NULL;
   ixr__call_result r = call_protected(rt, co, nargs, 0, &msg, &tb);
   if (r == IXR__CALL_FAILED) {
     const char *m = msg ? msg : "out of memory";
-    const char *code =
-        rt->last_kill != IXR__KILL_NONE ? "limit_exceeded" : "handler_error";
-    if (s != NULL)
-      ixr__log(rt, IXR_LOG_ERROR, "s%llu %s %s: error in %s: %s",
-               (unsigned long long)s->id, s->iid, st->name, what, m);
-    else
-      ixr__log(rt, IXR_LOG_ERROR, "error in %s: %s", what, m);
-    ixr__emit_error(rt, NULL, s, code, m, 0, 0, tb);
+    bool killed = rt->last_kill != IXR__KILL_NONE;
+    if (killed && !nested && rt->kill_reported) {
+      /* The nested call that met the limit has said so (a flow started by
+       * this handler): the handler died of the same kill, one report. */
+    } else {
+      if (s != NULL)
+        ixr__log(rt, IXR_LOG_ERROR, "s%llu %s %s: error in %s: %s",
+                 (unsigned long long)s->id, s->iid, st->name, what, m);
+      else
+        ixr__log(rt, IXR_LOG_ERROR, "error in %s: %s", what, m);
+      ixr__emit_strategy_error(rt, s, killed ? "limit_exceeded" : "handler_error",
+                               m, tb);
+      if (killed && nested) rt->kill_reported = true;
+    }
     free(msg);
     free(tb);
   }
@@ -1017,6 +1025,8 @@ int ixr__lua_open(ixr_runtime *rt) {
   build_sandbox(L);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
+  lua_pushboolean(L, 0); /* a slot for the id of the line being dispatched */
+  rt->line_id_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ixr__open_session(L);
   ixr__open_core(L);
   lua_pushvalue(L, -1);

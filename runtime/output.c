@@ -224,6 +224,18 @@ void ixr__emit_error(ixr_runtime *rt, ixr__sink *from, ixr__session *s,
   ixr__emit(rt, to, &out);
 }
 
+void ixr__emit_strategy_error(ixr_runtime *rt, ixr__session *s, const char *code,
+                              const char *message, const char *traceback) {
+  lua_State *L = rt->L;
+  int id_idx = 0;
+  if (rt->line_has_id) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->line_id_ref);
+    id_idx = lua_gettop(L);
+  }
+  ixr__emit_error(rt, NULL, s, code, message, rt->line_no, id_idx, traceback);
+  if (id_idx != 0) lua_pop(L, 1);
+}
+
 /* ---- tracing ---------------------------------------------------------- */
 
 void ixr__trace(ixr_runtime *rt, const char *fmt, ...) {

@@ -64,10 +64,17 @@ static bool action_name_ok(const char *name, size_t len) {
 }
 
 /* Emits an action line for the arguments (self, name, args) at 1..3 and
- * returns its request id number. Raises on bad arguments. */
+ * returns its request id number. Raises on bad arguments, and while the
+ * session is suspended: it does not control its interaction then (after a
+ * switchover the action would reach a server that did not give it). */
 static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
                             int args_idx) {
   ixr_runtime *rt = ixr__runtime_of(L);
+  if (s->state == IXR__SUSPENDED)
+    luaL_error(L,
+               "session s%I is suspended: it does not control interaction "
+               "'%s' until it is presented again",
+               (lua_Integer)s->id, s->iid);
   size_t nlen;
   const char *name = luaL_checklstring(L, name_idx, &nlen);
   if (!action_name_ok(name, nlen))

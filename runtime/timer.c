@@ -122,6 +122,12 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
   unsigned same_instant = 0;
   bool outer = !rt->firing_timers;
   rt->firing_timers = true;
+  /* A timer's errors are about no input line, even when a clock.advance
+   * line fires it. */
+  uint64_t line_no = rt->line_no;
+  bool line_has_id = rt->line_has_id;
+  rt->line_no = 0;
+  rt->line_has_id = false;
   while (rt->heap_len > 0 && rt->heap[0]->due <= until && !rt->closing) {
     ixr__timer *t = rt->heap[0];
     if (t->seq > armed_before && t->due <= ixr__now(rt)) {
@@ -142,6 +148,8 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
     ixr__timer_fire(rt, t); /* may free t */
     ixr__gc_after_work(rt);
   }
+  rt->line_no = line_no;
+  rt->line_has_id = line_has_id;
   if (outer) {
     rt->firing_timers = false;
     /* The deferred ones are due at the pass's end: the next advance. */

@@ -45,6 +45,7 @@ static const row ROWS[] = {
   {"requeue", "interaction.notcontrolled", "revoking",  PENDING, "suspended:revoking",   "suspended"},
   {"requeue", "interaction.notcontrolled", NULL,        IDLE,    "suspended:notcontrolled", NULL},
   {"requeue", "interaction.notcontrolled", "unheard-of", IDLE,   "suspended:unheard-of", NULL},
+  {"requeue", "interaction.notcontrolled", "",          IDLE,    "suspended:notcontrolled", NULL},
   {"requeue", "interaction.deleted",       NULL,        IDLE,    "ended:deleted",        NULL},
   {"requeue", "interaction.deleted",       "deletion",  PENDING, "ended:deleted",        NULL},
   /* legacy */
@@ -54,6 +55,7 @@ static const row ROWS[] = {
   {"legacy",  "interaction.notcontrolled", "detaching", IDLE,    "ended:detaching",      NULL},
   {"legacy",  "interaction.notcontrolled", "revoking",  IDLE,    "ended:revoking",       NULL},
   {"legacy",  "interaction.notcontrolled", NULL,        IDLE,    "ended:notcontrolled",  NULL},
+  {"legacy",  "interaction.notcontrolled", "",          IDLE,    "ended:notcontrolled",  NULL},
   {"legacy",  "interaction.deleted",       NULL,        IDLE,    "ended:deleted",        NULL},
   /* resultof */
   {"resultof", "interaction.notcontrolled", "routing",   IDLE,   "running",              NULL},
@@ -61,6 +63,7 @@ static const row ROWS[] = {
   {"resultof", "interaction.notcontrolled", "detaching", IDLE,   "running",              NULL},
   {"resultof", "interaction.notcontrolled", "revoking",  IDLE,   "running",              NULL},
   {"resultof", "interaction.notcontrolled", NULL,        IDLE,   "ended:notcontrolled",  NULL},
+  {"resultof", "interaction.notcontrolled", "",          IDLE,   "ended:notcontrolled",  NULL},
   {"resultof", "interaction.deleted",       NULL,        IDLE,   "ended:deleted",        NULL},
   /* none */
   {"none",    "interaction.notcontrolled", "deletion",  IDLE,    "running",              NULL},
@@ -99,7 +102,9 @@ static int setup(void **state) {
   write_strategy(f->dir, "override", "",
                  "  on = {\n"
                  "    ['interaction.notcontrolled'] = function(session, event)\n"
-                 "      session:action('saw', { resultof = event.data.resultof or 'none' })\n"
+                 "      if session.state == 'active' then\n"
+                 "        session:action('saw', { resultof = event.data.resultof or 'none' })\n"
+                 "      end\n"
                  "      return require('ixr.multimedia').requeue.notcontrolled(session, event)\n"
                  "    end,\n"
                  "    ['interaction.note'] = function(session, event)\n"
@@ -254,9 +259,13 @@ static void test_suspended_session_rules(void **state) {
   present(f, "X", "override");
   feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"revoking\"}}");
   size_t mark = f->cap.n;
-  /* other events reach the strategy's on handlers only */
-  feedf(f, "{\"name\":\"interaction.note\",\"data\":{\"interactionid\":\"X\"}}");
-  assert_true(tcap_find(&f->cap, mark, "\"noted\"", "\"state\":\"suspended\"", NULL) >= 0);
+  /* other events reach the strategy's on handlers only, which may not act
+   * on the interaction: the session does not control it */
+  feedf(f, "{\"name\":\"interaction.note\",\"data\":{\"interactionid\":\"X\"},\"id\":\"n1\"}");
+  assert_true(tcap_find(&f->cap, mark, "\"handler_error\"",
+                        "session s1 is suspended: it does not control interaction 'X'",
+                        "\"id\":\"n1\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, mark, "\"noted\"", NULL) < 0);
   /* the flow stays stopped: its wait does not wake */
   feedf(f, "{\"name\":\"interaction.finish\",\"data\":{\"interactionid\":\"X\"}}");
   assert_true(tcap_find(&f->cap, mark, "\"ended\"", NULL) < 0);
@@ -358,8 +367,81 @@ static void test_switchover_storm(void **state) {
   }
 }
 
+/* A resultof that is not a non-empty string counts as absent in every set,
+ * and one too long to be a reason still suspends or ends the session: no
+ * value may leave a session that lost control neither suspended nor ended
+ * (the standard handler used to fail on it, and the session stayed active,
+ * waiting for a result that would never come). */
+static void test_malformed_resultof(void **state) {
+  fixture *f = *state;
+  char longer[260];
+  memset(longer, 'z', 250);
+  longer[250] = '\0';
+  char quoted[300];
+  snprintf(quoted, sizeof(quoted), "\"%s\"", longer);
+  const char *values[] = {"7", "{\"code\":3}", "false", "[]", "\"\"", quoted};
+  struct { const char *set, *outcome; } sets[] = {
+      {"requeue", "suspended:notcontrolled"},
+      {"legacy", "ended:notcontrolled"},
+      {"resultof", "ended:notcontrolled"},
+  };
+  for (size_t s = 0; s < 3; s++)
+    for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+      ixr_close(f->rt);
+      tcap_clear(&f->cap);
+      f->rt = trt_new(f->dir, &f->cap);
+      present(f, "X", sets[s].set);
+      feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r1\"}}");
+      size_t mark = f->cap.n;
+      feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":%s}}",
+            values[v]);
+      /* the resultof set keeps a session running on a long string: any
+       * value other than deletion does */
+      const char *want = v == 5 && strcmp(sets[s].set, "resultof") == 0 ? "running" : sets[s].outcome;
+      if (!outcome_is(f, mark, "s1", want) || tcap_find(&f->cap, mark, "\"error\"", NULL) >= 0) {
+        fprintf(stderr, "%s, resultof %.20s: expected %s\n", sets[s].set, values[v], want);
+        tcap_dump(&f->cap);
+        fail();
+      }
+    }
+}
+
+/* A session suspended under requeue whose strategy is reloaded as legacy or
+ * resultof still resumes on interaction.present; with none, nothing can
+ * resume it, and the log says so. */
+static void test_reload_away_from_requeue(void **state) {
+  fixture *f = *state;
+  const char *sets[] = {"legacy", "resultof", "none"};
+  for (int i = 0; i < 3; i++) {
+    ixr_close(f->rt);
+    tcap_clear(&f->cap);
+    write_strategy(f->dir, "moving", "  requeue_timeout = 10,\n", "");
+    f->rt = trt_new(f->dir, &f->cap);
+    present(f, "X", "moving");
+    feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"revoking\"}}");
+    char head[128];
+    snprintf(head, sizeof(head), "  defaults = '%s',\n", sets[i]);
+    write_strategy(f->dir, "moving", head, "");
+    assert_int_equal(ixr_reload(f->rt, NULL), 0);
+    size_t mark = f->cap.n;
+    present(f, "X", "moving");
+    if (i < 2) {
+      assert_true(tcap_find(&f->cap, mark, "\"resumed\"", "\"s1\"", NULL) >= 0);
+      assert_true(tcap_find(&f->cap, mark, "\"route\"", "\"requeued\":true", NULL) >= 0);
+    } else {
+      assert_true(tcap_find(&f->cap, mark, "\"resumed\"", NULL) < 0);
+      assert_non_null(strstr(f->cap.log, "interaction.present for a suspended session, and "
+                                         "the strategy has no handler for it"));
+      feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":10000}}");
+      assert_true(tcap_find(&f->cap, mark, "\"ended\"", "requeue_timeout", NULL) >= 0);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_malformed_resultof, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reload_away_from_requeue, setup, teardown),
       cmocka_unit_test_setup_teardown(test_table, setup, teardown),
       cmocka_unit_test_setup_teardown(test_represent_after_suspend, setup, teardown),
       cmocka_unit_test_setup_teardown(test_own_requeued_flow, setup, teardown),

@@ -212,6 +212,36 @@ static void test_coroutine_wrap_around_killed_call(void **state) {
   assert_true(i >= 0 && strstr(f->cap.lines[i], "\"ok\":true"));
 }
 
+/* A flow started by a handler (the requeued flow, started by the standard
+ * present handler) that meets a limit: one error line, limit_exceeded, with
+ * the input line's number and id; the handler that started it died of the
+ * same kill and does not report it again. */
+static void test_kill_in_a_nested_flow_is_reported_once(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "loopreq.lua",
+             "return {\n"
+             "  start = function(session, event) session:route({ target = 'A' }) end,\n"
+             "  requeued = function(session, event) while true do end end,\n"
+             "}\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L1\",\"strategy\":\"loopreq\"}}");
+  tfeed(f->rt, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"L1\",\"resultof\":\"revoking\"}}");
+  size_t mark = f->cap.n;
+  ixr_stats before, after;
+  ixr_get_stats(f->rt, &before);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L1\"},\"id\":42}");
+  ixr_get_stats(f->rt, &after);
+  int e = tcap_find(&f->cap, mark, "\"type\":\"error\"", NULL);
+  assert_true(e >= 0);
+  assert_non_null(strstr(f->cap.lines[e], "\"error\":\"limit_exceeded\""));
+  assert_non_null(strstr(f->cap.lines[e], "loopreq.lua:3: instruction budget exceeded"));
+  assert_non_null(strstr(f->cap.lines[e], "\"line\":3,\"id\":42"));
+  assert_true(tcap_find(&f->cap, (size_t)e + 1, "\"type\":\"error\"", NULL) < 0);
+  assert_true(tcap_find(&f->cap, mark, "\"ended\"", "\"reason\":\"error\"", NULL) >= 0);
+  assert_int_equal(after.errors - before.errors, 1);
+  assert_int_equal(after.limit_kills - before.limit_kills, 1);
+}
+
 static void test_infinite_loop_in_strategy_file_load(void **state) {
   fixture *f = *state;
   tdir_write(f->dir, "spin.lua", "while true do end\nreturn {}\n");
@@ -522,7 +552,7 @@ int main(void) {
       T(test_no_debug), T(test_no_collectgarbage), T(test_require_confined),
       T(test_string_metatable_trick), T(test_no_gc_metamethods), T(test_load_with_custom_env), T(test_global_writes_are_errors),
       T(test_pcall_around_infinite_loop), T(test_coroutine_wrap_around_killed_call),
-      T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
+      T(test_kill_in_a_nested_flow_is_reported_once), T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
       T(test_bad_sessions_do_not_hurt_others), T(test_flow_cannot_be_resumed_by_strategy),
       T(test_own_coroutines_work), T(test_print_goes_to_the_log),
       T(test_shared_modules_are_read_only), T(test_strategy_cannot_change_others_standard_set),

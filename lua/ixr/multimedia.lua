@@ -23,7 +23,11 @@
 --   none      no standard handlers at all.
 --
 -- In requeue, legacy and resultof, interaction.deleted ends the session with
--- reason "deleted".
+-- reason "deleted", and interaction.present resumes a suspended session (in
+-- legacy and resultof only a reload from requeue leaves one suspended).
+--
+-- A resultof that is not a non-empty string counts as absent. One that
+-- cannot be a reason (over 200 bytes) gives the reason "notcontrolled".
 --
 -- A strategy's own `on` handler for an event replaces the standard one; it
 -- can still call it, for example:
@@ -57,6 +61,24 @@ local function own(session, event)
   return data ~= nil and data.interactionid == session.interactionid
 end
 
+-- The resultof of a notcontrolled event, or nil when it has none: a value
+-- that is not a non-empty string says nothing about why control was lost.
+local function resultof_of(event)
+  local resultof = event.data.resultof
+  if type(resultof) ~= "string" or resultof == "" then return nil end
+  return resultof
+end
+
+-- A resultof as a session reason. Reasons go into output lines and are 1
+-- to 200 bytes of UTF-8; a value that cannot be one still suspends or ends
+-- the session, as "notcontrolled".
+local function reason_of(resultof)
+  if resultof == nil or #resultof > 200 or not utf8.len(resultof) then
+    return "notcontrolled"
+  end
+  return resultof
+end
+
 -- Ends the session for interaction.deleted (all sets but none).
 local function deleted(session, event)
   if own(session, event) then
@@ -81,7 +103,7 @@ end
 
 function M.requeue.notcontrolled(session, event)
   if not own(session, event) then return end
-  local resultof = event.data.resultof
+  local resultof = resultof_of(event)
   if resultof == "deletion" or resultof == "detaching" then
     session:exit(resultof)
   elseif core.state(session) ~= "active" then
@@ -98,7 +120,7 @@ function M.requeue.notcontrolled(session, event)
   else
     -- revoking, absent, or unknown: control was taken away, and the
     -- interaction will most likely be presented again.
-    core.suspend(session, resultof or "notcontrolled")
+    core.suspend(session, reason_of(resultof))
     local private = core.data(session)
     private.requeue_timer = session:after(requeue_timeout(session), on_requeue_timeout)
   end
@@ -130,10 +152,11 @@ M.legacy = {}
 
 function M.legacy.notcontrolled(session, event)
   if not own(session, event) then return end
-  session:exit(event.data.resultof or "notcontrolled")
+  session:exit(reason_of(resultof_of(event)))
 end
 
 M.legacy.deleted = deleted
+M.legacy.present = M.requeue.present
 
 -- resultof -----------------------------------------------------------------
 
@@ -141,13 +164,14 @@ M.resultof = {}
 
 function M.resultof.notcontrolled(session, event)
   if not own(session, event) then return end
-  local resultof = event.data.resultof
+  local resultof = resultof_of(event)
   if resultof == nil or resultof == "deletion" then
-    session:exit(resultof or "notcontrolled")
+    session:exit(reason_of(resultof))
   end
 end
 
 M.resultof.deleted = deleted
+M.resultof.present = M.requeue.present
 
 -- none ---------------------------------------------------------------------
 

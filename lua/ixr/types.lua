@@ -90,6 +90,8 @@ Session.vars = {}
 Session.state = "active"
 
 ---Emits an action line and returns its request id at once (does not wait).
+---Raises while the session is suspended: it does not control its
+---interaction until the interaction is presented again.
 ---@param name string the action: 1 to 64 letters, digits, "_", "-" or "."
 ---@param args? table the action's arguments (JSON-representable)
 ---@return string requestid "r1", "r2", ...
