@@ -1186,11 +1186,13 @@ int ixr__jw_lua(ixr__jw *w, const char *k, lua_State *L, int idx, char *err,
 
 void ixr__jw_end(ixr__jw *w, const char **line, size_t *len) {
   put_char(w, '}');
+  put_char(w, '\0'); /* hosts may treat the line as a C string */
   if (w->oom) {
     *line = "{}";
     *len = 2;
     return;
   }
+  w->b.len--;
   *line = w->b.data;
   *len = w->b.len;
 }

@@ -386,8 +386,26 @@ typedef struct ixr__held {
 
 typedef struct ixr__apisink {
   ixr__sink sink;
-  ixr__framer framer;
+  ixr__framer framer;        /* the host's bytes (ixr_feed) */
+  ixr__framer queued_framer; /* bytes fed from inside the runtime */
+  uint64_t lines;            /* lines of both, in the order processed */
 } ixr__apisink;
+
+/* Input fed from inside the runtime (an output callback, a host function
+ * a strategy called), run in order once the event in progress is done
+ * (runtime.c). `name` set: an event of ixr_feed_event, its fields copied
+ * into the same block; otherwise `len` bytes of ixr_feed. */
+typedef struct ixr__queued {
+  struct ixr__queued *next;
+  const char *name;
+  ixr_field *fields;
+  size_t n;
+  size_t len;
+  char *bytes;
+} ixr__queued;
+/* Runs the queued input, unless an event or a call is in progress (it
+ * runs when that is done) or the queue is running already. */
+void ixr__run_queued(ixr_runtime *rt);
 
 typedef struct ixr__keycache ixr__keycache;
 void ixr__keycache_free(ixr_runtime *rt);
@@ -481,7 +499,9 @@ struct ixr_runtime {
   bool line_has_id;
   int line_id_ref;
   int in_output;      /* inside a sink's write (a host's output callback) */
-  ixr__buf reentrant; /* bytes fed while dispatching */
+  ixr__queued *queue_head, *queue_tail; /* input fed while busy */
+  bool queue_running;
+  int loading;        /* >0 while a generation of strategies is built */
   bool draining;
 
   /* strategies */

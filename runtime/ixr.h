@@ -36,7 +36,10 @@ extern "C" {
 #define IXR_EXTERN
 #endif
 
-/* Error codes: XX(name, message). The code of IXR_E<name> is negative. */
+/* Error codes: XX(name, message). The code of IXR_E<name> is negative.
+ * IXR_ELUA and IXR_ELIMIT are reserved: no function of this version returns
+ * them (a Lua state that cannot be made is IXR_ENOMEM; a strategy over a
+ * limit is reported in the output, as limit_exceeded). */
 #define IXR_ERRNO_MAP(XX)                                              \
   XX(INVAL, "invalid argument")                                        \
   XX(NOMEM, "out of memory")                                           \
@@ -44,13 +47,13 @@ extern "C" {
   XX(CLOSED, "the runtime is closing or closed")                       \
   XX(ADDR, "bad address (expected unix:PATH or tcp:HOST:PORT)")        \
   XX(NOENT, "no such file or directory")                               \
-  XX(LUA, "the Lua state could not be set up")                         \
+  XX(LUA, "the Lua state could not be set up")   /* reserved */         \
   XX(STRATEGY, "a strategy failed to load")                            \
-  XX(BUSY, "the runtime is already running")                           \
+  XX(BUSY, "not now: the runtime is running or busy here")             \
   XX(LOOP, "the runtime runs on a loop it does not own")               \
   XX(LISTEN, "could not listen on the address")                        \
   XX(NOTFOUND, "no such session")                                      \
-  XX(LIMIT, "a limit was exceeded")
+  XX(LIMIT, "a limit was exceeded")              /* reserved */
 
 typedef enum {
   IXR_OK = 0,
@@ -72,10 +75,10 @@ typedef enum {
 } ixr_output_type;
 
 /*
- * One output line. `json` is the complete line without its newline; the other
- * fields are a structured view of it for hosts that do not want to parse JSON
- * (NULL when the line has no such field). Every pointer is valid only during
- * the callback.
+ * One output line. `json` is the complete line without its newline, and
+ * NUL-terminated (json[json_len] is '\0'); the other fields are a structured
+ * view of it for hosts that do not want to parse JSON (NULL when the line
+ * has no such field). Every pointer is valid only during the callback.
  */
 typedef struct ixr_output {
   ixr_output_type type;
@@ -86,7 +89,8 @@ typedef struct ixr_output {
   size_t interactionid_len;
   const char *state;     /* session lines: started|suspended|resumed|ended */
   const char *reason;    /* session lines: suspend or end reason */
-  const char *strategy;  /* started lines */
+  const char *strategy;  /* session lines: the session's strategy (the JSON
+                            line names it on started lines only) */
   const char *action;    /* action lines: the action name */
   const char *requestid; /* action lines: "r1" */
   const char *args_json; /* action lines: the args object, as JSON (a slice
@@ -98,8 +102,10 @@ typedef struct ixr_output {
 
 /*
  * Output callback for events fed through ixr_feed()/ixr_feed_event(). It may
- * call ixr_feed() again: such input is queued and processed, in order, as
- * soon as the event being processed is finished.
+ * call ixr_feed() or ixr_feed_event() again: such input is copied, queued
+ * and processed, in order, as soon as the event (or timer) being processed
+ * is finished, before the rest of what the host fed. Bytes fed there are
+ * framed on their own: they never join a partial line of the host's.
  */
 typedef void (*ixr_output_cb)(void *ud, const ixr_output *out);
 
@@ -151,10 +157,13 @@ typedef struct ixr_options {
    * timer, one file load) that breaks one fails with limit_exceeded, and
    * a flow that does so ends its session with reason "error"; a pcall in
    * the script cannot catch it. 0 means no limit. */
-  uint64_t max_instructions; /* per call; default 10,000,000 */
+  uint64_t max_instructions; /* per call; default 10,000,000; counted in
+                                steps of 1,000 instructions */
   size_t max_memory;         /* the whole Lua state; default 4 GiB */
   size_t max_call_growth;    /* net heap growth in one call (a soft
-                                per-session limit); default 0 */
+                                per-session limit); default 0. Loading a
+                                file is a call too: a few KiB keep the
+                                standard library from loading */
   /* Called inside ixr_new once the Lua state exists and before any
    * strategy loads: the place to ixr_register() host functions that
    * strategies require at load time. */
@@ -172,6 +181,9 @@ IXR_EXTERN void ixr_options_init(ixr_options *o);
  * installed is left alone. A
  * strategy that fails to load is logged and answers strategy_error; it does
  * not stop the runtime from starting. Returns 0 and sets *out, or an error.
+ * On failure with the host's loop (options.loop), the handles ixr had made
+ * are closing: run the loop once (uv_run(loop, UV_RUN_NOWAIT)) before
+ * uv_loop_close(), as after ixr_close().
  */
 IXR_EXTERN int ixr_new(ixr_runtime **out, const ixr_options *o);
 
@@ -179,6 +191,9 @@ IXR_EXTERN int ixr_new(ixr_runtime **out, const ixr_options *o);
  * Feeds NDJSON bytes (any split: partial lines are kept until their newline).
  * Complete lines are processed before this returns, and their output goes to
  * on_output. ixr_feed_end() processes a last line that has no newline.
+ * From on_setup, or from a host function while strategy files load (in
+ * ixr_new or ixr_reload), feeding returns IXR_EBUSY: no event may run
+ * under strategies half loaded.
  */
 IXR_EXTERN int ixr_feed(ixr_runtime *rt, const char *bytes, size_t len);
 IXR_EXTERN int ixr_feed_end(ixr_runtime *rt);
@@ -188,7 +203,10 @@ IXR_EXTERN int ixr_feed_end(ixr_runtime *rt);
  * written or parsed. `data` is a flat list of fields; IXR_V_OBJECT and
  * IXR_V_ARRAY open a nested value whose fields follow, up to the matching
  * IXR_V_END (keys are ignored inside arrays). Strings must be valid UTF-8;
- * `len` 0 means NUL-terminated. Nesting is limited to 64 levels.
+ * `len` 0 means NUL-terminated. Nesting is limited as in the JSON line the
+ * event stands for: 64 levels counting the event and `data`, so 62 below
+ * `data`. Fed from a callback, the event is checked at once (IXR_EINVAL)
+ * and copied, then queued as ixr_feed() input is.
  */
 typedef enum {
   IXR_V_STRING = 1,
@@ -337,7 +355,9 @@ typedef struct ixr_session_info {
   uint64_t generation;  /* the strategy generation its code comes from */
 } ixr_session_info;
 
-/* Looks up the session that owns an interaction: 0, or IXR_ENOTFOUND. */
+/* Looks up the session that owns an interaction: 0, or IXR_ENOTFOUND. The
+ * id is `len` bytes (0 is the empty id: unlike ixr_field, not "up to the
+ * NUL"; pass strlen(id)). */
 IXR_EXTERN int ixr_session_find(ixr_runtime *rt, const char *interactionid,
                                 size_t len, ixr_session_info *out);
 

@@ -972,6 +972,28 @@ void ixr__modules_restore(ixr_runtime *rt, int ref) {
   luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
 }
 
+typedef struct registration {
+  const char *module, *name;
+  ixr_lua_function fn;
+  void *ud;
+} registration;
+
+/* [-0, +0] the Lua side of ixr_register, in a protected call. */
+static int do_register(lua_State *L) {
+  const registration *r = lua_touserdata(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
+  if (lua_getfield(L, -1, r->module) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, r->module);
+  }
+  lua_pushlightuserdata(L, r->ud);
+  lua_pushcclosure(L, (lua_CFunction)r->fn, 1);
+  lua_setfield(L, -2, r->name);
+  return 0;
+}
+
 int ixr_register(ixr_runtime *rt, const char *module, const char *name,
                  ixr_lua_function fn, void *ud) {
   if (rt == NULL || module == NULL || name == NULL || fn == NULL ||
@@ -981,19 +1003,20 @@ int ixr_register(ixr_runtime *rt, const char *module, const char *name,
   if (!module_name_ok(module, strlen(module)) || strcmp(module, "ixr") == 0 ||
       strncmp(module, "ixr.", 4) == 0)
     return IXR_EINVAL;
+  /* It may be called from a callback while a strategy's call runs: the
+   * few bytes are the host's, not the strategy's (its memory limits do not
+   * refuse them), and a failure is returned, never raised through the
+   * host's code. */
+  registration r = {module, name, fn, ud};
   lua_State *L = rt->L;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
-  if (lua_getfield(L, -1, module) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, module);
-  }
-  lua_pushlightuserdata(L, ud);
-  lua_pushcclosure(L, (lua_CFunction)fn, 1);
-  lua_setfield(L, -2, name);
-  lua_pop(L, 2);
-  return 0;
+  if (!lua_checkstack(L, 4)) return IXR_ENOMEM;
+  rt->internal_alloc++;
+  lua_pushcfunction(L, do_register);
+  lua_pushlightuserdata(L, &r);
+  int st = lua_pcall(L, 1, 0, 0);
+  if (st != LUA_OK) lua_pop(L, 1);
+  rt->internal_alloc--;
+  return st == LUA_OK ? 0 : IXR_ENOMEM;
 }
 
 int ixr__lua_open(ixr_runtime *rt) {

@@ -93,7 +93,7 @@ static void hold(ixr_runtime *rt, const ixr_output *out) {
                rt->held_count);
     return;
   }
-  ixr__held *h = malloc(sizeof(*h) + out->json_len);
+  ixr__held *h = malloc(sizeof(*h) + out->json_len + 1);
   if (h == NULL) {
     rt->stats.held_dropped++;
     return;
@@ -101,6 +101,7 @@ static void hold(ixr_runtime *rt, const ixr_output *out) {
   h->next = NULL;
   h->len = out->json_len;
   memcpy(h->line, out->json, out->json_len);
+  h->line[out->json_len] = '\0'; /* a C string, as every output line */
   if (rt->held_tail) rt->held_tail->next = h;
   else rt->held_head = h;
   rt->held_tail = h;

@@ -32,7 +32,9 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
   res->generation = rt->generation;
   /* Not from an output callback, nor from a C function a strategy called:
    * the strategies would change under the running code. */
-  if (rt->in_output > 0 || rt->call_thread != NULL) return IXR_EBUSY;
+  if (rt->in_output > 0 || rt->call_thread != NULL || rt->in_setup ||
+      rt->loading > 0)
+    return IXR_EBUSY;
   uint64_t t0 = uv_hrtime();
   int saved = ixr__modules_save(rt);
   ixr__generation g;

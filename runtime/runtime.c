@@ -124,6 +124,11 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
   if (rt == NULL) return IXR_ENOMEM;
   rt->opt = *o;
   if (rt->opt.max_held == 0) rt->opt.max_held = 100000;
+  /* Beyond any real line; SIZE_MAX, meant as "no limit", would overflow
+   * the framer's arithmetic. */
+  if (rt->opt.max_line > SIZE_MAX / 4) rt->opt.max_line = SIZE_MAX / 4;
+  ixr__framer_init(&rt->api.framer, rt->opt.max_line);
+  ixr__framer_init(&rt->api.queued_framer, rt->opt.max_line);
   rt->handlers_dir = strdup(o->handlers_dir);
   char near[4096];
   rt->lua_dir = strdup(find_lua_dir(o, near, sizeof(near)));
@@ -158,7 +163,6 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
     }
   }
   if ((rc = load_first_generation(rt)) != 0) goto fail;
-  ixr__framer_init(&rt->api.framer, rt->opt.max_line);
   rt->api.sink.write = api_write;
   /* Without an output callback the API is no place for output: lines go
    * to the streams, or are held until one connects. */
@@ -199,51 +203,176 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
 static void api_line(void *ud, const char *line, size_t len, uint64_t lineno,
                      ixr__line_status status) {
   ixr_runtime *rt = ud;
+  (void)lineno; /* each framer counts its own lines; the API numbers the
+                   lines of both in the order they are processed */
   if (rt->closing) return; /* closed by a callback of an earlier line */
+  uint64_t n = ++rt->api.lines;
   if (status == IXR__LINE_TOO_LONG) {
     char msg[128];
     snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped",
              rt->opt.max_line);
-    ixr__emit_error(rt, &rt->api.sink, NULL, "line_too_long", msg, lineno, 0,
-                    NULL);
+    ixr__emit_error(rt, &rt->api.sink, NULL, "line_too_long", msg, n, 0, NULL);
     return;
   }
-  ixr__decode_and_dispatch(rt, &rt->api.sink, line, len, lineno);
+  ixr__decode_and_dispatch(rt, &rt->api.sink, line, len, n);
 }
 
-/* Feeds bytes queued by re-entrant calls, in order. */
-static int drain_reentrant(ixr_runtime *rt) {
-  int rc = 0;
-  if (rt->closing) ixr__buf_free(&rt->reentrant);
-  while (rt->reentrant.len > 0 && rc == 0) {
-    ixr__buf b = rt->reentrant;
-    memset(&rt->reentrant, 0, sizeof(rt->reentrant));
-    rc = ixr__framer_push(&rt->api.framer, b.data, b.len, api_line, rt);
-    ixr__buf_free(&b);
+/* ---- input fed from inside the runtime -------------------------------- */
+
+/*
+ * A host may feed from its output callback or from a C function a strategy
+ * calls: an event is in progress then. Such input is copied into a queue
+ * and run, in order, as soon as that event is done (ixr__run_queued, called
+ * where an event or a timer finishes), before anything else the host fed.
+ * Bytes go through a framer of their own, so they never mix with a partial
+ * line of the host's current ixr_feed; events are checked now (the caller
+ * gets IXR_EINVAL) and copied, so no Lua memory is touched while a
+ * strategy's call, and its limits, are in force.
+ */
+static bool must_queue(const ixr_runtime *rt) {
+  return rt->depth > 0 || rt->draining || rt->queue_running ||
+         rt->call_thread != NULL || rt->in_output > 0;
+}
+
+static size_t field_strlen(const ixr_field *f) {
+  return f->len ? f->len : strlen(f->str);
+}
+
+/* Walks every field of a checked event, IXR_V_END included, calling
+ * `visit` for each with whether its key counts (a member of an object, not
+ * an array's member or an end). */
+static void each_field(const ixr_field *f, size_t n,
+                       void (*visit)(const ixr_field *, bool keyed, void *),
+                       void *ud) {
+  bool in_array[66];
+  int depth = 0;
+  in_array[0] = false;
+  for (size_t i = 0; i < n; i++) {
+    bool end = f[i].type == IXR_V_END;
+    visit(&f[i], !end && !in_array[depth], ud);
+    if (end) depth--;
+    else if (f[i].type == IXR_V_OBJECT || f[i].type == IXR_V_ARRAY)
+      in_array[++depth] = f[i].type == IXR_V_ARRAY;
   }
-  return rc;
+}
+
+static void count_bytes(const ixr_field *f, bool keyed, void *ud) {
+  size_t *size = ud;
+  if (keyed) *size += strlen(f->key) + 1;
+  if (f->type == IXR_V_STRING) *size += field_strlen(f) + 1;
+}
+
+typedef struct copier {
+  ixr_field *to;
+  char *p;
+} copier;
+
+static void copy_field(const ixr_field *f, bool keyed, void *ud) {
+  copier *c = ud;
+  ixr_field *t = c->to++;
+  *t = *f;
+  t->key = NULL;
+  if (keyed) {
+    size_t k = strlen(f->key) + 1;
+    t->key = memcpy(c->p, f->key, k);
+    c->p += k;
+  }
+  if (f->type == IXR_V_STRING) {
+    size_t len = field_strlen(f);
+    memcpy(c->p, f->str, len);
+    c->p[len] = '\0';
+    t->str = c->p;
+    t->len = len;
+    c->p += len + 1;
+  }
+}
+
+/* Queues an event (name set, fields checked) or bytes. */
+static int enqueue(ixr_runtime *rt, const char *name, const ixr_field *f,
+                   size_t n, const char *bytes, size_t len) {
+  size_t align = _Alignof(ixr_field);
+  size_t at = (sizeof(ixr__queued) + align - 1) / align * align;
+  size_t size = at;
+  if (name != NULL) {
+    size += n * sizeof(ixr_field) + strlen(name) + 1;
+    each_field(f, n, count_bytes, &size);
+  } else {
+    size += len;
+  }
+  ixr__queued *q = malloc(size);
+  if (q == NULL) return IXR_ENOMEM;
+  memset(q, 0, sizeof(*q));
+  char *p = (char *)q + at;
+  if (name != NULL) {
+    q->fields = (ixr_field *)(void *)p;
+    q->n = n;
+    copier c = {q->fields, p + n * sizeof(ixr_field)};
+    each_field(f, n, copy_field, &c);
+    size_t k = strlen(name) + 1;
+    q->name = memcpy(c.p, name, k);
+  } else {
+    q->bytes = memcpy(p, bytes, len);
+    q->len = len;
+  }
+  if (rt->queue_tail != NULL) rt->queue_tail->next = q;
+  else rt->queue_head = q;
+  rt->queue_tail = q;
+  return 0;
+}
+
+static void free_queue(ixr_runtime *rt) {
+  while (rt->queue_head != NULL) {
+    ixr__queued *q = rt->queue_head;
+    rt->queue_head = q->next;
+    free(q);
+  }
+  rt->queue_tail = NULL;
+}
+
+static int feed_event_now(ixr_runtime *rt, const char *name,
+                          const ixr_field *data, size_t n);
+
+void ixr__run_queued(ixr_runtime *rt) {
+  if (rt->queue_head == NULL || rt->queue_running || rt->depth > 0 ||
+      rt->call_thread != NULL || rt->in_output > 0 || rt->loading > 0)
+    return;
+  rt->queue_running = true;
+  while (rt->queue_head != NULL && !rt->closing) {
+    ixr__queued *q = rt->queue_head;
+    rt->queue_head = q->next;
+    if (rt->queue_head == NULL) rt->queue_tail = NULL;
+    int rc = q->name != NULL
+                 ? feed_event_now(rt, q->name, q->fields, q->n)
+                 : ixr__framer_push(&rt->api.queued_framer, q->bytes, q->len,
+                                    api_line, rt);
+    if (rc != 0 && !rt->closing)
+      ixr__log(rt, IXR_LOG_ERROR, "input fed from a callback: %s: dropped",
+               ixr_strerror(rc));
+    free(q);
+  }
+  if (rt->closing) free_queue(rt);
+  rt->queue_running = false;
 }
 
 int ixr_feed(ixr_runtime *rt, const char *bytes, size_t len) {
   if (rt == NULL || (bytes == NULL && len > 0)) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
+  if (rt->in_setup || rt->loading > 0) return IXR_EBUSY;
   if (len == 0) return 0;
-  if (rt->depth > 0 || rt->draining) {
-    /* Called from an output callback: processed after the current event. */
-    return ixr__buf_append(&rt->reentrant, bytes, len);
-  }
+  if (must_queue(rt)) return enqueue(rt, NULL, NULL, 0, bytes, len);
   rt->draining = true;
+  ixr__run_queued(rt); /* what callbacks fed earlier goes first */
   int rc = ixr__framer_push(&rt->api.framer, bytes, len, api_line, rt);
-  if (rc == 0) rc = drain_reentrant(rt);
+  ixr__run_queued(rt);
   rt->draining = false;
   if (ixr__leave(rt)) return IXR_ECLOSED;
   return rt->close_requested ? IXR_ECLOSED : rc;
 }
 
 /* [-0, +1] pushes the value of fields[*i] (advancing *i past it), or
- * returns IXR_EINVAL with nothing pushed. */
-static int push_field(ixr_runtime *rt, int kcidx, const ixr_field *f, size_t n,
-                      size_t *i, int depth);
+ * returns IXR_EINVAL with nothing pushed. With L NULL it only checks. */
+static int push_field(ixr_runtime *rt, lua_State *L, int kcidx,
+                      const ixr_field *f, size_t n, size_t *i, int depth);
 
 /* The members directly inside the container whose first member is f[i]
  * (up to its IXR_V_END, or to n): the size its table is made with. */
@@ -263,20 +392,26 @@ static int count_members(const ixr_field *f, size_t n, size_t i) {
 
 /* [-0, +0] sets the members f[*i].. into the table on top, up to an
  * IXR_V_END (consumed) or, with `top_level`, to n. Keys go through the key
- * cache at kcidx; a null member is absent, as in JSON. */
-static int push_members(ixr_runtime *rt, int kcidx, const ixr_field *f,
-                        size_t n, size_t *i, int depth, bool arr,
-                        bool top_level) {
-  lua_State *L = rt->L;
+ * cache at kcidx; a null member is absent, as in JSON. With L NULL it only
+ * checks them. */
+static int push_members(ixr_runtime *rt, lua_State *L, int kcidx,
+                        const ixr_field *f, size_t n, size_t *i, int depth,
+                        bool arr, bool top_level) {
   lua_Integer idx = 1;
   while (*i < n && f[*i].type != IXR_V_END) {
     if (!arr) {
-      if (f[*i].key == NULL) return IXR_EINVAL;
-      int rc = ixr__push_api_key(rt, kcidx, f[*i].key);
+      const char *key = f[*i].key;
+      if (key == NULL) return IXR_EINVAL;
+      int rc = L != NULL ? ixr__push_api_key(rt, kcidx, key)
+                         : ixr__utf8_valid(key, strlen(key)) ? 0 : IXR_EINVAL;
       if (rc != 0) return rc;
     }
     bool null_member = !arr && f[*i].type == IXR_V_NULL;
-    int rc = push_field(rt, kcidx, f, n, i, depth + 1);
+    int rc = push_field(rt, L, kcidx, f, n, i, depth + 1);
+    if (L == NULL) {
+      if (rc != 0) return rc;
+      continue;
+    }
     if (rc != 0) {
       if (!arr) lua_pop(L, 1);
       return rc;
@@ -291,35 +426,44 @@ static int push_members(ixr_runtime *rt, int kcidx, const ixr_field *f,
   return 0;
 }
 
-static int push_field(ixr_runtime *rt, int kcidx, const ixr_field *f, size_t n,
-                      size_t *i, int depth) {
-  lua_State *L = rt->L;
+static int push_field(ixr_runtime *rt, lua_State *L, int kcidx,
+                      const ixr_field *f, size_t n, size_t *i, int depth) {
   const ixr_field *x = &f[*i];
   (*i)++;
   switch (x->type) {
     case IXR_V_STRING: {
       if (x->str == NULL) return IXR_EINVAL;
-      size_t len = x->len ? x->len : strlen(x->str);
+      size_t len = field_strlen(x);
       if (!ixr__utf8_valid(x->str, len)) return IXR_EINVAL;
-      lua_pushlstring(L, x->str, len);
+      if (L != NULL) lua_pushlstring(L, x->str, len);
       return 0;
     }
-    case IXR_V_INT: lua_pushinteger(L, (lua_Integer)x->i); return 0;
+    case IXR_V_INT:
+      if (L != NULL) lua_pushinteger(L, (lua_Integer)x->i);
+      return 0;
     case IXR_V_DOUBLE:
       if (x->d != x->d || x->d > 1.7976931348623157e308 || x->d < -1.7976931348623157e308)
         return IXR_EINVAL;
-      lua_pushnumber(L, x->d);
+      if (L != NULL) lua_pushnumber(L, x->d);
       return 0;
-    case IXR_V_BOOL: lua_pushboolean(L, x->b); return 0;
-    case IXR_V_NULL: lua_pushlightuserdata(L, ixr__null()); return 0;
+    case IXR_V_BOOL:
+      if (L != NULL) lua_pushboolean(L, x->b);
+      return 0;
+    case IXR_V_NULL:
+      if (L != NULL) lua_pushlightuserdata(L, ixr__null());
+      return 0;
     case IXR_V_OBJECT:
     case IXR_V_ARRAY: {
-      if (depth >= 64 || !lua_checkstack(L, 4)) return IXR_EINVAL;
+      /* The event is a level and data another, as in the JSON line the
+       * event stands for (a record of it must replay): 64 in all. */
+      if (depth + 1 >= 64 || (L != NULL && !lua_checkstack(L, 4))) return IXR_EINVAL;
       bool arr = x->type == IXR_V_ARRAY;
-      int count = count_members(f, n, *i);
-      lua_createtable(L, arr ? count : 0, arr ? 0 : count);
-      int rc = push_members(rt, kcidx, f, n, i, depth, arr, false);
-      if (rc != 0) lua_pop(L, 1);
+      if (L != NULL) {
+        int count = count_members(f, n, *i);
+        lua_createtable(L, arr ? count : 0, arr ? 0 : count);
+      }
+      int rc = push_members(rt, L, kcidx, f, n, i, depth, arr, false);
+      if (rc != 0 && L != NULL) lua_pop(L, 1);
       return rc;
     }
     default: return IXR_EINVAL;
@@ -330,11 +474,25 @@ int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
                    size_t n) {
   if (rt == NULL || name == NULL || (data == NULL && n > 0)) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
+  if (rt->in_setup || rt->loading > 0) return IXR_EBUSY;
   if (!ixr__utf8_valid(name, strlen(name))) return IXR_EINVAL;
-  if (rt->depth == 0 && !rt->draining) {
-    ixr__timers_catch_up(rt); /* as ixr_feed: timers due first */
-    if (ixr__leave(rt)) return IXR_ECLOSED;
-  }
+  size_t i = 0;
+  if (push_members(rt, NULL, 0, data, n, &i, 0, false, true) != 0) return IXR_EINVAL;
+  if (must_queue(rt)) return enqueue(rt, name, data, n, NULL, 0);
+  rt->draining = true; /* a close from on_input is deferred too */
+  ixr__run_queued(rt); /* what callbacks fed earlier goes first */
+  int rc = feed_event_now(rt, name, data, n);
+  ixr__run_queued(rt);
+  rt->draining = false;
+  if (ixr__leave(rt)) return IXR_ECLOSED;
+  return rt->close_requested ? IXR_ECLOSED : rc;
+}
+
+/* Dispatches a checked event now. */
+static int feed_event_now(ixr_runtime *rt, const char *name,
+                          const ixr_field *data, size_t n) {
+  ixr__timers_catch_up(rt); /* as ixr_feed: timers due first */
+  if (rt->closing) return 0;
   lua_State *L = rt->L;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 8)) return IXR_ENOMEM;
@@ -345,33 +503,13 @@ int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
   /* data: an object of the n fields, closed here */
   lua_createtable(L, 0, count_members(data, n, 0));
   size_t i = 0;
-  int rc = push_members(rt, kcidx, data, n, &i, 0, false, true);
+  int rc = push_members(rt, L, kcidx, data, n, &i, 0, false, true);
   if (rc != 0) {
     lua_settop(L, top);
     return rc;
   }
   lua_setfield(L, -2, "data");
   if (kcidx != 0) lua_remove(L, kcidx);
-  if (rt->depth > 0 || rt->draining) {
-    /* From an output callback: queue it, as JSON, behind the current event. */
-    char err[128];
-    ixr__jw *w = ixr__jw_new();
-    rc = IXR_ENOMEM;
-    if (w != NULL) {
-      ixr__jw_begin(w);
-      ixr__jw_str(w, "name", name, strlen(name));
-      lua_getfield(L, -1, "data");
-      rc = ixr__jw_lua(w, "data", L, -1, err, sizeof(err)) == 0 ? 0 : IXR_EINVAL;
-      const char *line;
-      size_t len;
-      ixr__jw_end(w, &line, &len);
-      if (rc == 0) rc = ixr__buf_append(&rt->reentrant, line, len);
-      if (rc == 0) rc = ixr__buf_append(&rt->reentrant, "\n", 1);
-      ixr__jw_free(w);
-    }
-    lua_settop(L, top);
-    return rc;
-  }
   if (rt->opt.on_input != NULL) {
     /* A recording sees structured events as the JSON line they stand for. */
     char err[128];
@@ -384,36 +522,43 @@ int ixr_feed_event(ixr_runtime *rt, const char *name, const ixr_field *data,
     lua_pop(L, 1);
     ixr__jw_end(rt->jw, &line, &len);
     if (bad == 0) rt->opt.on_input(rt->opt.input_ud, line, len, ixr__now(rt));
+    if (rt->closing) {
+      lua_settop(L, top);
+      return 0;
+    }
   }
-  rt->draining = true;
   ixr__dispatch(rt, &rt->api.sink, 0); /* pops the event */
   ixr__gc_after_work(rt);
-  rc = drain_reentrant(rt);
-  rt->draining = false;
-  if (ixr__leave(rt)) return IXR_ECLOSED;
   IXR_STACK_CHECK(L, top, 0);
-  return rt->close_requested ? IXR_ECLOSED : rc;
+  return 0;
 }
 
 int ixr_feed_end(ixr_runtime *rt) {
   if (rt == NULL) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
-  if (rt->depth > 0 || rt->draining) return IXR_EBUSY;
+  if (must_queue(rt)) return IXR_EBUSY;
+  if (rt->in_setup || rt->loading > 0) return IXR_EBUSY;
   rt->draining = true;
+  ixr__run_queued(rt);
   ixr__framer_finish(&rt->api.framer, api_line, rt);
-  int rc = drain_reentrant(rt);
+  ixr__run_queued(rt);
+  ixr__framer_finish(&rt->api.queued_framer, api_line, rt);
+  ixr__run_queued(rt);
   rt->draining = false;
   if (ixr__leave(rt)) return IXR_ECLOSED;
-  return rt->close_requested ? IXR_ECLOSED : rc;
+  return rt->close_requested ? IXR_ECLOSED : 0;
 }
 
 int ixr_advance(ixr_runtime *rt, uint64_t ms) {
   if (rt == NULL) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
   if (rt->opt.clock != IXR_CLOCK_MANUAL) return IXR_EINVAL;
-  if (rt->depth > 0 || rt->in_output > 0) return IXR_EBUSY;
+  if (rt->depth > 0 || rt->in_output > 0 || rt->in_setup || rt->loading > 0)
+    return IXR_EBUSY;
   rt->draining = true;
+  ixr__run_queued(rt);
   ixr__timers_advance(rt, ms);
+  ixr__run_queued(rt);
   rt->draining = false;
   if (ixr__leave(rt)) return IXR_ECLOSED;
   return 0;
@@ -421,6 +566,7 @@ int ixr_advance(ixr_runtime *rt, uint64_t ms) {
 
 int ixr_get_stats(ixr_runtime *rt, ixr_stats *st) {
   if (rt == NULL || st == NULL) return IXR_EINVAL;
+  if (rt->closing) return IXR_ECLOSED;
   *st = rt->stats;
   st->sessions_active = rt->sessions_active;
   st->sessions_suspended = rt->sessions_suspended;
@@ -515,7 +661,8 @@ static void destroy(ixr_runtime *rt) {
   ixr__buf_free(&rt->decode_scratch);
   ixr__keycache_free(rt);
   ixr__framer_free(&rt->api.framer);
-  ixr__buf_free(&rt->reentrant);
+  ixr__framer_free(&rt->api.queued_framer);
+  free_queue(rt);
   while (rt->held_head != NULL) {
     ixr__held *h = rt->held_head;
     rt->held_head = h->next;

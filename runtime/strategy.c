@@ -372,7 +372,19 @@ void ixr__generation_discard(ixr_runtime *rt, ixr__generation *g) {
  * Returns the number of problems, each a line in g->errors; a negative
  * error when the directory cannot be read or memory runs out.
  */
+static int generation_build(ixr_runtime *rt, ixr__generation *g);
+
+/* While it runs, input fed by host functions the strategies' files call
+ * is refused (ixr_feed answers IXR_EBUSY): it would run under a half-built
+ * generation. */
 int ixr__generation_build(ixr_runtime *rt, ixr__generation *g) {
+  rt->loading++;
+  int rc = generation_build(rt, g);
+  rt->loading--;
+  return rc;
+}
+
+static int generation_build(ixr_runtime *rt, ixr__generation *g) {
   memset(g, 0, sizeof(*g));
   g->sets_ref = LUA_NOREF;
   int rc = ixr__map_init(&g->strategies, 16);

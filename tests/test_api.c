@@ -604,6 +604,277 @@ static void test_reentrant_chain(void **state) {
   tcap_free(&x.cap);
 }
 
+/* ---- input fed from callbacks: order, framing, limits -------------------- */
+
+typedef struct acker {
+  ixr_runtime *rt;
+  tcap cap;
+  const char *ack_iid;   /* acknowledge the route of this interaction */
+  const char *feed_on;   /* on this action, feed `feed` */
+  const char *feed;
+  int rc;
+} acker;
+
+static void acker_output(void *ud, const ixr_output *out) {
+  acker *a = ud;
+  tcap_output(&a->cap, out);
+  if (out->type != IXR_OUT_ACTION) return;
+  if (a->ack_iid != NULL && strcmp(out->action, "route") == 0 &&
+      strcmp(out->interactionid, a->ack_iid) == 0) {
+    char ack[200];
+    int n = snprintf(ack, sizeof(ack),
+                     "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"%s\","
+                     "\"requestid\":\"%s\"}}\n",
+                     a->ack_iid, out->requestid);
+    a->rc = ixr_feed(a->rt, ack, (size_t)n);
+  }
+  if (a->feed_on != NULL && strcmp(out->action, a->feed_on) == 0)
+    a->rc = ixr_feed(a->rt, a->feed, strlen(a->feed));
+}
+
+static ixr_runtime *acker_new(fixture *f, acker *a) {
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_output = acker_output;
+  o.output_ud = a;
+  assert_int_equal(ixr_new(&a->rt, &o), 0);
+  return a->rt;
+}
+
+/* The host's chunk ends in the middle of line B when the callback of line A
+ * feeds an acknowledgement: the ack runs right after A, and B, completed by
+ * the next chunk, is intact (the ack used to be joined to B's first bytes,
+ * and both were lost as bad_json). */
+static void test_callback_feed_beside_a_partial_line(void **state) {
+  fixture *f = *state;
+  acker a;
+  memset(&a, 0, sizeof(a));
+  a.ack_iid = "A";
+  f->rt = acker_new(f, &a);
+  static const char stream[] =
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\"}}\n"
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B\"}}\n";
+  size_t cut = strlen(PRESENT_I1) + 20;
+  assert_int_equal(ixr_feed(f->rt, stream, cut), 0);
+  assert_int_equal(a.rc, 0);
+  assert_int_equal(ixr_feed(f->rt, stream + cut, sizeof(stream) - 1 - cut), 0);
+  assert_int_equal(a.cap.n, 5);
+  assert_non_null(strstr(a.cap.lines[0], "\"started\""));
+  assert_non_null(strstr(a.cap.lines[1], "\"route\""));
+  assert_non_null(strstr(a.cap.lines[2], "\"ended\",\"session\":\"s1\""));
+  assert_non_null(strstr(a.cap.lines[2], "\"completed\""));
+  assert_non_null(strstr(a.cap.lines[3], "\"started\",\"session\":\"s2\",\"interactionid\":\"B\""));
+  assert_non_null(strstr(a.cap.lines[4], "\"route\""));
+  tcap_free(&a.cap);
+}
+
+/* A chunk of two whole lines: the ack of A runs before B, as the event
+ * after A, not after the whole chunk. */
+static void test_callback_feed_runs_right_after_its_event(void **state) {
+  fixture *f = *state;
+  acker a;
+  memset(&a, 0, sizeof(a));
+  a.ack_iid = "A";
+  f->rt = acker_new(f, &a);
+  static const char two[] =
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\"}}\n"
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B\"}}\n";
+  assert_int_equal(ixr_feed(f->rt, two, sizeof(two) - 1), 0);
+  int ended = tcap_find(&a.cap, 0, "\"ended\"", "\"A\"", NULL);
+  int b = tcap_find(&a.cap, 0, "\"started\"", "\"B\"", NULL);
+  assert_true(ended > 0 && b > ended);
+  tcap_free(&a.cap);
+}
+
+/* Fed from the output of a timer (ixr_advance): it runs before
+ * ixr_advance returns, not at the next feed. */
+static void test_callback_feed_from_a_timer(void **state) {
+  fixture *f = *state;
+  acker a;
+  memset(&a, 0, sizeof(a));
+  a.feed_on = "queue"; /* the route times out, the flow queues */
+  a.feed = "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B\"}}\n";
+  f->rt = acker_new(f, &a);
+  assert_int_equal(ixr_feed(f->rt, PRESENT_I1, strlen(PRESENT_I1)), 0);
+  assert_int_equal(ixr_advance(f->rt, 31000), 0);
+  assert_int_equal(a.rc, 0);
+  ixr_session_info si;
+  assert_int_equal(ixr_session_find(f->rt, "B", 1, &si), 0);
+  assert_string_equal(si.id, "s2");
+  tcap_free(&a.cap);
+}
+
+/* Nothing is fed while strategies load: from on_setup, or from a host
+ * function a strategy file calls at load time (in ixr_new or a reload). */
+static int setup_rc[5];
+static int load_feed_rc;
+
+static int feeding_fn(lua_State *L) {
+  ixr_runtime *rt = *(ixr_runtime **)lua_touserdata(L, lua_upvalueindex(1));
+  ixr_field d[] = {fstr("interactionid", "LOAD")};
+  load_feed_rc = ixr_feed_event(rt, "interaction.present", d, 1);
+  return 0;
+}
+
+static ixr_runtime *setup_rt;
+
+static void feeding_setup(ixr_runtime *rt, void *ud) {
+  (void)ud;
+  ixr_field d[] = {fstr("interactionid", "SETUP")};
+  setup_rc[0] = ixr_feed_event(rt, "interaction.present", d, 1);
+  setup_rc[1] = ixr_feed(rt, PRESENT_I1, strlen(PRESENT_I1));
+  setup_rc[2] = ixr_feed(rt, "{\"name\"", 7);
+  setup_rc[3] = ixr_feed_end(rt);
+  setup_rc[4] = ixr_reload(rt, NULL);
+  setup_rt = rt;
+  assert_int_equal(ixr_register(rt, "host", "feed", feeding_fn, &setup_rt), 0);
+}
+
+static void test_no_feeding_while_strategies_load(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "feeder.lua",
+             "require('host').feed()\n"
+             "return { start = function(s) s:wait('never') end }\n");
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_setup = feeding_setup;
+  load_feed_rc = 0;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  for (int i = 0; i < 5; i++) assert_int_equal(setup_rc[i], IXR_EBUSY);
+  assert_int_equal(load_feed_rc, IXR_EBUSY);
+  load_feed_rc = 0;
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  assert_int_equal(load_feed_rc, IXR_EBUSY);
+  /* nothing of it ran, and the API stream starts clean */
+  assert_int_equal(f->cap.n, 0);
+  assert_int_equal(ixr_feed(f->rt, PRESENT_I1, strlen(PRESENT_I1)), 0);
+  EXPECT_LINE(f, "\"started\"", "\"I1\"");
+  assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
+}
+
+/* ixr_close from on_input while ixr_feed_event records its event: deferred
+ * (it used to free the runtime under ixr_feed_event: use after free). */
+static ixr_runtime *input_closer_rt;
+static void input_closer(void *ud, const char *line, size_t len, uint64_t now) {
+  (void)ud;
+  (void)line;
+  (void)len;
+  (void)now;
+  ixr_close(input_closer_rt);
+}
+
+static void test_close_from_on_input_of_feed_event(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_input = input_closer;
+  assert_int_equal(ixr_new(&input_closer_rt, &o), 0);
+  ixr_field d[] = {fstr("interactionid", "A")};
+  assert_int_equal(ixr_feed_event(input_closer_rt, "interaction.present", d, 1), IXR_ECLOSED);
+  assert_int_equal(f->cap.n, 0); /* closed before it was dispatched */
+}
+
+/* Near the memory cap, an event fed and a function registered from the
+ * output callback of a flow's action: the host's calls do not allocate in
+ * Lua under the strategy's limit (they used to abort the process). */
+static ixr_runtime *cap_rt;
+static int pad_fn(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT);
+  ixr_stats st;
+  ixr_get_stats(cap_rt, &st);
+  size_t cap = (size_t)8 << 20;
+  size_t left = cap - (size_t)st.lua_bytes;
+  static char big[8u << 20];
+  lua_pushlstring(L, big, left > 256 ? left - 256 : 0);
+  return 1;
+}
+static int cap_feed_rc = 1, cap_register_rc = 1;
+static void cap_output(void *ud, const ixr_output *out) {
+  tcap_output(ud, out);
+  if (out->type != IXR_OUT_ACTION) return;
+  ixr_field d[] = {fstr("interactionid", "A"), fstr("requestid", out->requestid),
+                   fstr("pad", "a string of some length, to be copied")};
+  cap_feed_rc = ixr_feed_event(cap_rt, "interaction.route.done", d, 3);
+  cap_register_rc = ixr_register(cap_rt, "late", "f", cb_fn, NULL);
+}
+static void cap_setup(ixr_runtime *rt, void *ud) {
+  (void)ud;
+  ixr_register(rt, "host", "pad", pad_fn, NULL);
+}
+
+static void test_callback_calls_at_the_memory_cap(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "padded.lua",
+             "local host = require('host')\n"
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  local n = #host.pad() -- garbage from here on, not yet collected\n"
+             "  local ok = s:route({ target = 'A' }, { timeout = 30 })\n"
+             "  s:action('after', { ok = ok, n = n > 0 })\n"
+             "end }\n");
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.max_memory = (size_t)8 << 20;
+  o.on_output = cap_output;
+  o.on_setup = cap_setup;
+  assert_int_equal(ixr_new(&cap_rt, &o), 0);
+  f->rt = cap_rt;
+  static const char line[] =
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\",\"strategy\":\"padded\"}}\n";
+  assert_int_equal(ixr_feed(f->rt, line, sizeof(line) - 1), 0);
+  assert_int_equal(cap_feed_rc, 0);
+  assert_int_equal(cap_register_rc, 0);
+  /* the route's result, fed from the callback, woke the flow */
+  EXPECT_LINE(f, "\"after\"", "\"ok\":true");
+}
+
+/* The same nesting limit for ixr_feed_event direct and from a callback,
+ * and the same as the JSON line the event stands for: 62 levels below
+ * data pass, 63 do not. */
+static ixr_field nested[200];
+static size_t nest(int levels) {
+  size_t n = 0;
+  nested[n++] = fstr("interactionid", "N");
+  for (int i = 0; i < levels; i++) nested[n++] = ftype("o", IXR_V_OBJECT);
+  nested[n++] = fint("x", 1);
+  for (int i = 0; i < levels; i++) nested[n++] = ftype(NULL, IXR_V_END);
+  return n;
+}
+static int nest_rc[2];
+static void nest_output(void *ud, const ixr_output *out) {
+  tcap_output(ud, out);
+  if (out->type != IXR_OUT_ACTION || nest_rc[0] != 1) return;
+  nest_rc[0] = ixr_feed_event(cap_rt, "interaction.deep", nested, nest(62));
+  nest_rc[1] = ixr_feed_event(cap_rt, "interaction.deep", nested, nest(63));
+}
+
+static void test_feed_event_nesting_limit(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_output = nest_output;
+  assert_int_equal(ixr_new(&cap_rt, &o), 0);
+  f->rt = cap_rt;
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.present", nested, nest(63)), IXR_EINVAL);
+  nest_rc[0] = 1;
+  assert_int_equal(ixr_feed_event(f->rt, "interaction.present", nested, nest(62)), 0);
+  assert_int_equal(nest_rc[0], 0);
+  assert_int_equal(nest_rc[1], IXR_EINVAL);
+  assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
+}
+
+/* max_line SIZE_MAX ("no limit") takes lines split over several feeds. */
+static void test_max_line_without_limit(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.max_line = SIZE_MAX;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  assert_int_equal(ixr_feed(f->rt, PRESENT_I1, 10), 0);
+  assert_int_equal(ixr_feed(f->rt, PRESENT_I1 + 10, strlen(PRESENT_I1) - 10), 0);
+  EXPECT_LINE(f, "\"started\"", "\"I1\"");
+  assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
+}
+
 /* ---- ixr_close while work is pending, and from inside callbacks ------------ */
 
 typedef struct closer {
@@ -613,6 +884,7 @@ typedef struct closer {
   bool closed;
   int rc_after;   /* ixr_feed after ixr_close, inside the callback */
   int rc_event_after;
+  int rc_stats_after;
 } closer;
 
 static void closer_output(void *ud, const ixr_output *out) {
@@ -627,6 +899,8 @@ static void closer_output(void *ud, const ixr_output *out) {
   c->rc_after = ixr_feed(c->rt, PRESENT_I1, strlen(PRESENT_I1));
   ixr_field d[] = {fstr("interactionid", "X")};
   c->rc_event_after = ixr_feed_event(c->rt, "interaction.present", d, 1);
+  ixr_stats st;
+  c->rc_stats_after = ixr_get_stats(c->rt, &st);
 }
 
 /*
@@ -655,6 +929,7 @@ static void test_close_from_output_callback(void **state) {
   assert_true(c.closed);
   assert_int_equal(c.rc_after, IXR_ECLOSED);
   assert_int_equal(c.rc_event_after, IXR_ECLOSED);
+  assert_int_equal(c.rc_stats_after, IXR_ECLOSED);
   assert_int_equal(c.lines, 2); /* B was never dispatched */
 }
 
@@ -1586,6 +1861,14 @@ static void test_no_output_callback(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_callback_feed_beside_a_partial_line, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_feed_runs_right_after_its_event, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_feed_from_a_timer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_feeding_while_strategies_load, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_from_on_input_of_feed_event, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_calls_at_the_memory_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_feed_event_nesting_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_max_line_without_limit, setup, teardown),
       cmocka_unit_test(test_options_init_defaults),
       cmocka_unit_test(test_versions),
       cmocka_unit_test(test_error_codes),

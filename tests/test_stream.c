@@ -88,6 +88,7 @@ static void client_line(client *c, char *line, size_t len) {
   if (!c->seq) {
     ixr_output out;
     memset(&out, 0, sizeof(out));
+    line[len] = '\0'; /* where its newline was: a C string, as ixr's own */
     out.json = line;
     out.json_len = len;
     tcap_output(&c->cap, &out);

@@ -10,6 +10,8 @@
 
 void tcap_output(void *ud, const ixr_output *out) {
   tcap *c = ud;
+  /* every output line is a C string too (ixr.h) */
+  assert_int_equal(out->json[out->json_len], '\0');
   if (c->n == c->cap) {
     c->cap = c->cap ? c->cap * 2 : 64;
     c->lines = realloc(c->lines, c->cap * sizeof(*c->lines));

@@ -350,5 +350,6 @@ void fz_check_idle(ixr_runtime *rt) {
   if (rt->dead != NULL) fz_fail("an ended session was not freed");
   if (rt->draining || rt->in_output != 0)
     fz_fail("draining or in output between events");
-  if (rt->reentrant.len != 0) fz_fail("re-entrant input left unprocessed");
+  if (rt->queue_head != NULL || rt->queue_running)
+    fz_fail("input fed from a callback left unprocessed");
 }
