@@ -127,6 +127,27 @@ static char *beside(const char *file, const char *rel) {
   return p;
 }
 
+/* The text of the value of a line that is a JSON object of one member
+ * (already parsed): what follows its ':' up to the closing '}', trimmed.
+ * A send step sends these bytes as they are, so that what the scenario
+ * says is what the runtime decodes (the scenario's parser would turn a
+ * lone surrogate escape into '?', say, which ixr's decoder refuses). */
+static void single_member_value(const char *p, size_t len, const char **v,
+                                size_t *vlen) {
+  size_t i = 0;
+  while (i < len && p[i] != '"') i++; /* the key */
+  for (i++; i < len && p[i] != '"'; i++)
+    if (p[i] == '\\') i++;
+  while (i < len && p[i] != ':') i++;
+  size_t a = i + 1, b = len;
+  while (b > a && p[b - 1] != '}') b--;
+  b--; /* the object's '}' */
+  while (a < b && (p[a] == ' ' || p[a] == '\t' || p[a] == '\r' || p[a] == '\n')) a++;
+  while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\t' || p[b - 1] == '\r' || p[b - 1] == '\n')) b--;
+  *v = p + a;
+  *vlen = b - a;
+}
+
 /*
  * One scenario line (trimmed, not a comment) into a step or the header.
  * Returns 0, or -1 with a message in err.
@@ -200,7 +221,16 @@ static int parse_line(scenario *sc, int lineno, const char *p, size_t len,
     sc->max_line = (size_t)n;
   } else if (strcmp(directive, "send") == 0) {
     step *st = new_step(sc, STEP_SEND, lineno);
-    if (st == NULL || (st->bytes = serialize(arg, &st->len)) == NULL) goto nomem;
+    if (st == NULL) goto nomem;
+    if (v->n == 1) { /* the value's own bytes */
+      const char *raw;
+      size_t rlen;
+      single_member_value(p, len, &raw, &rlen);
+      if ((st->bytes = dup_len(raw, rlen)) == NULL) goto nomem;
+      st->len = rlen;
+    } else if ((st->bytes = serialize(arg, &st->len)) == NULL) { /* "send" twice */
+      goto nomem;
+    }
   } else if (strcmp(directive, "send_raw") == 0) {
     if (arg->type != CJ_STRING || memchr(arg->s, '\n', arg->len) != NULL) {
       snprintf(err, errlen, "send_raw takes a string (one line, no newline)");

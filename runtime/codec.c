@@ -22,6 +22,7 @@
  * - nesting deeper than IXR__MAX_DEPTH is an error.
  * Every error message ends with "(at byte N)", N counting from 0.
  */
+#include <langinfo.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -888,12 +889,23 @@ void ixr__jw_double(ixr__jw *w, const char *k, double val) {
   put(w, buf, (size_t)n);
 }
 
-/* Shortest of %.15g..%.17g that reads back as the same double. */
+/* Shortest of %.15g..%.17g that reads back as the same double. printf
+ * and strtod follow the host program's LC_NUMERIC (a host may have called
+ * setlocale: "1,5" in German), so the text is checked in that locale and
+ * its decimal point then written as JSON's '.'. */
 static int format_double(char *buf, size_t n, double v) {
   int len = 0;
   for (int prec = 15; prec <= 17; prec++) {
     len = snprintf(buf, n, "%.*g", prec, v);
     if (strtod(buf, NULL) == v) break;
+  }
+  const char *radix = nl_langinfo(RADIXCHAR);
+  size_t rl = radix != NULL ? strlen(radix) : 0;
+  char *at;
+  if (rl > 0 && !(rl == 1 && radix[0] == '.') && (at = strstr(buf, radix)) != NULL) {
+    *at = '.';
+    memmove(at + 1, at + rl, (size_t)len - (size_t)(at - buf) - rl + 1);
+    len -= (int)rl - 1;
   }
   if (strpbrk(buf, ".eE") == NULL && (size_t)len + 2 < n) {
     memcpy(buf + len, ".0", 3); /* keep it a float when read back */
@@ -912,6 +924,11 @@ typedef struct keyref {
 } keyref;
 
 static const char *keytext(const keyref *k) { return k->isnum ? k->num : k->s; }
+
+/* Sorted keys with the same text ([1] and ["1"]) would be one JSON key
+ * written twice, in an order that varies between runs: an error. 0, or
+ * -1 with err set. */
+static int check_unique(const keyref *keys, size_t n, char *err, size_t errlen);
 
 static int keycmp(const void *a, const void *b) {
   const keyref *x = a, *y = b;
@@ -1011,6 +1028,10 @@ static int encode_small_table(ixr__jw *w, lua_State *L, int idx, int depth,
     for (; j > 0 && keycmp(&keys[j - 1], &k) > 0; j--) keys[j] = keys[j - 1];
     keys[j] = k;
   }
+  if (check_unique(keys, (size_t)n, err, errlen) != 0) {
+    lua_settop(L, base);
+    return -1;
+  }
   put_char(w, '{');
   for (int i = 0; i < n && rc == 0; i++) {
     if (i > 0) put_char(w, ',');
@@ -1021,6 +1042,16 @@ static int encode_small_table(ixr__jw *w, lua_State *L, int idx, int depth,
   put_char(w, '}');
   lua_settop(L, base);
   return rc;
+}
+
+static int check_unique(const keyref *keys, size_t n, char *err, size_t errlen) {
+  for (size_t i = 1; i < n; i++)
+    if (keycmp(&keys[i - 1], &keys[i]) == 0) {
+      snprintf(err, errlen, "key '%.40s' is both a number and a string key",
+               keytext(&keys[i]));
+      return -1;
+    }
+  return 0;
 }
 
 /* [-0, +0] a table is a JSON array when its keys are exactly 1..n (n > 0),
@@ -1081,6 +1112,10 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
     goto done;
   }
   qsort(keys, nkeys, sizeof(*keys), keycmp);
+  if (check_unique(keys, nkeys, err, errlen) != 0) {
+    rc = -1;
+    goto done;
+  }
   put_char(w, '{');
   for (size_t i = 0; i < nkeys && rc == 0; i++) {
     keyref *k = &keys[i];

@@ -185,6 +185,12 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
    * as the original run did. */
   if (rt->opt.on_input != NULL)
     rt->opt.on_input(rt->opt.input_ud, line, len, ixr__now(rt));
+  /* A byte order mark before a stream's first line: a file saved by an
+   * editor that writes one. */
+  if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+    line += 3;
+    len -= 3;
+  }
   /* Blank lines are allowed between events. */
   size_t i = 0;
   while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;

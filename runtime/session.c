@@ -81,7 +81,8 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
     luaL_argerror(L, name_idx,
                   "action name must be 1 to 64 letters, digits, '_', '-' or '.'");
   if (!lua_isnoneornil(L, args_idx)) luaL_checktype(L, args_idx, LUA_TTABLE);
-  uint64_t reqid = ++rt->next_request_id;
+  /* Taken once the line is written: a refused action uses up no id. */
+  uint64_t reqid = rt->next_request_id + 1;
   char sid[24], rid[24];
   size_t sidlen = ixr__fmt_id(sid, 's', s->id);
   size_t ridlen = ixr__fmt_id(rid, 'r', reqid);
@@ -114,6 +115,7 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
   out.requestid = rid;
   out.args_json = out.json + args_at;
   out.args_len = out.json_len - args_at - 1; /* without the line's last '}' */
+  rt->next_request_id = reqid;
   ixr__emit(rt, s->sink, &out);
   return reqid;
 }
@@ -262,6 +264,14 @@ static int s_cancel(lua_State *L) {
   return 1;
 }
 
+/* A reason goes into a JSON line, and through ixr as a C string: 1 to 200
+ * bytes of valid UTF-8 without NUL (text after one would be lost). */
+#define REASON_RULE "reason must be 1 to 200 bytes of UTF-8, without NUL"
+static bool reason_ok(const char *reason, size_t len) {
+  return len > 0 && len <= 200 && memchr(reason, '\0', len) == NULL &&
+         ixr__utf8_valid(reason, len);
+}
+
 /* session:exit(reason): ends the session now. In the flow it also stops the
  * flow: nothing after the call runs. */
 static int s_exit(lua_State *L) {
@@ -269,8 +279,7 @@ static int s_exit(lua_State *L) {
   sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
   size_t len = 0;
   const char *reason = luaL_optlstring(L, 2, "exit", &len);
-  if (len == 0 || len > 200 || !ixr__utf8_valid(reason, len))
-    return luaL_argerror(L, 2, "reason must be 1 to 200 bytes of UTF-8");
+  if (!reason_ok(reason, len)) return luaL_argerror(L, 2, REASON_RULE);
   ixr__session *s = ixr__ud_session(ud);
   if (s == NULL) return 0; /* ended already: nothing to do */
   bool in_flow = (L == s->co);
@@ -394,12 +403,10 @@ static int c_state(lua_State *L) {
 
 /* core.suspend(session, reason): stops the flow (its pending request or wait
  * is cancelled) and emits "suspended". */
-/* A reason goes into a JSON line: 1 to 200 bytes of valid UTF-8. */
 static const char *check_reason(lua_State *L, int arg) {
   size_t len;
   const char *reason = luaL_checklstring(L, arg, &len);
-  if (len == 0 || len > 200 || !ixr__utf8_valid(reason, len))
-    luaL_argerror(L, arg, "reason must be 1 to 200 bytes of UTF-8");
+  if (!reason_ok(reason, len)) luaL_argerror(L, arg, REASON_RULE);
   return reason;
 }
 

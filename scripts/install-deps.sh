@@ -2,7 +2,9 @@
 # Installs what building and testing ixr needs, on Debian, when missing.
 # Safe to run again: it installs nothing when everything is there.
 set -e
-PKGS="gcc make cmake pkg-config liblua5.4-dev libuv1-dev libyajl-dev libcmocka-dev lua-check valgrind"
+PKGS="gcc make cmake pkg-config liblua5.4-dev libuv1-dev libyajl-dev libcmocka-dev lua-check valgrind locales"
+# locales: test_codec makes a comma-decimal locale with localedef, to check
+# that output numbers do not follow a host program's setlocale().
 # The plain-Lua reference of make bench runs on the lua5.4 interpreter
 # with lua-cjson.
 PKGS="$PKGS lua5.4 lua-cjson"

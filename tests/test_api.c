@@ -862,6 +862,21 @@ static void test_feed_event_nesting_limit(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
 }
 
+/* A byte order mark before the first line is skipped; later it is bad_json. */
+static void test_byte_order_mark(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  static const char two[] =
+      "\xEF\xBB\xBF{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\"}}\n"
+      "\xEF\xBB\xBF{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B\"}}\n";
+  assert_int_equal(ixr_feed(f->rt, two, sizeof(two) - 1), 0);
+  EXPECT_LINE(f, "\"started\"", "\"A\"");
+  EXPECT_LINE(f, "\"bad_json\"", "\"line\":2");
+  assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"B\"", NULL) < 0);
+}
+
 /* max_line SIZE_MAX ("no limit") takes lines split over several feeds. */
 static void test_max_line_without_limit(void **state) {
   fixture *f = *state;
@@ -1869,6 +1884,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_callback_calls_at_the_memory_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_feed_event_nesting_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_max_line_without_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_byte_order_mark, setup, teardown),
       cmocka_unit_test(test_options_init_defaults),
       cmocka_unit_test(test_versions),
       cmocka_unit_test(test_error_codes),

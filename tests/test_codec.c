@@ -1,5 +1,7 @@
 /* test_codec.c: JSON lines to Lua values and back (codec.c), driven directly
  * on the Lua state of a real runtime with an empty handlers directory. */
+#include <langinfo.h>
+#include <locale.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1017,9 +1019,38 @@ static void test_encode_floats(void **state) {
   }
 }
 
+/* A host program that calls setlocale() with a locale whose decimal point
+ * is ',' still gets JSON numbers (printf would write 1,5: an array of one
+ * float would read back as two numbers). The locale is made for the test
+ * with localedef (Debian's locales package, which make test installs). */
+static void test_encode_floats_in_a_comma_locale(void **state) {
+  fixture *f = *state;
+  char dir[] = "/tmp/ixr-locale-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd),
+           "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", dir);
+  if (system(cmd) != 0) fail_msg("localedef could not make de_DE.UTF-8 (package locales)");
+  setenv("LOCPATH", dir, 1);
+  assert_non_null(setlocale(LC_NUMERIC, "de_DE.UTF-8"));
+  assert_string_equal(nl_langinfo(RADIXCHAR), ",");
+  expect_encoding(f, "{ 1.5, 2.0, 1e300, -0.25 }", "{\"v\":[1.5,2.0,1e+300,-0.25]}");
+  expect_encoding(f, "{ price = 0.1 + 0.2 }", "{\"v\":{\"price\":0.30000000000000004}}");
+  setlocale(LC_NUMERIC, "C");
+  unsetenv("LOCPATH");
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 static void test_encode_errors(void **state) {
   fixture *f = *state;
   lua_State *L = f->L;
+  /* [1] and ["1"] would be the same JSON key twice, in an order that
+   * varies from run to run */
+  expect_encoding_error(f, "{ [1] = 'int', ['1'] = 'str' }", "key '1' is both a number and a string key");
+  expect_encoding_error(f, "(function() local t = {} for i = 1, 40 do t['k' .. i] = i end "
+                           "t[7] = 1 t['7'] = 2 return t end)()",
+                        "key '7' is both");
   expect_encoding_error(f, "0/0", "NaN");
   expect_encoding_error(f, "1/0", "infinity");
   expect_encoding_error(f, "-1/0", "infinity");
@@ -1227,6 +1258,7 @@ int main(void) {
       T(test_decode_key_cache),
     T(test_encode_tables),
       T(test_encode_floats),
+      T(test_encode_floats_in_a_comma_locale),
       T(test_encode_errors),
       T(test_encode_depth),
       T(test_encode_escaping),

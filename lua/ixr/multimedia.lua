@@ -70,10 +70,11 @@ local function resultof_of(event)
 end
 
 -- A resultof as a session reason. Reasons go into output lines and are 1
--- to 200 bytes of UTF-8; a value that cannot be one still suspends or ends
--- the session, as "notcontrolled".
+-- to 200 bytes of UTF-8 without NUL; a value that cannot be one still
+-- suspends or ends the session, as "notcontrolled".
 local function reason_of(resultof)
-  if resultof == nil or #resultof > 200 or not utf8.len(resultof) then
+  if resultof == nil or #resultof > 200 or not utf8.len(resultof)
+      or resultof:find("\0", 1, true) then
     return "notcontrolled"
   end
   return resultof
