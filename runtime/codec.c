@@ -927,7 +927,7 @@ static const char *keytext(const keyref *k) { return k->isnum ? k->num : k->s; }
 
 /* Sorted keys with the same text ([1] and ["1"]) would be one JSON key
  * written twice, in an order that varies between runs: an error. 0, or
- * -1 with err set. */
+ * -1 with err set. Only tables with keys of both kinds need it. */
 static int check_unique(const keyref *keys, size_t n, char *err, size_t errlen);
 
 static int keycmp(const void *a, const void *b) {
@@ -979,7 +979,7 @@ static int take_key(lua_State *L, keyref *k, bool text, char *err,
 static int encode_small_table(ixr__jw *w, lua_State *L, int idx, int depth,
                               char *err, size_t errlen) {
   keyref keys[FAST_MEMBERS];
-  int base = lua_gettop(L), n = 0, rc = 0;
+  int base = lua_gettop(L), n = 0, rc = 0, nnum = 0;
   lua_Integer maxkey = 0;
   bool seq = true;
   lua_pushnil(L);
@@ -999,6 +999,7 @@ static int encode_small_table(ixr__jw *w, lua_State *L, int idx, int depth,
     }
     if (!k->isnum || k->ik < 1) seq = false;
     else if (k->ik > maxkey) maxkey = k->ik;
+    nnum += k->isnum;
     n++;
   }
   if (seq && n > 0 && maxkey == n) {
@@ -1028,7 +1029,7 @@ static int encode_small_table(ixr__jw *w, lua_State *L, int idx, int depth,
     for (; j > 0 && keycmp(&keys[j - 1], &k) > 0; j--) keys[j] = keys[j - 1];
     keys[j] = k;
   }
-  if (check_unique(keys, (size_t)n, err, errlen) != 0) {
+  if (nnum > 0 && nnum < n && check_unique(keys, (size_t)n, err, errlen) != 0) {
     lua_settop(L, base);
     return -1;
   }
@@ -1063,7 +1064,7 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
   if (fast != 1) return fast;
   keyref small[8];
   keyref *keys = small;
-  size_t nkeys = 0, cap = IXR_ARRAY_SIZE(small);
+  size_t nkeys = 0, nnum = 0, cap = IXR_ARRAY_SIZE(small);
   lua_Integer maxkey = 0;
   bool seq = true;
   int rc = 0, nbufs = 0;
@@ -1095,6 +1096,7 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
     }
     if (!k->isnum || k->ik < 1) seq = false;
     else if (k->ik > maxkey) maxkey = k->ik;
+    nnum += k->isnum;
     nkeys++;
   }
   if (seq && nkeys > 0 && (lua_Unsigned)maxkey == nkeys) {
@@ -1112,7 +1114,7 @@ static int encode_table(ixr__jw *w, lua_State *L, int idx, int depth,
     goto done;
   }
   qsort(keys, nkeys, sizeof(*keys), keycmp);
-  if (check_unique(keys, nkeys, err, errlen) != 0) {
+  if (nnum > 0 && nnum < nkeys && check_unique(keys, nkeys, err, errlen) != 0) {
     rc = -1;
     goto done;
   }

@@ -383,7 +383,7 @@ void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
     ixr__invoke(rt, s, NULL, 1, "timer");
   }
   rt->depth--;
-  ixr__run_queued(rt); /* what callbacks fed meanwhile */
+  ixr__run_queued_if_any(rt); /* what callbacks fed meanwhile */
 }
 
 /* ---- events ----------------------------------------------------------- */
@@ -668,7 +668,7 @@ done:
   lua_settop(L, ev - 1);
   rt->depth--;
   ixr__reap(rt);
-  ixr__run_queued(rt); /* what callbacks fed meanwhile, now the event is done */
+  ixr__run_queued_if_any(rt); /* what callbacks fed meanwhile, now the event is done */
 }
 
 /* ---- teardown --------------------------------------------------------- */

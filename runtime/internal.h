@@ -404,8 +404,13 @@ typedef struct ixr__queued {
   char *bytes;
 } ixr__queued;
 /* Runs the queued input, unless an event or a call is in progress (it
- * runs when that is done) or the queue is running already. */
+ * runs when that is done) or the queue is running already. Called where
+ * every event and timer ends: ixr__run_queued_if_any costs a test. */
 void ixr__run_queued(ixr_runtime *rt);
+#define ixr__run_queued_if_any(rt) \
+  do {                              \
+    if ((rt)->queue_head != NULL) ixr__run_queued(rt); \
+  } while (0)
 
 typedef struct ixr__keycache ixr__keycache;
 void ixr__keycache_free(ixr_runtime *rt);

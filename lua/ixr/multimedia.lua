@@ -61,10 +61,15 @@ local function own(session, event)
   return data ~= nil and data.interactionid == session.interactionid
 end
 
--- The resultof of a notcontrolled event, or nil when it has none: a value
--- that is not a non-empty string says nothing about why control was lost.
-local function resultof_of(event)
-  local resultof = event.data.resultof
+-- The values engines send (DOMAIN.md): the usual case, checked in place
+-- with one lookup (these handlers run for every notcontrolled event):
+--   local resultof = event.data.resultof
+--   if not KNOWN[resultof] then resultof = other_resultof(resultof) end
+local KNOWN = { routing = true, deletion = true, detaching = true, revoking = true }
+
+-- Any other resultof, or nil when there is none: a value that is not a
+-- non-empty string says nothing about why control was lost.
+local function other_resultof(resultof)
   if type(resultof) ~= "string" or resultof == "" then return nil end
   return resultof
 end
@@ -73,6 +78,7 @@ end
 -- to 200 bytes of UTF-8 without NUL; a value that cannot be one still
 -- suspends or ends the session, as "notcontrolled".
 local function reason_of(resultof)
+  if KNOWN[resultof] then return resultof end
   if resultof == nil or #resultof > 200 or not utf8.len(resultof)
       or resultof:find("\0", 1, true) then
     return "notcontrolled"
@@ -104,7 +110,8 @@ end
 
 function M.requeue.notcontrolled(session, event)
   if not own(session, event) then return end
-  local resultof = resultof_of(event)
+  local resultof = event.data.resultof
+  if not KNOWN[resultof] then resultof = other_resultof(resultof) end
   if resultof == "deletion" or resultof == "detaching" then
     session:exit(resultof)
   elseif core.state(session) ~= "active" then
@@ -153,7 +160,9 @@ M.legacy = {}
 
 function M.legacy.notcontrolled(session, event)
   if not own(session, event) then return end
-  session:exit(reason_of(resultof_of(event)))
+  local resultof = event.data.resultof
+  if not KNOWN[resultof] then resultof = other_resultof(resultof) end
+  session:exit(reason_of(resultof))
 end
 
 M.legacy.deleted = deleted
@@ -165,7 +174,8 @@ M.resultof = {}
 
 function M.resultof.notcontrolled(session, event)
   if not own(session, event) then return end
-  local resultof = resultof_of(event)
+  local resultof = event.data.resultof
+  if not KNOWN[resultof] then resultof = other_resultof(resultof) end
   if resultof == nil or resultof == "deletion" then
     session:exit(reason_of(resultof))
   end
