@@ -23,9 +23,12 @@ build: deps $(BUILD)/CMakeCache.txt
 
 # Runs ixr on the bundled strategies: events on standard input, output lines
 # on standard output (try pasting a line from examples/events.ndjson).
-run: build
+# The set-up's messages go to standard error, so that `make run < in > out`
+# leaves only ixr's output lines in out.
+run:
+	@$(MAKE) --no-print-directory build >&2
 	@echo "ixr: reading NDJSON events on standard input (Ctrl-D ends)" >&2
-	./$(BUILD)/ixr run --handlers handlers
+	@./$(BUILD)/ixr run --handlers handlers
 
 # Every test, in a normal build and again under ASan+UBSan, then the
 # libFuzzer targets for FUZZ_SECONDS each (after replaying the regressions).

@@ -484,7 +484,12 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
   ixr__strategy *st = ixr__strategy_find(rt, sname, slen);
   if (st == NULL || st->error != NULL) {
     char msg[512];
-    if (st == NULL)
+    if (st == NULL && !ixr__strategy_name_ok(sname, slen))
+      snprintf(msg, sizeof(msg),
+               "no strategy '%.*s': a strategy name is letters, digits, '_', "
+               "'-' and '.' (the name of a file directly in %s)",
+               (int)(slen > 100 ? 100 : slen), sname, rt->handlers_dir);
+    else if (st == NULL)
       snprintf(msg, sizeof(msg), "no strategy '%.*s' (looked for %s/%.*s.lua)",
                (int)(slen > 100 ? 100 : slen), sname, rt->handlers_dir,
                (int)(slen > 100 ? 100 : slen), sname);

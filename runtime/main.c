@@ -19,8 +19,8 @@ static void usage(FILE *f) {
         "             [--clock real|manual] [--log-level error|warn|info|debug|trace]\n"
         "             [--max-line BYTES] [--record FILE] [--trace]\n"
         "  ixr check  [--handlers DIR]\n"
-        "  ixr test   [--handlers DIR] [--trace] FILE|DIR...\n"
-        "  ixr replay [--handlers DIR] [--to-scenario OUT] [--trace] RECORD\n"
+        "  ixr test   [--handlers DIR] [--trace] [--log-level LEVEL] FILE|DIR...\n"
+        "  ixr replay [--handlers DIR] [--to-scenario OUT] [--trace] [--log-level LEVEL] RECORD\n"
         "  ixr version\n"
         "\n"
         "ixr run reads NDJSON events on standard input and writes output lines\n"
@@ -77,7 +77,11 @@ static int cmd_run(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "--handlers") == 0 && v) {
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      free(listens);
+      usage(stdout);
+      return 0;
+    } else if (strcmp(a, "--handlers") == 0 && v) {
       o.handlers_dir = v;
       i++;
     } else if (strcmp(a, "--listen") == 0 && v) {
@@ -198,6 +202,10 @@ static void print_report(void *ud, const char *line) {
 static int cmd_check(int argc, char **argv) {
   const char *dir = "handlers";
   for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
     if (strcmp(argv[i], "--handlers") == 0 && i + 1 < argc) dir = argv[++i];
     else return bad_usage("unknown or incomplete option '%s'", argv[i]);
   }

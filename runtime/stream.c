@@ -707,14 +707,21 @@ static void on_listener_closed(uv_handle_t *h) {
 
 /* A host name (not a numeric address) to its first address, at once
  * (listening happens at start-up, where waiting for DNS is acceptable). */
-static int resolve_host(const char *host, const char *port,
+static int resolve_host(ixr_runtime *rt, const char *host, const char *port,
                         struct sockaddr_storage *sa) {
   struct addrinfo hints, *res = NULL;
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-  if (host[0] == '\0' || getaddrinfo(host, port, &hints, &res) != 0) return -1;
+  if (host[0] == '\0') return -1;
+  int gai = getaddrinfo(host, port, &hints, &res);
+  if (gai != 0) {
+    /* the address is well formed: say why it does not work */
+    ixr__log(rt, IXR_LOG_ERROR, "listen tcp:%s:%s: cannot resolve '%s': %s",
+             host, port, host, gai_strerror(gai));
+    return -1;
+  }
   int rc = -1;
   if (res != NULL && res->ai_addrlen <= sizeof(*sa)) {
     memcpy(sa, res->ai_addr, res->ai_addrlen);
@@ -806,7 +813,7 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
     struct sockaddr_storage sa;
     if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&sa) != 0 &&
         uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&sa) != 0 &&
-        resolve_host(host, ps, &sa) != 0) {
+        resolve_host(rt, host, ps, &sa) != 0) {
       free(ls);
       return IXR_EADDR;
     }
