@@ -70,6 +70,8 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
              "ms):\n%s",
              (unsigned long long)res->generation, res->files, res->ms,
              res->errors);
+  /* closed by a host function a strategy file called while loading */
+  if (ixr__leave(rt) || rt->close_requested) return IXR_ECLOSED;
   return res->ok ? 0 : IXR_ESTRATEGY;
 }
 

@@ -163,6 +163,10 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
     }
   }
   if ((rc = load_first_generation(rt)) != 0) goto fail;
+  if (rt->close_requested) { /* by a host function a strategy file called */
+    rc = IXR_ECLOSED;
+    goto fail;
+  }
   rt->api.sink.write = api_write;
   /* Without an output callback the API is no place for output: lines go
    * to the streams, or are held until one connects. */
@@ -218,9 +222,12 @@ static void api_line(void *ud, const char *line, size_t len, uint64_t lineno,
     snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped",
              rt->opt.max_line);
     ixr__emit_error(rt, &rt->api.sink, NULL, "line_too_long", msg, n, 0, NULL);
-    return;
+  } else {
+    ixr__decode_and_dispatch(rt, &rt->api.sink, line, len, n);
   }
-  ixr__decode_and_dispatch(rt, &rt->api.sink, line, len, n);
+  /* What the output callback fed, before the host's next line (an error
+   * line, unlike an event, ends outside dispatch). */
+  ixr__run_queued_if_any(rt);
 }
 
 /* ---- input fed from inside the runtime -------------------------------- */
@@ -559,7 +566,8 @@ int ixr_advance(ixr_runtime *rt, uint64_t ms) {
   if (rt == NULL) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
   if (rt->opt.clock != IXR_CLOCK_MANUAL) return IXR_EINVAL;
-  if (rt->depth > 0 || rt->in_output > 0 || rt->in_setup || rt->loading > 0)
+  if (rt->depth > 0 || rt->in_output > 0 || rt->in_setup || rt->loading > 0 ||
+      rt->draining || rt->queue_running || rt->call_thread != NULL)
     return IXR_EBUSY;
   rt->draining = true;
   ixr__run_queued(rt);

@@ -160,6 +160,7 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
     }
   }
   ixr__reap(rt);
+  ixr__run_queued_if_any(rt); /* what the flows closed just now fed */
 }
 
 /*
@@ -258,7 +259,9 @@ void ixr__timers_advance(ixr_runtime *rt, uint64_t ms) {
   uint64_t target =
       ms > UINT64_MAX - rt->manual_now ? UINT64_MAX : rt->manual_now + ms;
   fire_due(rt, target);
-  rt->manual_now = target;
+  /* Input a timer's callback fed runs within the pass (after that timer):
+   * a clock.advance among it may have taken the clock further already. */
+  if (target > rt->manual_now) rt->manual_now = target;
 }
 
 /* The timers themselves belong to their owners, freed by now. */

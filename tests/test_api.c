@@ -862,6 +862,192 @@ static void test_feed_event_nesting_limit(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
 }
 
+static void on_guard(uv_timer_t *t);
+
+/* Fed by a flow's __close when a timer on the loop ended its session: the
+ * flow is closed after the timer pass, and what it fed runs then (it used
+ * to wait for the host's next feed, or be dropped by ixr_close). */
+static ixr_runtime *close_feed_rt;
+static int close_feed_fn(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushinteger(L, ixr_feed(close_feed_rt, s, n));
+  return 1;
+}
+static void close_feed_setup(ixr_runtime *rt, void *ud) {
+  (void)ud;
+  ixr_register(rt, "host", "feed", close_feed_fn, NULL);
+}
+
+static void test_feed_from_close_after_a_loop_timer(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "closer.lua",
+             "local host = require('host')\n"
+             "return { defaults = 'none', start = function(s, e)\n"
+             "  local g <close> = setmetatable({}, { __close = function()\n"
+             "    host.feed('{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"FROM_CLOSE\"}}\\n')\n"
+             "  end })\n"
+             "  s:after(0.02, function(s2) s2:exit('bye') end)\n"
+             "  s:wait('never')\n"
+             "end }\n");
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_REAL);
+  o.loop = &loop;
+  o.on_setup = close_feed_setup;
+  assert_int_equal(ixr_new(&close_feed_rt, &o), 0);
+  f->rt = close_feed_rt;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\",\"strategy\":\"closer\"}}");
+  uv_timer_t guard;
+  uv_timer_init(&loop, &guard);
+  uv_timer_start(&guard, on_guard, 200, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  EXPECT_LINE(f, "\"ended\"", "\"A\"", "\"bye\"");
+  EXPECT_LINE(f, "\"started\"", "\"FROM_CLOSE\"");
+  ixr_close(f->rt);
+  f->rt = NULL;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* ixr_close from a host function while strategy files load: ixr_new and
+ * ixr_reload answer IXR_ECLOSED and the runtime is freed (LeakSanitizer),
+ * instead of returning 0 with a runtime nobody could free. */
+static ixr_runtime *load_close_rt;
+static int load_close_fn(lua_State *L) {
+  (void)L;
+  ixr_close(load_close_rt);
+  return 0;
+}
+static void load_close_setup(ixr_runtime *rt, void *ud) {
+  load_close_rt = rt;
+  if (ud != NULL) return; /* the reload case registers later */
+  ixr_register(rt, "host", "close", load_close_fn, NULL);
+}
+
+static void test_close_while_strategies_load(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "closing.lua",
+             "require('host').close()\n"
+             "return { start = function(s) s:wait('never') end }\n");
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_setup = load_close_setup;
+  ixr_runtime *rt = NULL;
+  assert_int_equal(ixr_new(&rt, &o), IXR_ECLOSED);
+  /* and during a reload */
+  tdir_remove(f->dir);
+  f->dir = tdir_new();
+  tdir_write(f->dir, "default.lua", ROUTE_LUA);
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_setup = load_close_setup;
+  o.setup_ud = &o;
+  assert_int_equal(ixr_new(&rt, &o), 0);
+  assert_int_equal(ixr_register(rt, "host", "close", load_close_fn, NULL), 0);
+  tdir_write(f->dir, "closing.lua",
+             "require('host').close()\n"
+             "return { start = function(s) s:wait('never') end }\n");
+  assert_int_equal(ixr_reload(rt, NULL), IXR_ECLOSED);
+}
+
+/* A clock.advance fed from a callback during ixr_advance runs within the
+ * pass; the clock never goes back when the pass ends. */
+static ixr_runtime *tick_rt;
+static uint64_t tick_times[8];
+static int tick_n;
+static void tick_output(void *ud, const ixr_output *out) {
+  tcap_output(ud, out);
+  if (out->type == IXR_OUT_ACTION && strcmp(out->action, "tick") == 0) {
+    static const char adv[] = "{\"name\":\"clock.advance\",\"data\":{\"ms\":1000}}\n";
+    ixr_feed(tick_rt, adv, sizeof(adv) - 1);
+  }
+}
+static void tick_input(void *ud, const char *line, size_t len, uint64_t now) {
+  (void)ud;
+  (void)line;
+  (void)len;
+  if (tick_n < 8) tick_times[tick_n++] = now;
+}
+
+static void test_clock_advance_fed_during_advance(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "ticker.lua",
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:after(0.05, function(s2) s2:action('tick') end)\n"
+             "  s:after(1.0, function(s2) s2:action('at_1000') end)\n"
+             "  s:wait('never')\n"
+             "end }\n");
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_output = tick_output;
+  o.on_input = tick_input;
+  assert_int_equal(ixr_new(&tick_rt, &o), 0);
+  f->rt = tick_rt;
+  tick_n = 0;
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"T\",\"strategy\":\"ticker\"}}");
+  assert_int_equal(ixr_advance(f->rt, 100), 0);
+  /* the fed advance ran at 50 and took the clock to 1050, timers and all */
+  EXPECT_LINE(f, "\"at_1000\"");
+  tfeed(f->rt, "{\"name\":\"ixr.status\"}");
+  assert_int_equal(tick_n, 3);
+  assert_int_equal(tick_times[1], 50);
+  assert_int_equal(tick_times[2], 1050);
+}
+
+/* Fed from the output callback of a bad_json error: it runs before the
+ * host's next line, as after an event. */
+static ixr_runtime *err_rt;
+static void err_output(void *ud, const ixr_output *out) {
+  tcap_output(ud, out);
+  if (out->type == IXR_OUT_ERROR) {
+    static const char x[] = "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"X\"}}\n";
+    ixr_feed(err_rt, x, sizeof(x) - 1);
+  }
+}
+
+static void test_callback_feed_after_an_error_line(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_output = err_output;
+  assert_int_equal(ixr_new(&err_rt, &o), 0);
+  f->rt = err_rt;
+  static const char two[] =
+      "not json\n{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"Y\"}}\n";
+  assert_int_equal(ixr_feed(f->rt, two, sizeof(two) - 1), 0);
+  int x = tcap_find(&f->cap, 0, "\"started\"", "\"X\"", NULL);
+  int y = tcap_find(&f->cap, 0, "\"started\"", "\"Y\"", NULL);
+  assert_true(x > 0 && y > x);
+}
+
+/* ixr_advance from on_input (inside a feed) is refused: it used to clear
+ * the feed's busy flag, so that a later close from on_input freed the
+ * runtime under the feed. */
+static ixr_runtime *adv_rt;
+static int adv_rc = 1, adv_lines;
+static void adv_input(void *ud, const char *line, size_t len, uint64_t now) {
+  (void)ud;
+  (void)line;
+  (void)len;
+  (void)now;
+  if (++adv_lines == 1) adv_rc = ixr_advance(adv_rt, 10);
+  else ixr_close(adv_rt);
+}
+
+static void test_advance_and_close_from_on_input(void **state) {
+  fixture *f = *state;
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_input = adv_input;
+  assert_int_equal(ixr_new(&adv_rt, &o), 0);
+  static const char two[] =
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\"}}\n"
+      "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B\"}}\n";
+  assert_int_equal(ixr_feed(adv_rt, two, sizeof(two) - 1), IXR_ECLOSED);
+  assert_int_equal(adv_rc, IXR_EBUSY);
+}
+
 /* A byte order mark before the first line is skipped; later it is bad_json. */
 static void test_byte_order_mark(void **state) {
   fixture *f = *state;
@@ -1885,6 +2071,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_feed_event_nesting_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_max_line_without_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_byte_order_mark, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_feed_from_close_after_a_loop_timer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_while_strategies_load, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_clock_advance_fed_during_advance, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_feed_after_an_error_line, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_advance_and_close_from_on_input, setup, teardown),
       cmocka_unit_test(test_options_init_defaults),
       cmocka_unit_test(test_versions),
       cmocka_unit_test(test_error_codes),
