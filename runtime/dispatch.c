@@ -664,15 +664,15 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
   if (from != NULL) s->sink = ixr__sink_ref(from);
   deliver(rt, s, ev, name, len, data);
 done:
+  lua_settop(L, ev - 1);
+  rt->depth--;
+  ixr__reap(rt); /* the flows this line cancelled close: their errors are its */
   rt->line_no = 0;
   if (rt->line_has_id) {
     lua_pushboolean(L, 0);
     lua_rawseti(L, LUA_REGISTRYINDEX, rt->line_id_ref);
     rt->line_has_id = false;
   }
-  lua_settop(L, ev - 1);
-  rt->depth--;
-  ixr__reap(rt);
   ixr__run_queued_if_any(rt); /* what callbacks fed meanwhile, now the event is done */
 }
 

@@ -252,8 +252,11 @@ static ixr__call_result call_protected(ixr_runtime *rt, lua_State *co,
       rt->internal_alloc--;
       /* Its pending to-be-closed variables are closed now, protected (an
        * error in one is dropped: the flow's own error is the report).
-       * lua_settop would run them unprotected on a dead thread. */
-      ixr__close_thread(co, L);
+       * lua_settop would run them unprotected on a dead thread. Not after
+       * a kill: the instruction budget raised from a hook, and Lua leaves
+       * hooks off on that thread, so no budget would stop a __close that
+       * loops (and a memory kill leaves no room to run one). */
+      if (rt->kill == IXR__KILL_NONE) ixr__close_thread(co, L);
       result = IXR__CALL_FAILED;
     }
   }

@@ -224,22 +224,29 @@ static int s_after(lua_State *L) {
   luaL_checktype(L, 3, LUA_TFUNCTION);
   if (!(secs >= 0) || secs > 1e9)
     return luaL_argerror(L, 2, "seconds must be a number from 0 to 1e9");
+  /* The function's ref first: it may raise (the memory limit), and a call
+   * that raised must leave no timer behind. */
+  lua_pushvalue(L, 3);
+  int fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ixr__after *a = malloc(sizeof(*a));
-  if (a == NULL) return luaL_error(L, "out of memory");
-  a->timer.heap_idx = IXR__TIMER_IDLE;
-  if (ixr__timer_start(rt, &a->timer, IXR__TIMER_AFTER,
-                       (uint64_t)ceil(secs * 1000.0)) != 0) {
-    free(a);
+  if (a != NULL) {
+    a->timer.heap_idx = IXR__TIMER_IDLE;
+    if (ixr__timer_start(rt, &a->timer, IXR__TIMER_AFTER,
+                         (uint64_t)ceil(secs * 1000.0)) != 0) {
+      free(a);
+      a = NULL;
+    }
+  }
+  if (a == NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, fn_ref);
     return luaL_error(L, "out of memory");
   }
   a->s = s;
-  a->fn_ref = LUA_NOREF;
+  a->fn_ref = fn_ref;
   a->next = s->timers;
   a->prev = NULL;
   if (s->timers) s->timers->prev = a;
   s->timers = a;
-  lua_pushvalue(L, 3);
-  a->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushinteger(L, (lua_Integer)a->timer.seq);
   return 1;
 }

@@ -432,6 +432,8 @@ static void test_failing_close_is_reported(void **state) {
   int e = tcap_find(&f->cap, from, "\"handler_error\"", "\"session\":\"s1\"",
                     "closer.lua:7: close failed: A", NULL);
   assert_true(e >= 0);
+  /* the close ran for input line 4, which cancelled the flow */
+  assert_non_null(strstr(f->cap.lines[e], "\"line\":4"));
   from = f->cap.n;
   closer_event(f, "L", "interaction.end");
   assert_true(tcap_find(&f->cap, from, "\"limit_exceeded\"", "\"session\":\"s2\"",

@@ -242,6 +242,44 @@ static void test_kill_in_a_nested_flow_is_reported_once(void **state) {
   assert_int_equal(after.limit_kills - before.limit_kills, 1);
 }
 
+/* A flow stopped by the instruction budget does not run its pending
+ * __close: the budget raised from a hook, Lua leaves hooks off on that
+ * thread, and a __close that loops would hold the runtime for good. */
+static void test_killed_flow_does_not_run_its_closes(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "loopclose.lua",
+             "return { defaults = 'none', start = function(session, event)\n"
+             "  local a <close> = setmetatable({}, { __close = function()\n"
+             "    session:log('info', 'closing') while true do end end })\n"
+             "  while true do end\n"
+             "end }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"K\",\"strategy\":\"loopclose\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", "loopclose.lua:4", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"K\"", "\"reason\":\"error\"", NULL) >= 0);
+  assert_true(f->cap.log == NULL || strstr(f->cap.log, "closing") == NULL);
+}
+
+/* session:after refused at the memory limit leaves no timer behind (it
+ * used to stay armed without its function, and fire as a nil call). */
+static void test_after_at_the_memory_limit_leaves_nothing(void **state) {
+  fixture *f = *state;
+  ixr_close(f->rt);
+  f->rt = make(f, 0, (size_t)16 << 20);
+  tdir_write(f->dir, "filler.lua",
+             "return { defaults = 'none', start = function(s) s:wait('never') end,\n"
+             "  on = { ['x.fill'] = function(session)\n"
+             "    pcall(function() for i = 1, 1e7 do session:after(100, function() end) end end)\n"
+             "  end } }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"F\",\"strategy\":\"filler\"}}");
+  tfeed(f->rt, "{\"name\":\"x.fill\",\"data\":{\"interactionid\":\"F\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", NULL) >= 0);
+  size_t mark = f->cap.n;
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":100000}}");
+  assert_true(tcap_find(&f->cap, mark, "\"error\"", NULL) < 0);
+}
+
 static void test_infinite_loop_in_strategy_file_load(void **state) {
   fixture *f = *state;
   tdir_write(f->dir, "spin.lua", "while true do end\nreturn {}\n");
@@ -552,7 +590,8 @@ int main(void) {
       T(test_no_debug), T(test_no_collectgarbage), T(test_require_confined),
       T(test_string_metatable_trick), T(test_no_gc_metamethods), T(test_load_with_custom_env), T(test_global_writes_are_errors),
       T(test_pcall_around_infinite_loop), T(test_coroutine_wrap_around_killed_call),
-      T(test_kill_in_a_nested_flow_is_reported_once), T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
+      T(test_kill_in_a_nested_flow_is_reported_once), T(test_killed_flow_does_not_run_its_closes),
+      T(test_after_at_the_memory_limit_leaves_nothing), T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
       T(test_bad_sessions_do_not_hurt_others), T(test_flow_cannot_be_resumed_by_strategy),
       T(test_own_coroutines_work), T(test_print_goes_to_the_log),
       T(test_shared_modules_are_read_only), T(test_strategy_cannot_change_others_standard_set),
