@@ -41,6 +41,35 @@ static const char null_tag = 0;
 void *ixr__null(void) { return IXR__NULL; }
 
 /*
+ * An empty table cannot say whether it was [] or {}. Arrays that arrive
+ * empty get this metatable (in the registry at &array_mt_key), and the
+ * writer writes an empty table that has it as []; core.array() puts it on
+ * a strategy's own tables. It has no fields: only its identity counts.
+ */
+static const char array_mt_key = 0;
+
+void ixr__open_array_mt(lua_State *L) {
+  lua_newtable(L);
+  lua_pushliteral(L, "ixr.array");
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+}
+
+void ixr__mark_array(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+  lua_setmetatable(L, idx);
+}
+
+bool ixr__is_marked_array(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return false;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+  bool yes = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return yes;
+}
+
+/*
  * A container's values wait on the Lua stack until it closes; then its
  * table is made with the exact size and filled, so that no table is ever
  * rehashed while it grows. A big container moves its values into the
@@ -398,6 +427,7 @@ static int parse_array(decoder *d, int depth) {
   if (!lua_checkstack(L, 2 * BATCH + 4)) return fail(d, d->p, "out of Lua stack");
   if (p < d->end && *p == ']') {
     lua_createtable(L, 0, 0);
+    ixr__mark_array(L, -1); /* written back as [] */
     d->p = p + 1;
     return 0;
   }
@@ -1001,6 +1031,10 @@ static int encode_small_table(ixr__jw *w, lua_State *L, int idx, int depth,
     else if (k->ik > maxkey) maxkey = k->ik;
     nnum += k->isnum;
     n++;
+  }
+  if (n == 0 && ixr__is_marked_array(L, idx)) { /* [] as it came, or core.array() */
+    put(w, "[]", 2);
+    return 0;
   }
   if (seq && n > 0 && maxkey == n) {
     /* n distinct positive integer keys, the largest n: exactly 1..n. (The

@@ -632,6 +632,11 @@ int ixr__open_core(lua_State *L);
 
 /* codec.c, more */
 void *ixr__null(void);
+/* The array mark of empty tables (codec.c): made once per Lua state; put
+ * on the table at idx; is the table at idx marked? */
+void ixr__open_array_mt(lua_State *L);
+void ixr__mark_array(lua_State *L, int idx);
+bool ixr__is_marked_array(lua_State *L, int idx);
 bool ixr__utf8_valid(const char *s, size_t len);
 long ixr__utf8_invalid_at(const char *s, size_t len); /* -1 when valid */
 

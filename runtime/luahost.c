@@ -1051,6 +1051,7 @@ int ixr__lua_open(ixr_runtime *rt) {
   build_sandbox(L);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
+  ixr__open_array_mt(L);
   lua_pushboolean(L, 0); /* a slot for the id of the line being dispatched */
   rt->line_id_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ixr__open_session(L);

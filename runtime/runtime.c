@@ -474,6 +474,7 @@ static int push_field(ixr_runtime *rt, lua_State *L, int kcidx,
       if (L != NULL) {
         int count = count_members(f, n, *i);
         lua_createtable(L, arr ? count : 0, arr ? 0 : count);
+        if (arr && count == 0) ixr__mark_array(L, -1); /* as [] from JSON */
       }
       int rc = push_members(rt, L, kcidx, f, n, i, depth, arr, false);
       if (rc != 0 && L != NULL) lua_pop(L, 1);

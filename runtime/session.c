@@ -500,7 +500,25 @@ static int c_now(lua_State *L) {
   return 1;
 }
 
+/* core.array([t]) -> t: marks t (or a new empty table) as an array, so
+ * that it is written as [] while empty, as an empty array that came in
+ * JSON is. A table with a metatable of its own cannot be marked. */
+static int c_array(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  } else {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    if (!ixr__is_marked_array(L, 1) && lua_getmetatable(L, 1))
+      return luaL_argerror(L, 1, "the table has a metatable of its own");
+  }
+  ixr__mark_array(L, 1);
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+    {"array", c_array},
     {"state", c_state},
     {"suspend", c_suspend},
     {"resume", c_resume},

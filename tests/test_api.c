@@ -375,7 +375,8 @@ static void test_feed_event_values(void **state) {
       "\"name\":\"interaction.present\"", "\"n\":-42",
       "\"big\":9223372036854775807", "\"x\":1.5", "\"yes\":true", "\"no\":false",
       "\"part\":\"abc\"", "\"nul\":\"a\\u0000b\"", "\"k\":\"v\"",
-      "\"inner\":[1,\"two\",null,{}]", "\"interactionid\":\"E1\""};
+      "\"inner\":[1,\"two\",null,{}]", "\"interactionid\":\"E1\"",
+      "\"empty\":[]"};
   for (size_t k = 0; k < NELEM(frags); k++)
     if (strstr(l, frags[k]) == NULL) {
       fprintf(stderr, "missing %s in\n  %s\n", frags[k], l);

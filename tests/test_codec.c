@@ -1019,6 +1019,22 @@ static void test_encode_floats(void **state) {
   }
 }
 
+/* An empty array read from JSON is written back as [] (it is marked);
+ * an empty object stays {}, and so does an empty table made in Lua. */
+static void test_empty_arrays_round_trip(void **state) {
+  fixture *f = *state;
+  lua_State *L = f->L;
+  decode_ok(f, "{\"v\":{\"a\":[],\"o\":{},\"n\":[[],{},[[]]]}}");
+  lua_getfield(L, -1, "v");
+  lua_remove(L, -2);
+  char out[256], err[128];
+  assert_int_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  assert_string_equal(out, "{\"v\":{\"a\":[],\"n\":[[],{},[[]]],\"o\":{}}}");
+  lua_newtable(L);
+  assert_int_equal(encode_top(f, out, sizeof(out), err, sizeof(err)), 0);
+  assert_string_equal(out, "{\"v\":{}}");
+}
+
 /* A host program that calls setlocale() with a locale whose decimal point
  * is ',' still gets JSON numbers (printf would write 1,5: an array of one
  * float would read back as two numbers). The locale is made for the test
@@ -1259,6 +1275,7 @@ int main(void) {
     T(test_encode_tables),
       T(test_encode_floats),
       T(test_encode_floats_in_a_comma_locale),
+      T(test_empty_arrays_round_trip),
       T(test_encode_errors),
       T(test_encode_depth),
       T(test_encode_escaping),

@@ -298,6 +298,13 @@ function core.data(session) end
 ---@return integer ms the runtime clock, in milliseconds
 function core.now() end
 
+---Marks `t` (or a new empty table) as an array: while empty it is written
+---as [] (an empty array that came in as [] is marked already).
+---@generic T: table
+---@param t? T a table without a metatable of its own
+---@return T t
+function core.array(t) return t end
+
 ---The value that stands for JSON null in arrays.
 ---@type lightuserdata
 core.null = "null"
