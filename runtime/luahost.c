@@ -151,8 +151,20 @@ int ixr__close_thread(lua_State *co, lua_State *from) {
 static const char *error_message(lua_State *L, int idx, bool meta) {
   idx = lua_absindex(L, idx);
   int t = lua_type(L, idx);
-  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
-    lua_pushstring(L, lua_tostring(L, idx));
+  size_t len = 0;
+  const char *s = NULL;
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) s = lua_tolstring(L, idx, &len);
+  if (s != NULL && memchr(s, '\0', len) != NULL) {
+    /* The message goes on as a C string: a NUL would cut it there. */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < len; i++) {
+      if (s[i] == '\0') luaL_addstring(&b, "\\0");
+      else luaL_addchar(&b, s[i]);
+    }
+    luaL_pushresult(&b);
+  } else if (s != NULL) {
+    lua_pushstring(L, s);
   } else if (meta && luaL_callmeta(L, idx, "__tostring")) {
     if (lua_type(L, -1) != LUA_TSTRING) {
       lua_pop(L, 1);

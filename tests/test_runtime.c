@@ -422,6 +422,18 @@ static void test_cancelled_flow_is_closed(void **state) {
 
 /* A __close that fails is reported, with where, for its session; one that
  * never ends is stopped by the instruction budget. Nothing else is lost. */
+/* An error message holding a NUL byte is reported whole (the NUL as \\0),
+ * not cut at it. */
+static void test_error_message_with_nul(void **state) {
+  fixture *f = *state;
+  remove_broken_strategy(f);
+  tdir_write(f->dir, "nul.lua",
+             "return { defaults = 'none', start = function(s) error('before\\0after') end }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  present_as(f, "N", "nul", "");
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "before\\\\0after", NULL) >= 0);
+}
+
 static void test_failing_close_is_reported(void **state) {
   fixture *f = *state;
   closer_present(f, "A", "error");
@@ -1121,6 +1133,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_wait_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancelled_flow_is_closed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failing_close_is_reported, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_error_message_with_nul, setup, teardown),
       cmocka_unit_test_setup_teardown(test_closed_thread_keeps_upvalues, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runtime_closed_before_flow_closes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_closed_thread_is_not_reused, setup, teardown),
