@@ -89,6 +89,28 @@ int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock,
     fprintf(stderr, "ixr: --record %s: out of memory\n", path);
     goto fail;
   }
+  /* Not the input being read; and the record of the last run (the one
+   * of an incident, after a crash and a restart) is kept as FILE.1. */
+  struct stat rs, in;
+  if (stat(path, &rs) == 0) {
+    if (fstat(STDIN_FILENO, &in) == 0 && rs.st_dev == in.st_dev && rs.st_ino == in.st_ino) {
+      fprintf(stderr, "ixr: --record %s: it is the standard input\n", path);
+      goto fail;
+    }
+    if (S_ISREG(rs.st_mode) && rs.st_size > 0) {
+      size_t n = strlen(path) + 3;
+      char *old = malloc(n);
+      if (old != NULL) {
+        snprintf(old, n, "%s.1", path);
+        if (rename(path, old) == 0)
+          fprintf(stderr, "ixr: --record %s: the record there before is now %s\n", path, old);
+        else
+          fprintf(stderr, "ixr: --record %s: cannot keep the record there as %s: %s\n", path,
+                  old, strerror(errno));
+        free(old);
+      }
+    }
+  }
   if ((r->f = fopen(path, "w")) == NULL) {
     fprintf(stderr, "ixr: --record %s: %s\n", path, strerror(errno));
     goto fail;
@@ -245,6 +267,12 @@ static bool bare_event(const char *line, size_t len) {
 }
 
 static void write_send(replay *rp, const char *line, size_t len) {
+  /* The runtime skipped a byte order mark before the record's first line;
+   * in the scenario that line is not the first the runtime sees. */
+  if (rp->fed == 0 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+    line += 3;
+    len -= 3;
+  }
   if (len == 0) return; /* an empty line does nothing; none is needed */
   if (cj_is_text(line, len)) {
     if (bare_event(line, len)) {
@@ -565,7 +593,10 @@ int cli_replay(int argc, char **argv) {
       status = 1;
       break;
     }
-    if (follow_t && t > now) {
+    /* The run fired the timers due by a line's arrival before the line,
+     * even those armed by the line before it in the same millisecond
+     * (session:after(0)): so does the replay, advancing by 0 then. */
+    if (follow_t && (t > now || (t == now && rp.fed > 0))) {
       if (rp.scen != NULL) {
         fprintf(rp.scen, "{\"advance\":%llu}\n", (unsigned long long)(t - now));
         rp.scen_line++;

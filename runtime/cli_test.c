@@ -333,6 +333,8 @@ static int load_scenario(scenario *sc, char *err, size_t errlen) {
   }
   int rc = 0;
   char *p = buf, *end = buf + len;
+  /* A byte order mark, as some editors save one, before the first line */
+  if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
   int lineno = 0;
   while (p < end && rc == 0) {
     char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -521,6 +521,11 @@ struct ixr_runtime {
   size_t heap_len, heap_cap;
   uint64_t timer_seq;
   uint64_t manual_now;
+  /* The real clock's "now" while a timer's callback runs: its due time,
+   * as on the manual clock, however late the loop fired it. What the
+   * callback arms is then due when a replay of the record says. */
+  uint64_t fire_now;
+  bool fire_now_set;
   uint64_t real_base; /* uv_now() at start: times count from 0 */
 
   /* sinks */

@@ -118,6 +118,13 @@ static int cmd_run(int argc, char **argv) {
       return bad_usage("unknown or incomplete option '%s'", a);
     }
   }
+  /* Checked before anything is opened (a --record file among it). */
+  if (nlisten == 0 && (closed_stdio & 3u) != 0) {
+    free(listens);
+    fprintf(stderr, "ixr: standard %s is closed: nothing to serve (use --listen)\n",
+            (closed_stdio & 1u) ? "input" : "output");
+    return 1;
+  }
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0) {
     free(listens);
@@ -157,11 +164,6 @@ static int cmd_run(int argc, char **argv) {
   }
   if (status == 0 && watch && (rc = ixr_watch(c.rt, WATCH_DEBOUNCE_MS)) != 0) {
     fprintf(stderr, "ixr: --watch: %s\n", ixr_strerror(rc));
-    status = 1;
-  }
-  if (status == 0 && nlisten == 0 && (closed_stdio & 3u) != 0) {
-    fprintf(stderr, "ixr: standard %s is closed: nothing to serve (use --listen)\n",
-            (closed_stdio & 1u) ? "input" : "output");
     status = 1;
   }
   if (status == 0 && nlisten == 0) {

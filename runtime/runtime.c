@@ -186,8 +186,9 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
   ixr__timers_catch_up(rt); /* timers due before this line fire first */
   if (rt->closing) return 0;
   /* Recorded before the blank-line check, so that a replay numbers lines
-   * as the original run did. */
-  if (rt->opt.on_input != NULL)
+   * as the original run did. Not a control connection's: its lines are no
+   * events, and its replies went to it, not into the event stream. */
+  if (rt->opt.on_input != NULL && !(from != NULL && from->control_only))
     rt->opt.on_input(rt->opt.input_ud, line, len, ixr__now(rt));
   /* A byte order mark before a stream's first line: a file saved by an
    * editor that writes one. */

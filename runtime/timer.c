@@ -58,6 +58,7 @@ static void heap_remove(ixr_runtime *rt, ixr__timer *t) {
 
 uint64_t ixr__now(ixr_runtime *rt) {
   if (rt->opt.clock == IXR_CLOCK_MANUAL) return rt->manual_now;
+  if (rt->fire_now_set) return rt->fire_now;
   return uv_now(rt->loop) - rt->real_base;
 }
 
@@ -144,8 +145,19 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
       }
     }
     heap_remove(rt, t);
-    if (rt->opt.clock == IXR_CLOCK_MANUAL) rt->manual_now = t->due;
-    ixr__timer_fire(rt, t); /* may free t */
+    if (rt->opt.clock == IXR_CLOCK_MANUAL) {
+      rt->manual_now = t->due;
+      ixr__timer_fire(rt, t); /* may free t */
+    } else {
+      /* Its due time is "now" for the callback (see fire_now). */
+      uint64_t prev = rt->fire_now;
+      bool prev_set = rt->fire_now_set;
+      rt->fire_now = t->due;
+      rt->fire_now_set = true;
+      ixr__timer_fire(rt, t); /* may free t */
+      rt->fire_now = prev;
+      rt->fire_now_set = prev_set;
+    }
     ixr__gc_after_work(rt);
   }
   rt->line_no = line_no;

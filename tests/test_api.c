@@ -1049,6 +1049,43 @@ static void test_advance_and_close_from_on_input(void **state) {
   assert_int_equal(adv_rc, IXR_EBUSY);
 }
 
+/* On the real clock a timer's callback sees its due time as now, however
+ * late the loop fired it (here: 100 ms late, behind a handler that spins):
+ * what it arms is due when a replay of the record fires it. */
+static void test_late_timer_sees_its_due_time(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "late.lua",
+             "local core = require('ixr.core')\n"
+             "return { defaults = 'none', start = function(s)\n"
+             "  s:action('start', { now = core.now() })\n"
+             "  s:after(0.02, function(s2) s2:action('fired', { now = core.now() }) end)\n"
+             "  s:wait('never')\n"
+             "end, on = { ['x.spin'] = function()\n"
+             "  local t = os.clock() while os.clock() - t < 0.1 do end\n"
+             "end } }\n");
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_REAL);
+  o.loop = &loop;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L\",\"strategy\":\"late\"}}");
+  tfeed(f->rt, "{\"name\":\"x.spin\",\"data\":{\"interactionid\":\"L\"}}");
+  uv_timer_t guard;
+  uv_timer_init(&loop, &guard);
+  uv_timer_start(&guard, on_guard, 100, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  int a = tcap_find(&f->cap, 0, "\"start\"", NULL), b = tcap_find(&f->cap, 0, "\"fired\"", NULL);
+  if (a < 0 || b < 0) dump_and_fail(f, "no start or fired line");
+  long long t0 = atoll(strstr(f->cap.lines[a], "\"now\":") + 6);
+  long long t1 = atoll(strstr(f->cap.lines[b], "\"now\":") + 6);
+  assert_int_equal(t1 - t0, 20);
+  ixr_close(f->rt);
+  f->rt = NULL;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* A byte order mark before the first line is skipped; later it is bad_json. */
 static void test_byte_order_mark(void **state) {
   fixture *f = *state;
@@ -2072,6 +2109,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_feed_event_nesting_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_max_line_without_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_byte_order_mark, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_late_timer_sees_its_due_time, setup, teardown),
       cmocka_unit_test_setup_teardown(test_feed_from_close_after_a_loop_timer, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_while_strategies_load, setup, teardown),
       cmocka_unit_test_setup_teardown(test_clock_advance_fed_during_advance, setup, teardown),

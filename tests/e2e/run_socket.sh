@@ -58,6 +58,24 @@ for c in A B; do
   else fail=$((fail + 1)); echo "FAIL $c: lines out of order or missing"; fi
 done
 if [ $ra -eq 0 ] && [ $rb -eq 0 ]; then pass=$((pass + 1)); echo "PASS both clients done"; else fail=$((fail + 1)); echo "FAIL client exit codes $ra $rb"; fi
+kill "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null
+
+# --record with a --control socket: the control connection's lines are no
+# events and are not recorded (its replies went to it, not to the stream).
+IXR_LUA_DIR=lua "$IXR" run --handlers tests/e2e/handlers --listen "unix:$T/r.sock" \
+  --control "unix:$T/c.sock" --clock manual --record "$T/ctl.rec" 2>> "$T/log" &
+PID=$!
+printf '{"name":"interaction.present","data":{"interactionid":"R1"}}\n' |
+  "$UCLIENT" "$T/r.sock" 2 > "$T/r.out"
+printf '{"name":"ixr.status","id":"probe"}\n' | "$UCLIENT" "$T/c.sock" 1 > "$T/c.out"
+kill "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null
+if grep -q 'R1' "$T/ctl.rec" && grep -q '"probe"' "$T/c.out" && ! grep -q 'probe' "$T/ctl.rec"; then
+  pass=$((pass + 1)); echo "PASS --record leaves the control socket's lines out"
+else
+  fail=$((fail + 1)); echo "FAIL --record and --control"; cat "$T/ctl.rec" "$T/c.out"
+fi
 [ $fail -eq 0 ] || { cat "$T/A.out" "$T/B.out" "$T/log"; }
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

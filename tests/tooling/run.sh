@@ -419,5 +419,57 @@ else
   not_ok "ixr replay with max_line 20 in the header (exit $rc)" "$W/badml.err"
 fi
 
+# --record keeps the record already there as FILE.1, and refuses the file
+# it would read its input from.
+echo precious > "$W/keep.rec"
+printf '{"name":"interaction.present","data":{"interactionid":"K1"}}\n' |
+  "$IXR" run --handlers "$T/handlers" --record "$W/keep.rec" > /dev/null 2> "$W/keep.err"
+rc=$?
+printf '{"name":"x"}\n' > "$W/self-in.ndjson"
+"$IXR" run --handlers "$T/handlers" --record "$W/self-in.ndjson" < "$W/self-in.ndjson" \
+  > /dev/null 2> "$W/self-in.err"
+rc2=$?
+if [ $rc -eq 0 ] && [ "$(cat "$W/keep.rec.1")" = precious ] && has "$W/keep.rec" '"K1\"' &&
+   has "$W/keep.err" "is now $W/keep.rec.1" && [ $rc2 -eq 1 ] &&
+   has "$W/self-in.err" "it is the standard input" && [ "$(cat "$W/self-in.ndjson")" = '{"name":"x"}' ]; then
+  ok "ixr run --record: the last record is kept as FILE.1; the input file itself is refused"
+else
+  not_ok "--record FILE.1 / stdin (exit $rc, $rc2)" "$W/keep.err" "$W/self-in.err"
+fi
+
+# A scenario saved with a byte order mark; a record whose first line has
+# one (the runtime skips it there) gives a scenario that passes.
+printf '\357\273\277# saved by an editor that writes a BOM\n{"handlers":"%s"}\n{"name":"interaction.present","data":{"interactionid":"M1"}}\n{"expect":{"type":"session","state":"started"}}\n{"expect":{"type":"action","action":"route"}}\n' \
+  "$T/handlers" > "$W/bom.scenario"
+"$IXR" test "$W/bom.scenario" > "$W/bom.out" 2>&1
+rc=$?
+printf '\357\273\277{"name":"interaction.present","data":{"interactionid":"M2"}}\n' |
+  "$IXR" run --clock manual --handlers "$T/handlers" --record "$W/bom.rec" > "$W/bom-run.out" 2>/dev/null
+"$IXR" replay --handlers "$T/handlers" --to-scenario "$W/bom-rec.scenario" "$W/bom.rec" > /dev/null 2>&1
+"$IXR" test "$W/bom-rec.scenario" > "$W/bom-rec.out" 2>&1
+rc2=$?
+if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && has "$W/bom-run.out" '"M2"'; then
+  ok "a byte order mark: before a scenario's first line, and before a record's (in its scenario)"
+else
+  not_ok "byte order marks in scenarios and records (exit $rc, $rc2)" "$W/bom.out" "$W/bom-rec.out"
+fi
+
+# Real clock: a timer armed by one line for "now" fires before the next
+# line when both arrive in the same millisecond, in the run and in the
+# replay (which advances by 0 between such lines).
+printf '%s\n%s\n%s\n' \
+  '{"name":"interaction.present","data":{"interactionid":"S1"}}' \
+  '{"name":"test.later","data":{"interactionid":"S1","seconds":0,"n":1}}' \
+  '{"name":"interaction.present","data":{"interactionid":"S2"}}' |
+  "$IXR" run --handlers "$T/handlers" --record "$W/same-ms.rec" > "$W/same-ms.out" 2>/dev/null
+"$IXR" replay --handlers "$T/handlers" "$W/same-ms.rec" > "$W/same-ms.replay" 2>/dev/null
+rc=$?
+if [ $rc -eq 0 ] && has "$W/same-ms.out" '"later"' && cmp -s "$W/same-ms.out" "$W/same-ms.replay"; then
+  ok "real clock: a timer due between two lines of one millisecond fires between them in the replay too"
+else
+  diff "$W/same-ms.out" "$W/same-ms.replay" > "$W/same-ms.diff" 2>&1
+  not_ok "same-millisecond timer replay (exit $rc)" "$W/same-ms.diff" "$W/same-ms.rec"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
