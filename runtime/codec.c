@@ -31,6 +31,8 @@
 #include "internal.h"
 
 #define IXR__MAX_DEPTH 64
+/* The longest output line the writer makes for Lua values. */
+#define IXR__MAX_OUTPUT_LINE (64 << 20)
 
 /* ---- decoding --------------------------------------------------------- */
 
@@ -1178,6 +1180,14 @@ static int encode(ixr__jw *w, lua_State *L, int idx, int depth, char *err,
   if (depth > IXR__MAX_DEPTH) {
     snprintf(err, errlen, "nesting deeper than %d levels (a cycle?)",
              IXR__MAX_DEPTH);
+    return -1;
+  }
+  /* A table reached many times (t = {t, t}, twenty times over) is written
+   * each time: a few instructions could ask for gigabytes, beyond the Lua
+   * memory cap (the line is C memory) and the budget (this is C). */
+  if (w->b.len > IXR__MAX_OUTPUT_LINE) {
+    snprintf(err, errlen, "the line would be longer than %d MiB",
+             IXR__MAX_OUTPUT_LINE >> 20);
     return -1;
   }
   if (!lua_checkstack(L, 4)) {

@@ -23,7 +23,6 @@ static const char SANDBOX_KEY = 0; /* the allow-listed globals */
 static const char LOADED_KEY = 0;  /* modules loaded by require */
 static const char STRICT_KEY = 0;  /* the metatable of strategy environments */
 static const char CORE_KEY = 0;    /* the ixr.core table */
-static const char CORE_VIEW_KEY = 0; /* its read-only view, for strategies */
 static const char HOST_KEY = 0;    /* modules of C functions a host registered */
 static const char SHOWN_KEY = 0;   /* in a read-only view's metatable: what it shows */
 static const char SOURCES_KEY = 0; /* in the module cache: the generation's module files */
@@ -446,7 +445,11 @@ static int l_setmetatable(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int t = lua_type(L, 2);
   luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-  if (t == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+  /* Raw: a lookup through the metatable's own __index could put __gc in
+   * just before lua_setmetatable registers the finalizer. Lua registers
+   * one only if __gc is there (raw) at this call. */
+  lua_pushliteral(L, "__gc");
+  if (t == LUA_TTABLE && lua_rawget(L, 2) != LUA_TNIL)
     return luaL_argerror(L, 2, "__gc metamethods are not allowed in strategies");
   lua_settop(L, 2);
   if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
@@ -885,7 +888,10 @@ static void build_sandbox(lua_State *L) {
 void ixr__reset_modules(ixr_runtime *rt) {
   lua_State *L = rt->L;
   lua_newtable(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &CORE_VIEW_KEY);
+  /* A view of its own for each generation: what a strategy wrote into
+   * one with rawset stays with that generation. */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
+  read_only(L, "ixr.core");
   lua_setfield(L, -2, "ixr.core");
   lua_newtable(L);
   lua_rawsetp(L, -2, &SOURCES_KEY);
@@ -1049,6 +1055,16 @@ int ixr__lua_open(ixr_runtime *rt) {
     luaL_requiref(L, lib->name, lib->func, 1);
     lua_pop(L, 1);
   }
+  /* On the manual clock (tests, replays) math.random starts from the same
+   * seed every run, as everything else there is the same: Lua seeds it
+   * from the time otherwise. */
+  if (rt->opt.clock == IXR_CLOCK_MANUAL) {
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    lua_pushinteger(L, 0x1c5);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+  }
   /* string.dump would hand out bytecode, and the string metatable is
    * shared by every string of every strategy: neither is reachable. */
   lua_getglobal(L, "string");
@@ -1068,10 +1084,7 @@ int ixr__lua_open(ixr_runtime *rt) {
   rt->line_id_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ixr__open_session(L);
   ixr__open_core(L);
-  lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CORE_KEY);
-  read_only(L, "ixr.core");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &CORE_VIEW_KEY);
   ixr__reset_modules(rt);
   ixr__gc_init(rt);
   return 0;

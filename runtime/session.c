@@ -43,6 +43,8 @@ static void check_not_killed(lua_State *L) {
 /* The live session of argument `arg`, or an error. */
 static ixr__session *check_live(lua_State *L, int arg) {
   check_not_killed(L);
+  if (ixr__runtime_of(L)->loading > 0)
+    luaL_error(L, "sessions cannot be used while strategy files load");
   sessionud *ud = luaL_checkudata(L, arg, SESSION_MT);
   ixr__session *s = ixr__ud_session(ud);
   if (s == NULL)
@@ -135,7 +137,10 @@ static int s_action(lua_State *L) {
 static uint64_t opt_timeout(lua_State *L, int opts_idx) {
   if (lua_isnoneornil(L, opts_idx)) return 0;
   luaL_checktype(L, opts_idx, LUA_TTABLE);
-  lua_getfield(L, opts_idx, "timeout");
+  /* Raw: a metamethod here could end the session or replace its flow
+   * between the checks of the caller and the wait it sets up. */
+  lua_pushliteral(L, "timeout");
+  lua_rawget(L, opts_idx);
   uint64_t ms = 0;
   if (!lua_isnil(L, -1)) {
     int isnum;
@@ -283,6 +288,8 @@ static bool reason_ok(const char *reason, size_t len) {
  * flow: nothing after the call runs. */
 static int s_exit(lua_State *L) {
   check_not_killed(L);
+  if (ixr__runtime_of(L)->loading > 0)
+    luaL_error(L, "sessions cannot be used while strategy files load");
   sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
   size_t len = 0;
   const char *reason = luaL_optlstring(L, 2, "exit", &len);

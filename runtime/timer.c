@@ -239,6 +239,7 @@ void ixr__timers_close(ixr_runtime *rt) {
 
 int ixr__timer_start(ixr_runtime *rt, ixr__timer *t, ixr__timer_kind kind,
                      uint64_t delay_ms) {
+  ixr__timer_stop(rt, t); /* started again while pending: moved, never in twice */
   uint64_t now = ixr__now(rt);
   t->due = delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
   t->seq = ++rt->timer_seq;

@@ -280,6 +280,95 @@ static void test_after_at_the_memory_limit_leaves_nothing(void **state) {
   assert_true(tcap_find(&f->cap, mark, "\"error\"", NULL) < 0);
 }
 
+/* What a hostile strategy review found: each was a crash, a hang or a way
+ * around a limit. */
+
+/* request's opts are read raw: an __index that ended the session between
+ * the checks and the wait used to leave a freed session's timer armed. */
+static void test_opts_metamethods_are_not_run(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "sneaky.lua",
+             "return { start = function(session)\n"
+             "  local opts = setmetatable({}, { __index = function() session:exit('bye') return 5 end })\n"
+             "  session:request('route', { target = 'A' }, opts)\n"
+             "end }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S\",\"strategy\":\"sneaky\"}}");
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":10000}}");
+  assert_true(tcap_find(&f->cap, 0, "\"route\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"bye\"", NULL) < 0);
+}
+
+/* A metatable whose own __index puts __gc in while setmetatable checks
+ * for it: refused before, now never registered (the finalizer would run
+ * with hooks off, beyond the budget and the memory cap). */
+static void test_gc_through_index_is_not_registered(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "gcsneak.lua",
+             "return { defaults = 'none', start = function(session)\n"
+             "  local mt = {}\n"
+             "  setmetatable(mt, { __index = function(t, k)\n"
+             "    if k == '__gc' then rawset(t, '__gc', function() print('finalizer ran') end) end end })\n"
+             "  setmetatable({}, mt)\n"
+             "end }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"G\",\"strategy\":\"gcsneak\"}}");
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  for (int i = 0; i < 3; i++)
+    tfeed(f->rt, "{\"name\":\"ixr.status\"}"); /* collector steps between events */
+  ixr_close(f->rt); /* a last full collection */
+  f->rt = NULL;
+  assert_true(f->cap.log == NULL || strstr(f->cap.log, "finalizer ran") == NULL);
+  f->rt = make(f, 2000000, 256u << 20);
+}
+
+/* A table reached many times is written each time: the line is capped
+ * (64 MiB) instead of growing with 2^n. */
+static void test_shared_subtables_do_not_explode(void **state) {
+  fixture *f = *state;
+  int i = probe(f, "local session = ...\n"
+                   "local t = {} for k = 1, 40 do t = { t, t } end\n"
+                   "local ok, err = pcall(session.action, session, 'x', { t = t })\n"
+                   "return tostring(ok) .. ' ' .. tostring(err)");
+  assert_true(i >= 0);
+  assert_non_null(strstr(f->cap.lines[i], "false"));
+  assert_non_null(strstr(f->cap.lines[i], "longer than 64 MiB"));
+}
+
+/* Each generation gets its own view of ixr.core: what one wrote into it
+ * with rawset is gone after a reload; and a strategy file cannot act on
+ * sessions while it loads. */
+static void test_core_view_per_generation(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "stasher.lua",
+             "local core = require('ixr.core')\n"
+             "local seen = rawget(core, 'stash') ~= nil\n"
+             "rawset(core, 'stash', {})\n"
+             "return { defaults = 'none', start = function(s) s:action('seen', { v = seen }) end }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"V\",\"strategy\":\"stasher\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"seen\"", "\"v\":false", NULL) >= 0);
+}
+
+/* On the manual clock math.random gives the same numbers every run. */
+static void test_random_is_seeded_on_the_manual_clock(void **state) {
+  fixture *f = *state;
+  char first[64] = "";
+  for (int run = 0; run < 2; run++) {
+    ixr_close(f->rt);
+    tcap_clear(&f->cap);
+    f->rt = make(f, 2000000, 256u << 20);
+    int i = probe(f, "return math.random(1000000000)");
+    assert_true(i >= 0);
+    const char *r = strstr(f->cap.lines[i], "\"res\":");
+    assert_non_null(r);
+    if (run == 0) snprintf(first, sizeof(first), "%.30s", r);
+    else assert_true(strncmp(first, r, strlen(first)) == 0);
+  }
+}
+
 static void test_infinite_loop_in_strategy_file_load(void **state) {
   fixture *f = *state;
   tdir_write(f->dir, "spin.lua", "while true do end\nreturn {}\n");
@@ -591,7 +680,9 @@ int main(void) {
       T(test_string_metatable_trick), T(test_no_gc_metamethods), T(test_load_with_custom_env), T(test_global_writes_are_errors),
       T(test_pcall_around_infinite_loop), T(test_coroutine_wrap_around_killed_call),
       T(test_kill_in_a_nested_flow_is_reported_once), T(test_killed_flow_does_not_run_its_closes),
-      T(test_after_at_the_memory_limit_leaves_nothing), T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
+      T(test_after_at_the_memory_limit_leaves_nothing), T(test_opts_metamethods_are_not_run),
+      T(test_gc_through_index_is_not_registered), T(test_shared_subtables_do_not_explode),
+      T(test_core_view_per_generation), T(test_random_is_seeded_on_the_manual_clock), T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
       T(test_bad_sessions_do_not_hurt_others), T(test_flow_cannot_be_resumed_by_strategy),
       T(test_own_coroutines_work), T(test_print_goes_to_the_log),
       T(test_shared_modules_are_read_only), T(test_strategy_cannot_change_others_standard_set),
