@@ -84,14 +84,16 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
                   luaL_typename(L, tbl));
     goto out;
   }
+  /* Each field is read once and the value read is the one kept: a table
+   * with an __index (inheritance from a base strategy works) must not pass
+   * the checks with one value and serve another. start and requeued stay
+   * on the stack (tbl+1, tbl+2) until their refs are taken. */
   if (lua_getfield(L, tbl, "start") != LUA_TFUNCTION) {
     err = fail_at(st->path, "start", "start must be a function (got %s)",
                   luaL_typename(L, -1));
     goto out;
   }
-  lua_pop(L, 1);
   int t = lua_getfield(L, tbl, "requeued");
-  lua_pop(L, 1);
   if (t != LUA_TNIL && t != LUA_TFUNCTION) {
     err = fail_at(st->path, "requeued", "requeued must be a function (got %s)",
                   lua_typename(L, t));
@@ -111,15 +113,13 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
   }
   lua_pop(L, 1);
   t = lua_getfield(L, tbl, "pin");
+  st->pin = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (t != LUA_TNIL && t != LUA_TBOOLEAN) {
     err = fail_at(st->path, "pin", "pin must be true or false (got %s)",
                   lua_typename(L, t));
     goto out;
   }
-  lua_getfield(L, tbl, "pin");
-  st->pin = lua_toboolean(L, -1);
-  lua_pop(L, 1);
   /* defaults: a key of the standard sets */
   const char *defaults = "requeue";
   t = lua_getfield(L, tbl, "defaults");
@@ -134,7 +134,6 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, sets_ref);
   if (lua_getfield(L, -1, defaults) != LUA_TTABLE) {
-    lua_pop(L, 3);
     err = fail_at(st->path, "defaults",
                   "unknown defaults value '%s' (expected requeue, legacy, "
                   "resultof or none)",
@@ -160,7 +159,6 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
         err = fail_at(st->path, "on",
                       "on[\"%s\"] must be a function keyed by an event name", k);
-        lua_settop(L, tbl);
         goto out;
       }
       lua_pushvalue(L, -2);
@@ -170,18 +168,16 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
   } else if (t != LUA_TNIL) {
     err = fail_at(st->path, "on", "on must be a table of handlers (got %s)",
                   lua_typename(L, t));
-    lua_settop(L, tbl);
     goto out;
   }
   lua_pop(L, 1); /* on */
   st->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_settop(L, tbl);
-  lua_getfield(L, tbl, "start");
-  st->start_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (lua_getfield(L, tbl, "requeued") == LUA_TFUNCTION)
+  lua_settop(L, tbl + 2); /* start, requeued: as read above */
+  if (lua_type(L, tbl + 2) == LUA_TFUNCTION)
     st->requeued_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   else
     lua_pop(L, 1);
+  st->start_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, tbl);
   st->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 out:
