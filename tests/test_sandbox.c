@@ -212,6 +212,19 @@ static void test_coroutine_wrap_around_killed_call(void **state) {
   assert_true(i >= 0 && strstr(f->cap.lines[i], "\"ok\":true"));
 }
 
+/* Writes strategy NAME with CODE, reloads, and presents interaction IID to
+ * it. */
+static void start_with(fixture *f, const char *name, const char *code, const char *iid) {
+  char file[64], line[256];
+  snprintf(file, sizeof(file), "%s.lua", name);
+  tdir_write(f->dir, file, code);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  snprintf(line, sizeof(line),
+           "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"%s\",\"strategy\":\"%s\"}}",
+           iid, name);
+  tfeed(f->rt, line);
+}
+
 /* A flow started by a handler (the requeued flow, started by the standard
  * present handler) that meets a limit: one error line, limit_exceeded, with
  * the input line's number and id; the handler that started it died of the
@@ -247,14 +260,12 @@ static void test_kill_in_a_nested_flow_is_reported_once(void **state) {
  * thread, and a __close that loops would hold the runtime for good. */
 static void test_killed_flow_does_not_run_its_closes(void **state) {
   fixture *f = *state;
-  tdir_write(f->dir, "loopclose.lua",
+  start_with(f, "loopclose",
              "return { defaults = 'none', start = function(session, event)\n"
              "  local a <close> = setmetatable({}, { __close = function()\n"
              "    session:log('info', 'closing') while true do end end })\n"
              "  while true do end\n"
-             "end }\n");
-  assert_int_equal(ixr_reload(f->rt, NULL), 0);
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"K\",\"strategy\":\"loopclose\"}}");
+             "end }\n", "K");
   assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", "loopclose.lua:4", NULL) >= 0);
   assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"K\"", "\"reason\":\"error\"", NULL) >= 0);
   assert_true(f->cap.log == NULL || strstr(f->cap.log, "closing") == NULL);
@@ -266,13 +277,11 @@ static void test_after_at_the_memory_limit_leaves_nothing(void **state) {
   fixture *f = *state;
   ixr_close(f->rt);
   f->rt = make(f, 0, (size_t)16 << 20);
-  tdir_write(f->dir, "filler.lua",
+  start_with(f, "filler",
              "return { defaults = 'none', start = function(s) s:wait('never') end,\n"
              "  on = { ['x.fill'] = function(session)\n"
              "    pcall(function() for i = 1, 1e7 do session:after(100, function() end) end end)\n"
-             "  end } }\n");
-  assert_int_equal(ixr_reload(f->rt, NULL), 0);
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"F\",\"strategy\":\"filler\"}}");
+             "  end } }\n", "F");
   tfeed(f->rt, "{\"name\":\"x.fill\",\"data\":{\"interactionid\":\"F\"}}");
   assert_true(tcap_find(&f->cap, 0, "\"limit_exceeded\"", NULL) >= 0);
   size_t mark = f->cap.n;
@@ -287,13 +296,11 @@ static void test_after_at_the_memory_limit_leaves_nothing(void **state) {
  * the checks and the wait used to leave a freed session's timer armed. */
 static void test_opts_metamethods_are_not_run(void **state) {
   fixture *f = *state;
-  tdir_write(f->dir, "sneaky.lua",
+  start_with(f, "sneaky",
              "return { start = function(session)\n"
              "  local opts = setmetatable({}, { __index = function() session:exit('bye') return 5 end })\n"
              "  session:request('route', { target = 'A' }, opts)\n"
-             "end }\n");
-  assert_int_equal(ixr_reload(f->rt, NULL), 0);
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"S\",\"strategy\":\"sneaky\"}}");
+             "end }\n", "S");
   tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":10000}}");
   assert_true(tcap_find(&f->cap, 0, "\"route\"", NULL) >= 0);
   assert_true(tcap_find(&f->cap, 0, "\"bye\"", NULL) < 0);
@@ -304,15 +311,13 @@ static void test_opts_metamethods_are_not_run(void **state) {
  * with hooks off, beyond the budget and the memory cap). */
 static void test_gc_through_index_is_not_registered(void **state) {
   fixture *f = *state;
-  tdir_write(f->dir, "gcsneak.lua",
+  start_with(f, "gcsneak",
              "return { defaults = 'none', start = function(session)\n"
              "  local mt = {}\n"
              "  setmetatable(mt, { __index = function(t, k)\n"
              "    if k == '__gc' then rawset(t, '__gc', function() print('finalizer ran') end) end end })\n"
              "  setmetatable({}, mt)\n"
-             "end }\n");
-  assert_int_equal(ixr_reload(f->rt, NULL), 0);
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"G\",\"strategy\":\"gcsneak\"}}");
+             "end }\n", "G");
   ixr_stats st;
   ixr_get_stats(f->rt, &st);
   for (int i = 0; i < 3; i++)
