@@ -931,13 +931,17 @@ static int format_double(char *buf, size_t n, double v) {
     len = snprintf(buf, n, "%.*g", prec, v);
     if (strtod(buf, NULL) == v) break;
   }
-  const char *radix = nl_langinfo(RADIXCHAR);
-  size_t rl = radix != NULL ? strlen(radix) : 0;
-  char *at;
-  if (rl > 0 && !(rl == 1 && radix[0] == '.') && (at = strstr(buf, radix)) != NULL) {
-    *at = '.';
-    memmove(at + 1, at + rl, (size_t)len - (size_t)(at - buf) - rl + 1);
-    len -= (int)rl - 1;
+  /* Only text with something else than the C locale's characters can
+   * hold another decimal point: the common case asks nothing. */
+  if (strspn(buf, "0123456789+-.eE") != (size_t)len) {
+    const char *radix = nl_langinfo(RADIXCHAR);
+    size_t rl = radix != NULL ? strlen(radix) : 0;
+    char *at;
+    if (rl > 0 && (at = strstr(buf, radix)) != NULL) {
+      *at = '.';
+      memmove(at + 1, at + rl, (size_t)len - (size_t)(at - buf) - rl + 1);
+      len -= (int)rl - 1;
+    }
   }
   if (strpbrk(buf, ".eE") == NULL && (size_t)len + 2 < n) {
     memcpy(buf + len, ".0", 3); /* keep it a float when read back */

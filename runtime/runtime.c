@@ -551,8 +551,7 @@ static int feed_event_now(ixr_runtime *rt, const char *name,
 int ixr_feed_end(ixr_runtime *rt) {
   if (rt == NULL) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
-  if (must_queue(rt)) return IXR_EBUSY;
-  if (rt->in_setup || rt->loading > 0) return IXR_EBUSY;
+  if (must_queue(rt) || rt->in_setup || rt->loading > 0) return IXR_EBUSY;
   rt->draining = true;
   ixr__run_queued(rt);
   ixr__framer_finish(&rt->api.framer, api_line, rt);
@@ -568,9 +567,7 @@ int ixr_advance(ixr_runtime *rt, uint64_t ms) {
   if (rt == NULL) return IXR_EINVAL;
   if (rt->closing) return IXR_ECLOSED;
   if (rt->opt.clock != IXR_CLOCK_MANUAL) return IXR_EINVAL;
-  if (rt->depth > 0 || rt->in_output > 0 || rt->in_setup || rt->loading > 0 ||
-      rt->draining || rt->queue_running || rt->call_thread != NULL)
-    return IXR_EBUSY;
+  if (must_queue(rt) || rt->in_setup || rt->loading > 0) return IXR_EBUSY;
   rt->draining = true;
   ixr__run_queued(rt);
   ixr__timers_advance(rt, ms);
@@ -705,7 +702,7 @@ static void destroy(ixr_runtime *rt) {
 
 /* Inside a call that may still use the runtime on its way out. */
 static bool busy(const ixr_runtime *rt) {
-  return rt->depth > 0 || rt->draining || rt->in_output > 0 ||
+  return rt->depth > 0 || rt->draining || rt->queue_running || rt->in_output > 0 ||
          rt->call_thread != NULL || rt->in_setup || rt->in_uv_cb > 0;
 }
 

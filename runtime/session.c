@@ -34,17 +34,18 @@ void ixr__push_session(ixr_runtime *rt, ixr__session *s) {
 /* A call killed by a limit may still run a few instructions before the
  * count hook fires again (up to one budget step, in another coroutine):
  * none of them may have an effect. */
-static void check_not_killed(lua_State *L) {
+static void check_usable(lua_State *L) {
   ixr_runtime *rt = ixr__runtime_of(L);
   if (rt->kill != IXR__KILL_NONE)
     luaL_error(L, "the call was stopped by a limit");
+  /* nor may a strategy file act on sessions while it loads */
+  if (rt->loading > 0)
+    luaL_error(L, "sessions cannot be used while strategy files load");
 }
 
 /* The live session of argument `arg`, or an error. */
 static ixr__session *check_live(lua_State *L, int arg) {
-  check_not_killed(L);
-  if (ixr__runtime_of(L)->loading > 0)
-    luaL_error(L, "sessions cannot be used while strategy files load");
+  check_usable(L);
   sessionud *ud = luaL_checkudata(L, arg, SESSION_MT);
   ixr__session *s = ixr__ud_session(ud);
   if (s == NULL)
@@ -287,9 +288,7 @@ static bool reason_ok(const char *reason, size_t len) {
 /* session:exit(reason): ends the session now. In the flow it also stops the
  * flow: nothing after the call runs. */
 static int s_exit(lua_State *L) {
-  check_not_killed(L);
-  if (ixr__runtime_of(L)->loading > 0)
-    luaL_error(L, "sessions cannot be used while strategy files load");
+  check_usable(L);
   sessionud *ud = luaL_checkudata(L, 1, SESSION_MT);
   size_t len = 0;
   const char *reason = luaL_optlstring(L, 2, "exit", &len);
