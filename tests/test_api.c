@@ -543,13 +543,20 @@ static void inside_output(void *ud, const ixr_output *out) {
   }
 }
 
-static ixr_runtime *inside_new(fixture *f, inside *x) {
+/* A runtime on the manual clock whose output goes to `out` (with ud),
+ * stored in *slot (where the callback finds it) and returned. */
+static ixr_runtime *new_with_output(fixture *f, ixr_output_cb out, void *ud,
+                                    ixr_runtime **slot) {
   ixr_options o;
   opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_output = inside_output;
-  o.output_ud = x;
-  assert_int_equal(ixr_new(&x->rt, &o), 0);
-  return x->rt;
+  o.on_output = out;
+  o.output_ud = ud;
+  assert_int_equal(ixr_new(slot, &o), 0);
+  return *slot;
+}
+
+static ixr_runtime *inside_new(fixture *f, inside *x) {
+  return new_with_output(f, inside_output, x, &x->rt);
 }
 
 static void test_calls_from_output_callback(void **state) {
@@ -634,12 +641,7 @@ static void acker_output(void *ud, const ixr_output *out) {
 }
 
 static ixr_runtime *acker_new(fixture *f, acker *a) {
-  ixr_options o;
-  opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_output = acker_output;
-  o.output_ud = a;
-  assert_int_equal(ixr_new(&a->rt, &o), 0);
-  return a->rt;
+  return new_with_output(f, acker_output, a, &a->rt);
 }
 
 /* The host's chunk ends in the middle of line B when the callback of line A
@@ -850,11 +852,7 @@ static void nest_output(void *ud, const ixr_output *out) {
 
 static void test_feed_event_nesting_limit(void **state) {
   fixture *f = *state;
-  ixr_options o;
-  opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_output = nest_output;
-  assert_int_equal(ixr_new(&cap_rt, &o), 0);
-  f->rt = cap_rt;
+  f->rt = new_with_output(f, nest_output, &f->cap, &cap_rt);
   assert_int_equal(ixr_feed_event(f->rt, "interaction.present", nested, nest(63)), IXR_EINVAL);
   nest_rc[0] = 1;
   assert_int_equal(ixr_feed_event(f->rt, "interaction.present", nested, nest(62)), 0);
@@ -1009,11 +1007,7 @@ static void err_output(void *ud, const ixr_output *out) {
 
 static void test_callback_feed_after_an_error_line(void **state) {
   fixture *f = *state;
-  ixr_options o;
-  opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_output = err_output;
-  assert_int_equal(ixr_new(&err_rt, &o), 0);
-  f->rt = err_rt;
+  f->rt = new_with_output(f, err_output, &f->cap, &err_rt);
   static const char two[] =
       "not json\n{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"Y\"}}\n";
   assert_int_equal(ixr_feed(f->rt, two, sizeof(two) - 1), 0);

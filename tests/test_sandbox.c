@@ -231,13 +231,11 @@ static void start_with(fixture *f, const char *name, const char *code, const cha
  * same kill and does not report it again. */
 static void test_kill_in_a_nested_flow_is_reported_once(void **state) {
   fixture *f = *state;
-  tdir_write(f->dir, "loopreq.lua",
+  start_with(f, "loopreq",
              "return {\n"
              "  start = function(session, event) session:route({ target = 'A' }) end,\n"
              "  requeued = function(session, event) while true do end end,\n"
-             "}\n");
-  assert_int_equal(ixr_reload(f->rt, NULL), 0);
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L1\",\"strategy\":\"loopreq\"}}");
+             "}\n", "L1");
   tfeed(f->rt, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"L1\",\"resultof\":\"revoking\"}}");
   size_t mark = f->cap.n;
   ixr_stats before, after;
@@ -346,14 +344,14 @@ static void test_shared_subtables_do_not_explode(void **state) {
  * sessions while it loads. */
 static void test_core_view_per_generation(void **state) {
   fixture *f = *state;
-  tdir_write(f->dir, "stasher.lua",
-             "local core = require('ixr.core')\n"
-             "local seen = rawget(core, 'stash') ~= nil\n"
-             "rawset(core, 'stash', {})\n"
-             "return { defaults = 'none', start = function(s) s:action('seen', { v = seen }) end }\n");
-  assert_int_equal(ixr_reload(f->rt, NULL), 0);
-  assert_int_equal(ixr_reload(f->rt, NULL), 0);
-  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"V\",\"strategy\":\"stasher\"}}");
+  static const char STASHER[] =
+      "local core = require('ixr.core')\n"
+      "local seen = rawget(core, 'stash') ~= nil\n"
+      "rawset(core, 'stash', {})\n"
+      "return { defaults = 'none', start = function(s) s:action('seen', { v = seen }) end }\n";
+  tdir_write(f->dir, "stasher.lua", STASHER);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0); /* one generation writes its stash */
+  start_with(f, "stasher", STASHER, "V");       /* the next one must not see it */
   assert_true(tcap_find(&f->cap, 0, "\"seen\"", "\"v\":false", NULL) >= 0);
 }
 
