@@ -9,7 +9,9 @@
  *   {"t":1520,"line":"{\"name\":\"interaction.present\",...}"}
  * Lines that are not valid UTF-8 (or hold a NUL byte) cannot be a JSON
  * string; they are kept byte for byte as {"t":..,"base64":"..."}, so a
- * replay reproduces the errors they caused.
+ * replay reproduces the errors they caused. A line longer than max_line,
+ * which the run skipped, is noted as {"t":..,"too_long":BYTES_READ}; the
+ * replay feeds a line one byte over the limit in its place.
  */
 #include <errno.h>
 #include <limits.h>
@@ -136,7 +138,10 @@ void cli_recorder_input(void *ud, const char *line, size_t len, uint64_t now_ms)
   yajl_gen_map_open(g);
   cj_gen_str(g, "t", 1);
   yajl_gen_integer(g, (long long)now_ms);
-  if (cj_is_text(line, len)) {
+  if (line == NULL) { /* a line over --max-line, skipped: where it was */
+    cj_gen_str(g, "too_long", 8);
+    yajl_gen_integer(g, (long long)len);
+  } else if (cj_is_text(line, len)) {
     cj_gen_str(g, "line", 4);
     cj_gen_str(g, line, len);
   } else {
@@ -266,7 +271,7 @@ static bool bare_event(const char *line, size_t len) {
   return ok;
 }
 
-static void write_send(replay *rp, const char *line, size_t len) {
+static void write_send(replay *rp, const char *line, size_t len, size_t max_line) {
   /* The runtime skipped a byte order mark before the record's first line;
    * in the scenario that line is not the first the runtime sees. */
   if (rp->fed == 0 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
@@ -274,7 +279,10 @@ static void write_send(replay *rp, const char *line, size_t len) {
     len -= 3;
   }
   if (len == 0) return; /* an empty line does nothing; none is needed */
-  if (cj_is_text(line, len)) {
+  if (len > max_line) { /* a line the run skipped as too long */
+    if (fputs("{\"send_too_long\":true}\n", rp->scen) == EOF) rp->scen_failed = true;
+    rp->scen_line++;
+  } else if (cj_is_text(line, len)) {
     if (bare_event(line, len)) {
       if (fwrite(line, 1, len, rp->scen) != len || putc('\n', rp->scen) == EOF)
         rp->scen_failed = true;
@@ -360,21 +368,33 @@ static void replay_usage(FILE *f) {
 }
 
 /* One record line: sets *t and the input bytes (malloc'd) in *line. */
-static int parse_record(const char *text, size_t len, uint64_t *t, char **line,
-                        size_t *line_len, char *err, size_t errlen) {
+/* A record line: its time, and the input line to feed (malloc'd, with room
+ * for a newline). A line the run skipped as too long becomes one of
+ * max_line + 1 bytes, which the replay skips the same way. */
+static int parse_record(const char *text, size_t len, size_t max_line, uint64_t *t,
+                        char **line, size_t *line_len, char *err, size_t errlen) {
   char why[300];
   cj *v = cj_parse(text, len, why, sizeof(why));
   int rc = -1;
-  unsigned long long tv;
-  const cj *l = cj_get(v, "line"), *b = cj_get(v, "base64");
+  unsigned long long tv, skipped;
+  const cj *l = cj_get(v, "line"), *b = cj_get(v, "base64"), *tl = cj_get(v, "too_long");
   if (v == NULL) {
     snprintf(err, errlen, "not a JSON line (%s)", why);
   } else if (v->type != CJ_OBJECT || !cj_uint(cj_get(v, "t"), &tv)) {
     snprintf(err, errlen, "a record line needs \"t\": whole milliseconds");
-  } else if ((l == NULL) == (b == NULL) ||
-             (l ? l : b)->type != CJ_STRING) {
+  } else if ((l != NULL) + (b != NULL) + (tl != NULL) != 1 ||
+             (tl == NULL && (l ? l : b)->type != CJ_STRING) ||
+             (tl != NULL && !cj_uint(tl, &skipped))) {
     snprintf(err, errlen,
-             "a record line needs one of \"line\" or \"base64\", a string");
+             "a record line needs one of \"line\" or \"base64\", a string, or "
+             "\"too_long\", a byte count");
+  } else if (tl != NULL) {
+    if ((*line = malloc(max_line + 2)) != NULL) {
+      memset(*line, 'x', max_line + 1);
+      *line_len = max_line + 1;
+      *t = tv;
+      rc = 0;
+    }
   } else if (l != NULL && memchr(l->s, '\n', l->len) != NULL) {
     snprintf(err, errlen, "\"line\" holds a newline: a record line is one "
              "input line");
@@ -588,7 +608,7 @@ int cli_replay(int argc, char **argv) {
     char err[400] = "";
     uint64_t t = 0;
     size_t line_len = 0;
-    if (parse_record(buf, len, &t, &line, &line_len, err, sizeof(err)) != 0) {
+    if (parse_record(buf, len, o.max_line, &t, &line, &line_len, err, sizeof(err)) != 0) {
       fprintf(stderr, "ixr replay: %s:%ld: %s\n", path, rp.rec_line, err);
       status = 1;
       break;
@@ -604,7 +624,7 @@ int cli_replay(int argc, char **argv) {
       rc = ixr_advance(rt, t - now);
       now = t;
     }
-    if (rp.scen != NULL) write_send(&rp, line, line_len);
+    if (rp.scen != NULL) write_send(&rp, line, line_len, o.max_line);
     rp.t = t;
     rp.fed++;
     line[line_len] = '\n';

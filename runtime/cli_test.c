@@ -110,8 +110,8 @@ static char *serialize(const cj *v, size_t *len) {
 
 bool cli_scenario_key(const char *k) {
   static const char *const names[] = {"send", "send_raw", "send_base64",
-                                      "expect", "advance", "handlers", "max_line",
-                                      NULL};
+                                      "send_too_long", "expect", "advance",
+                                      "handlers", "max_line", NULL};
   for (const char *const *n = names; *n; n++)
     if (strcmp(k, *n) == 0) return true;
   return false;
@@ -258,6 +258,23 @@ static int parse_line(scenario *sc, int lineno, const char *p, size_t len,
     }
     st->bytes = (char *)bytes;
     st->len = (size_t)n;
+  } else if (strcmp(directive, "send_too_long") == 0) {
+    /* A line one byte over the limit, which the runtime skips with a
+     * line_too_long error (a record keeps such a line only as a note). */
+    if (arg->type != CJ_BOOL || !arg->b) {
+      snprintf(err, errlen, "send_too_long takes true");
+      goto out;
+    }
+    size_t limit = sc->max_line;
+    if (limit == 0) {
+      ixr_options d;
+      ixr_options_init(&d);
+      limit = d.max_line;
+    }
+    step *st = new_step(sc, STEP_SEND, lineno);
+    if (st == NULL || (st->bytes = malloc(limit + 1)) == NULL) goto nomem;
+    memset(st->bytes, 'x', limit + 1);
+    st->len = limit + 1;
   } else if (strcmp(directive, "expect") == 0) {
     if (arg->type != CJ_OBJECT) {
       snprintf(err, errlen, "expect takes an object: the fields to match");

@@ -601,6 +601,11 @@ void ixr__handle_closed(ixr_runtime *rt);
  * entry point: carries out an ixr_close() deferred from a callback.
  * Returns true when the runtime is gone (do not touch it again). */
 bool ixr__leave(ixr_runtime *rt);
+
+/* A line longer than max_line, of which len bytes were read: recorded
+ * (on_input with a NULL line) and reported as line_too_long. */
+void ixr__skip_line(ixr_runtime *rt, ixr__sink *from, size_t len,
+                    uint64_t lineno, size_t max_line);
 int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
                              const char *line, size_t len, uint64_t lineno);
 

@@ -127,8 +127,10 @@ typedef enum { IXR_CLOCK_REAL = 0, IXR_CLOCK_MANUAL = 1 } ixr_clock;
  * Input callback: every input line, as received (without its newline),
  * with the runtime clock's time in ms, before it is decoded. For recording
  * traffic (ixr run --record). Lines of control connections
- * (ixr_listen_control) are not events and are not passed. Must not feed
- * the runtime.
+ * (ixr_listen_control) are not events and are not passed. A line longer
+ * than max_line, which the runtime skips with a line_too_long error, is
+ * passed as line NULL, len the bytes of it read (more than max_line), so a
+ * record can note where it was. Must not feed the runtime.
  */
 typedef void (*ixr_input_cb)(void *ud, const char *line, size_t len,
                              uint64_t now_ms);

@@ -211,6 +211,19 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
   return 0;
 }
 
+void ixr__skip_line(ixr_runtime *rt, ixr__sink *from, size_t len,
+                    uint64_t lineno, size_t max_line) {
+  /* As for any line: the timers due before it first, and recorded, so that
+   * a replay meets the same error at the same line number. */
+  ixr__timers_catch_up(rt);
+  if (rt->closing) return;
+  if (rt->opt.on_input != NULL && !(from != NULL && from->control_only))
+    rt->opt.on_input(rt->opt.input_ud, NULL, len, ixr__now(rt));
+  char msg[128];
+  snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped", max_line);
+  ixr__emit_error(rt, from, NULL, "line_too_long", msg, lineno, 0, NULL);
+}
+
 static void api_line(void *ud, const char *line, size_t len, uint64_t lineno,
                      ixr__line_status status) {
   ixr_runtime *rt = ud;
@@ -219,10 +232,7 @@ static void api_line(void *ud, const char *line, size_t len, uint64_t lineno,
   if (rt->closing) return; /* closed by a callback of an earlier line */
   uint64_t n = ++rt->api.lines;
   if (status == IXR__LINE_TOO_LONG) {
-    char msg[128];
-    snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped",
-             rt->opt.max_line);
-    ixr__emit_error(rt, &rt->api.sink, NULL, "line_too_long", msg, n, 0, NULL);
+    ixr__skip_line(rt, &rt->api.sink, len, n, rt->opt.max_line);
   } else {
     ixr__decode_and_dispatch(rt, &rt->api.sink, line, len, n);
   }

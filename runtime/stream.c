@@ -307,10 +307,7 @@ static void on_line(void *ud, const char *line, size_t len, uint64_t lineno,
   ixr_runtime *rt = st->rt;
   if (rt->closing) return;
   if (status == IXR__LINE_TOO_LONG) {
-    char msg[128];
-    snprintf(msg, sizeof(msg), "line longer than %zu bytes: skipped",
-             st->framer.max_line);
-    ixr__emit_error(rt, &st->sink, NULL, "line_too_long", msg, lineno, 0, NULL);
+    ixr__skip_line(rt, &st->sink, len, lineno, st->framer.max_line);
     return;
   }
   ixr__decode_and_dispatch(rt, &st->sink, line, len, lineno);

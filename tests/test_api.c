@@ -2020,6 +2020,8 @@ typedef struct seen {
   uint64_t last_now;
   int traces;
   bool trace_handler;
+  int skipped;        /* lines over max_line: on_input with NULL */
+  size_t skipped_len;
 } seen;
 
 static void seen_log(void *ud, ixr_log_level level, const char *msg) {
@@ -2031,6 +2033,11 @@ static void seen_log(void *ud, ixr_log_level level, const char *msg) {
 static void seen_input(void *ud, const char *line, size_t len, uint64_t now) {
   seen *s = ud;
   s->inputs++;
+  if (line == NULL) {
+    s->skipped++;
+    s->skipped_len = len;
+    return;
+  }
   snprintf(s->last_input, sizeof(s->last_input), "%.*s", (int)len, line);
   s->last_now = now;
 }
@@ -2052,6 +2059,7 @@ static void test_log_input_trace_callbacks(void **state) {
   o.log_level = IXR_LOG_WARN;
   o.on_input = seen_input;
   o.input_ud = &s;
+  o.max_line = 200;
   o.on_trace = seen_trace;
   o.trace_ud = &s;
   tdir_write(f->dir, "chatty.lua",
@@ -2062,12 +2070,20 @@ static void test_log_input_trace_callbacks(void **state) {
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"C\",\"strategy\":\"chatty\"}}");
   tfeed(f->rt, "   ");
   assert_int_equal(ixr_advance(f->rt, 5000), 0);
+  /* A line over max_line: passed as NULL with what was read of it, in its
+   * place among the lines, so that a record keeps it. */
+  char big[300];
+  memset(big, 'x', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  tfeed(f->rt, big);
+  assert_int_equal(s.skipped, 1);
+  assert_true(s.skipped_len > 200);
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"D\"}}");
   assert_int_equal(s.logs[IXR_LOG_INFO], 0);
   assert_int_equal(s.logs[IXR_LOG_DEBUG], 0);
   assert_int_equal(s.logs[IXR_LOG_WARN], 1);
   assert_int_equal(s.logs[IXR_LOG_ERROR], 1);
-  assert_int_equal(s.inputs, 3); /* every line as received, blank ones too */
+  assert_int_equal(s.inputs, 4); /* every line as received, blank ones too */
   assert_non_null(strstr(s.last_input, "\"D\""));
   assert_int_equal(s.last_now, 5000);
   assert_true(s.traces > 0);

@@ -409,6 +409,31 @@ else
   not_ok "record and replay with --max-line 2000000 (exit $rc, $rc2, $rc3)" "$W/big.err" \
     "$W/big-replay.err" "$W/big-test.out"
 fi
+# A line over the limit is noted in the record where it came: the replay and
+# the scenario meet the same line_too_long error at the same line number, and
+# the line numbers after it stay the same.
+pad=$(head -c 300 /dev/zero | tr '\0' 'z')
+printf '{"name":"interaction.present","data":{"interactionid":"L1"}}\n%s\nnot json\n{"name":"interaction.present","data":{"interactionid":"L2"}}\n' "$pad" \
+  > "$W/long.ndjson"
+unset pad
+"$IXR" run --clock manual --handlers "$T/handlers" --max-line 100 --record "$W/long.rec" \
+  < "$W/long.ndjson" > "$W/long.out" 2> "$W/long.err"
+rc=$?
+"$IXR" replay --handlers "$T/handlers" --to-scenario "$W/long.scenario" "$W/long.rec" \
+  > "$W/long-replay.out" 2> "$W/long-replay.err"
+rc2=$?
+"$IXR" test "$W/long.scenario" > "$W/long-test.out" 2>&1
+rc3=$?
+if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] &&
+   has "$W/long.out" '"error":"line_too_long"' && has "$W/long.out" '"error":"bad_json"' &&
+   has "$W/long.out" '"line":3' && has "$W/long.rec" '"too_long":' &&
+   ! has "$W/long.rec" 'zzzz' && cmp -s "$W/long.out" "$W/long-replay.out" &&
+   has "$W/long.scenario" '{"send_too_long":true}'; then
+  ok "a line over --max-line is noted in the record: replay and scenario give its error at its line"
+else
+  not_ok "record and replay of a line over --max-line (exit $rc, $rc2, $rc3)" "$W/long.out" \
+    "$W/long-replay.out" "$W/long.rec" "$W/long-test.out"
+fi
 sed '1s/"max_line":2000000/"max_line":20/' "$W/big.rec" > "$W/badml.rec"
 "$IXR" replay --handlers "$T/handlers" "$W/badml.rec" > "$W/badml.out" 2> "$W/badml.err"
 rc=$?
