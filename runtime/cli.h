@@ -82,16 +82,28 @@ int cli_test(int argc, char **argv);
 /* Is `k` a key that makes a scenario line a step (send, expect, ...)? */
 bool cli_scenario_key(const char *k);
 
+/* Wall-clock times (the manual clock's start time, cli_json.c): whole ms
+ * since 1970-01-01 UTC, within IXR_START_TIME_MAX, or
+ * "YYYY-MM-DDTHH:MM:SS[.mmm]Z". cli_parse_time reads either as text;
+ * cli_time_value a JSON number or string; cli_format_time writes the JSON
+ * value (the quoted text when the year has four digits, else the number). */
+bool cli_parse_time(const char *s, int64_t *ms);
+bool cli_time_value(const cj *v, int64_t *ms);
+void cli_format_time(int64_t ms, char *out, size_t outlen);
+
 /* ---- recording, tracing, replay (cli_record.c) ------------------------ */
 
 typedef struct cli_recorder cli_recorder;
 
 /* Opens FILE for `ixr run --record FILE`: its input hook is
- * cli_recorder_input with the recorder as ud. The header line keeps the
- * clock and the line limit of the run, which a replay needs. Returns 0, or
- * -1 after saying why on standard error. */
+ * cli_recorder_input with the recorder as ud. Returns 0, or -1 after
+ * saying why on standard error. cli_recorder_start, once the runtime
+ * exists and before any input, writes the header line: the clock, the line
+ * limit and the wall-clock time at runtime clock 0 of the run, which a
+ * replay needs. */
 int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock,
                       size_t max_line);
+void cli_recorder_start(cli_recorder *r, int64_t start_time_ms);
 void cli_recorder_input(void *ud, const char *line, size_t len, uint64_t now_ms);
 /* Closes the file; returns 0, or -1 when a write failed (already reported). */
 int cli_recorder_close(cli_recorder *r);

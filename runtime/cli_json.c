@@ -211,6 +211,95 @@ bool cj_uint(const cj *v, unsigned long long *out) {
   return true;
 }
 
+/* ---- wall-clock times -------------------------------------------------- */
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar: years
+ * counted from March, so that the leap day ends a year, in 400-year eras
+ * of 146,097 days. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;                                 /* 0..399 */
+  int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* 0..365 */
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;         /* 0..146096 */
+  return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m) {
+  static const int n[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : n[m - 1];
+}
+
+static bool digits(const char *s, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+bool cli_parse_time(const char *s, int64_t *ms) {
+  int y, mo, d, h, mi, sec, frac = 0;
+  size_t len = strlen(s);
+  if (len > 0 && len < 20 && strspn(s + (s[0] == '-'), "0123456789") == len - (s[0] == '-')) {
+    long long n = strtoll(s, NULL, 10); /* at most 19 digits: no overflow */
+    if (n < -IXR_START_TIME_MAX || n > IXR_START_TIME_MAX || len == (s[0] == '-')) return false;
+    *ms = n;
+    return true;
+  }
+  if (len < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+      s[7] != '-' || !digits(s + 8, 2, &d) || s[10] != 'T' || !digits(s + 11, 2, &h) ||
+      s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec))
+    return false;
+  const char *p = s + 19;
+  if (*p == '.') {
+    if (!digits(p + 1, 3, &frac)) return false;
+    p += 4;
+  }
+  if (strcmp(p, "Z") != 0 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+      h > 23 || mi > 59 || sec > 59)
+    return false;
+  int64_t days = days_from_civil(y, mo, d);
+  *ms = ((days * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000 + frac;
+  return true; /* years 0000 to 9999: within IXR_START_TIME_MAX */
+}
+
+bool cli_time_value(const cj *v, int64_t *ms) {
+  return v != NULL && (v->type == CJ_NUMBER || v->type == CJ_STRING) &&
+         strlen(v->s) == v->len && cli_parse_time(v->s, ms);
+}
+
+void cli_format_time(int64_t ms, char *out, size_t outlen) {
+  int64_t days = ms / 86400000, rem = ms % 86400000;
+  if (rem < 0) {
+    rem += 86400000;
+    days--;
+  }
+  /* Back from days to y-m-d (the inverse of days_from_civil). */
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  int m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  int64_t y = yoe + era * 400 + (m <= 2);
+  if (y < 0 || y > 9999) { /* no four-digit year: the milliseconds */
+    snprintf(out, outlen, "%lld", (long long)ms);
+    return;
+  }
+  int h = (int)(rem / 3600000), mi = (int)(rem / 60000 % 60), sec = (int)(rem / 1000 % 60),
+      f = (int)(rem % 1000);
+  if (f != 0)
+    snprintf(out, outlen, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", (int)y, m, d, h, mi, sec, f);
+  else
+    snprintf(out, outlen, "\"%04d-%02d-%02dT%02d:%02d:%02dZ\"", (int)y, m, d, h, mi, sec);
+}
+
 /* ---- matching --------------------------------------------------------- */
 
 static bool is_integer_text(const char *s) { return strpbrk(s, ".eE") == NULL; }

@@ -3,7 +3,8 @@
  * (ixr replay, optionally into a scenario file).
  *
  * A record file is NDJSON. Its first line says how it was made,
- *   {"record":"ixr","version":1,"clock":"real","max_line":1048576}
+ *   {"record":"ixr","version":1,"clock":"real","max_line":1048576,
+ *    "start_time_ms":1730800800000}
  * and every other line is one input line as the runtime received it, with
  * the runtime clock's time in ms:
  *   {"t":1520,"line":"{\"name\":\"interaction.present\",...}"}
@@ -75,6 +76,8 @@ struct cli_recorder {
   char *path;
   yajl_gen g;
   bool failed;
+  ixr_clock clock;
+  size_t max_line;
 };
 
 static void record_failed(cli_recorder *r) {
@@ -117,9 +120,8 @@ int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock,
     fprintf(stderr, "ixr: --record %s: %s\n", path, strerror(errno));
     goto fail;
   }
-  fprintf(r->f, "{\"record\":\"ixr\",\"version\":1,\"clock\":\"%s\",\"max_line\":%zu}\n",
-          clock == IXR_CLOCK_MANUAL ? "manual" : "real", max_line);
-  if (fflush(r->f) != 0) record_failed(r);
+  r->clock = clock;
+  r->max_line = max_line;
   *out = r;
   return 0;
 fail:
@@ -129,6 +131,15 @@ fail:
     free(r);
   }
   return -1;
+}
+
+void cli_recorder_start(cli_recorder *r, int64_t start_time_ms) {
+  fprintf(r->f,
+          "{\"record\":\"ixr\",\"version\":1,\"clock\":\"%s\",\"max_line\":%zu,"
+          "\"start_time_ms\":%lld}\n",
+          r->clock == IXR_CLOCK_MANUAL ? "manual" : "real", r->max_line,
+          (long long)start_time_ms);
+  if (fflush(r->f) != 0) record_failed(r);
 }
 
 void cli_recorder_input(void *ud, const char *line, size_t len, uint64_t now_ms) {
@@ -427,12 +438,13 @@ static int parse_record(const char *text, size_t len, size_t max_line, uint64_t 
  * stays 0 in records made before the header had it), 0 when the line is
  * not a header (records may lack one), -1 with a message in err. */
 static int read_header(const char *text, size_t len, bool *follow_t,
-                       size_t *max_line, char *err, size_t errlen) {
+                       size_t *max_line, int64_t *start_ms, char *err, size_t errlen) {
   char why[300];
   cj *h = cj_parse(text, len, why, sizeof(why));
   int rc = h != NULL && cj_get(h, "record") != NULL ? 1 : 0;
   if (rc == 1) {
-    const cj *clock = cj_get(h, "clock"), *ml = cj_get(h, "max_line");
+    const cj *clock = cj_get(h, "clock"), *ml = cj_get(h, "max_line"),
+             *st = cj_get(h, "start_time_ms");
     unsigned long long n = 0;
     if (cj_is_str(clock, "manual")) {
       *follow_t = false;
@@ -447,6 +459,11 @@ static int read_header(const char *text, size_t len, bool *follow_t,
       rc = -1;
     }
     *max_line = (size_t)n;
+    if (rc == 1 && st != NULL && (st->type != CJ_NUMBER || !cli_time_value(st, start_ms))) {
+      snprintf(err, errlen, "the header's \"start_time_ms\" must be whole milliseconds "
+               "since 1970, at most %lld either way", (long long)IXR_START_TIME_MAX);
+      rc = -1;
+    }
   }
   cj_free(h);
   return rc;
@@ -546,12 +563,13 @@ int cli_replay(int argc, char **argv) {
    * first line is the first record line, fed below. */
   bool follow_t = true, first_pending = false;
   size_t max_line = 0, len = 0;
+  int64_t start_ms = 0;
   ssize_t n;
   while ((n = getline(&buf, &cap, in)) >= 0) {
     rp.rec_line++;
     if ((len = without_eol(buf, n)) == 0) continue;
     char err[400] = "";
-    int header = read_header(buf, len, &follow_t, &max_line, err, sizeof(err));
+    int header = read_header(buf, len, &follow_t, &max_line, &start_ms, err, sizeof(err));
     if (header < 0) {
       fprintf(stderr, "ixr replay: %s:%ld: %s\n", path, rp.rec_line, err);
       goto done;
@@ -565,6 +583,7 @@ int cli_replay(int argc, char **argv) {
   if (max_line != 0) o.max_line = max_line;
   o.handlers_dir = handlers;
   o.clock = IXR_CLOCK_MANUAL;
+  o.start_time_ms = start_ms; /* os.time() and os.date() as in the run */
   o.on_output = replay_output;
   o.output_ud = &rp;
   o.on_input = replay_input;
@@ -590,6 +609,12 @@ int cli_replay(int argc, char **argv) {
     free(h);
     if (o.max_line != default_max_line) { /* the recorded run's line limit */
       fprintf(rp.scen, "{\"max_line\":%zu}\n", o.max_line);
+      rp.scen_line++;
+    }
+    if (start_ms != 0) { /* the recorded run's wall clock at its start */
+      char when[48];
+      cli_format_time(start_ms, when, sizeof(when));
+      fprintf(rp.scen, "{\"start_time\":%s}\n", when);
       rp.scen_line++;
     }
   }

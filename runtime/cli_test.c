@@ -34,6 +34,8 @@ typedef struct scenario {
   const char *path;
   char *handlers; /* from the header line, resolved; NULL: the default */
   size_t max_line; /* from a max_line line; 0: the runtime's default */
+  int64_t start_time_ms; /* from a start_time line */
+  bool start_time_set;
   step *steps;
   size_t n, cap;
   int lines;
@@ -111,7 +113,7 @@ static char *serialize(const cj *v, size_t *len) {
 bool cli_scenario_key(const char *k) {
   static const char *const names[] = {"send", "send_raw", "send_base64",
                                       "send_too_long", "expect", "advance",
-                                      "handlers", "max_line", NULL};
+                                      "handlers", "max_line", "start_time", NULL};
   for (const char *const *n = names; *n; n++)
     if (strcmp(k, *n) == 0) return true;
   return false;
@@ -219,6 +221,17 @@ static int parse_line(scenario *sc, int lineno, const char *p, size_t len,
       goto out;
     }
     sc->max_line = (size_t)n;
+  } else if (strcmp(directive, "start_time") == 0) {
+    if (sc->n > 0 || sc->start_time_set) {
+      snprintf(err, errlen, "the start_time line must come once, before any step");
+      goto out;
+    }
+    if (!cli_time_value(arg, &sc->start_time_ms)) {
+      snprintf(err, errlen, "start_time takes \"YYYY-MM-DDTHH:MM:SS[.mmm]Z\" (UTC) or "
+               "whole milliseconds since 1970");
+      goto out;
+    }
+    sc->start_time_set = true;
   } else if (strcmp(directive, "send") == 0) {
     step *st = new_step(sc, STEP_SEND, lineno);
     if (st == NULL) goto nomem;
@@ -525,6 +538,7 @@ static bool run_file(const char *path, const opts *o) {
   ixr_options_init(&io);
   io.handlers_dir = handlers;
   if (sc.max_line != 0) io.max_line = sc.max_line;
+  io.start_time_ms = sc.start_time_ms;
   io.clock = IXR_CLOCK_MANUAL;
   io.on_output = on_output;
   io.output_ud = &r;

@@ -527,6 +527,7 @@ struct ixr_runtime {
   uint64_t fire_now;
   bool fire_now_set;
   uint64_t real_base; /* uv_now() at start: times count from 0 */
+  int64_t start_time_ms; /* the wall clock at runtime clock 0 (ixr_stats) */
 
   /* sinks */
   ixr__sink **sinks;

@@ -123,6 +123,10 @@ typedef void (*ixr_log_cb)(void *ud, ixr_log_level level, const char *msg);
 
 typedef enum { IXR_CLOCK_REAL = 0, IXR_CLOCK_MANUAL = 1 } ixr_clock;
 
+/* The range of ixr_options.start_time_ms: about 31,000 years either side
+ * of 1970. */
+#define IXR_START_TIME_MAX 1000000000000000LL
+
 /*
  * Input callback: every input line, as received (without its newline),
  * with the runtime clock's time in ms, before it is decoded. For recording
@@ -144,6 +148,13 @@ typedef struct ixr_options {
   const char *lua_dir;      /* standard library; default: the installed one,
                                or $IXR_LUA_DIR when set */
   ixr_clock clock;          /* IXR_CLOCK_MANUAL: time moves only on clock.advance */
+  int64_t start_time_ms;    /* manual clock: the wall-clock time at runtime
+                               clock 0, in ms since 1970-01-01 UTC, which
+                               os.time() and os.date() count from (so tests
+                               and replays see the same dates); default 0,
+                               1970-01-01T00:00:00Z; at most
+                               IXR_START_TIME_MAX either way. Ignored on the
+                               real clock, where they read the system's clock */
   uv_loop_t *loop;          /* the host's loop, or NULL for a loop of its own */
   ixr_output_cb on_output;  /* output of ixr_feed()/ixr_feed_event() */
   void *output_ud;
@@ -346,6 +357,11 @@ typedef struct ixr_stats {
    * descriptors failed (a full disk, a reader that went away): what they
    * carried was not all handled or not all delivered. */
   uint64_t fd_stream_failures;
+  /* The wall-clock time at runtime clock 0, in ms since 1970-01-01 UTC:
+   * on the real clock, when the runtime started (a recorder keeps it, so
+   * that a replay's os.time() is the run's); on the manual clock, the
+   * start_time_ms option. */
+  int64_t start_time_ms;
 } ixr_stats;
 
 IXR_EXTERN int ixr_get_stats(ixr_runtime *rt, ixr_stats *st);

@@ -850,6 +850,42 @@ static void push_coroutine_lib(lua_State *L) {
   lua_remove(L, -2);
 }
 
+/*
+ * On the manual clock os.time() and os.date() without a time count from
+ * ixr_options.start_time_ms, as the runtime clock does from 0: a test or a
+ * replay sees the same dates on every run. Upvalue 1 is the original
+ * function, which does everything else (os.time{...}, os.date(fmt, t)).
+ */
+static void push_manual_wall_s(lua_State *L) {
+  ixr_runtime *rt = ixr__runtime_of(L);
+  int64_t ms = rt->start_time_ms + (int64_t)ixr__now(rt); /* both bounded */
+  int64_t s = ms / 1000;
+  if (ms % 1000 < 0) s--; /* down, before 1970 too */
+  lua_pushinteger(L, (lua_Integer)s);
+}
+
+static int manual_os_time(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    push_manual_wall_s(L);
+    return 1;
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+static int manual_os_date(lua_State *L) {
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1); /* the format, or nil for the default */
+    push_manual_wall_s(L);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 static void build_sandbox(lua_State *L) {
   lua_createtable(L, 0, 32);
   for (const char *const *g = allowed_globals; *g != NULL; g++) {
@@ -865,6 +901,15 @@ static void build_sandbox(lua_State *L) {
     lua_setfield(L, -3, *g);
   }
   lua_pop(L, 1);
+  if (ixr__runtime_of(L)->opt.clock == IXR_CLOCK_MANUAL) {
+    static const struct { const char *name; lua_CFunction f; } wall[] = {
+        {"time", manual_os_time}, {"date", manual_os_date}};
+    for (size_t i = 0; i < sizeof(wall) / sizeof(wall[0]); i++) {
+      lua_getfield(L, -1, wall[i].name);
+      lua_pushcclosure(L, wall[i].f, 1);
+      lua_setfield(L, -2, wall[i].name);
+    }
+  }
   lua_setfield(L, -2, "os");
   lua_pushcfunction(L, l_setmetatable);
   lua_setfield(L, -2, "setmetatable");

@@ -16,7 +16,8 @@
 static void usage(FILE *f) {
   fputs("usage:\n"
         "  ixr run    [--handlers DIR] [--listen ADDR]... [--watch] [--control ADDR]\n"
-        "             [--clock real|manual] [--log-level error|warn|info|debug|trace]\n"
+        "             [--clock real|manual] [--start-time TIME]\n"
+        "             [--log-level error|warn|info|debug|trace]\n"
         "             [--max-line BYTES] [--record FILE] [--trace]\n"
         "  ixr check  [--handlers DIR]\n"
         "  ixr test   [--handlers DIR] [--trace] [--log-level LEVEL] FILE|DIR...\n"
@@ -30,6 +31,8 @@ static void usage(FILE *f) {
         "replay; --trace prints each step (event in, handler chosen, output) on\n"
         "standard error. --watch reloads the strategies when their files change;\n"
         "SIGHUP reloads too; --control ADDR takes ixr.reload and ixr.status.\n"
+        "With --clock manual, os.time() and os.date() count from --start-time\n"
+        "(YYYY-MM-DDTHH:MM:SSZ or ms since 1970; default 1970-01-01T00:00:00Z).\n"
         "ixr test runs scenario files; see docs/authoring.md.\n",
         f);
 }
@@ -73,6 +76,7 @@ static int cmd_run(int argc, char **argv) {
   const char *record = NULL;
   const char *control = NULL;
   int watch = 0;
+  bool start_time = false;
   if (listens == NULL) return 1;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -91,6 +95,12 @@ static int cmd_run(int argc, char **argv) {
       if (strcmp(v, "real") == 0) o.clock = IXR_CLOCK_REAL;
       else if (strcmp(v, "manual") == 0) o.clock = IXR_CLOCK_MANUAL;
       else return free(listens), bad_usage("--clock takes real or manual, not '%s'", v);
+      i++;
+    } else if (strcmp(a, "--start-time") == 0 && v) {
+      if (!cli_parse_time(v, &o.start_time_ms))
+        return free(listens),
+               bad_usage("--start-time takes YYYY-MM-DDTHH:MM:SS[.mmm]Z or ms since 1970, not '%s'", v);
+      start_time = true;
       i++;
     } else if (strcmp(a, "--log-level") == 0 && v) {
       if (cli_parse_level(v, &o.log_level) != 0)
@@ -118,6 +128,9 @@ static int cmd_run(int argc, char **argv) {
       return bad_usage("unknown or incomplete option '%s'", a);
     }
   }
+  if (start_time && o.clock != IXR_CLOCK_MANUAL)
+    return free(listens), bad_usage("--start-time needs --clock manual (%s)",
+                                    "the real clock's dates are the system's");
   /* Checked before anything is opened (a --record file among it). */
   if (nlisten == 0 && (closed_stdio & 3u) != 0) {
     free(listens);
@@ -148,6 +161,11 @@ static int cmd_run(int argc, char **argv) {
     free(listens);
     uv_loop_close(&loop);
     return 1;
+  }
+  if (rec != NULL) {
+    ixr_stats st;
+    ixr_get_stats(c.rt, &st);
+    cli_recorder_start(rec, st.start_time_ms);
   }
   int status = 0;
   for (int i = 0; i < nlisten && status == 0; i++) {

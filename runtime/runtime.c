@@ -110,7 +110,8 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
   }
   if (o->max_line == 0 || o->handlers_dir == NULL ||
       (o->clock != IXR_CLOCK_REAL && o->clock != IXR_CLOCK_MANUAL) ||
-      o->log_level < IXR_LOG_ERROR || o->log_level > IXR_LOG_TRACE)
+      o->log_level < IXR_LOG_ERROR || o->log_level > IXR_LOG_TRACE ||
+      o->start_time_ms < -IXR_START_TIME_MAX || o->start_time_ms > IXR_START_TIME_MAX)
     return IXR_EINVAL;
   /* A peer that goes away while we write to it must be an EPIPE to handle,
    * not a signal that kills the host. Only the default disposition is
@@ -594,6 +595,7 @@ int ixr_get_stats(ixr_runtime *rt, ixr_stats *st) {
   st->sessions_active = rt->sessions_active;
   st->sessions_suspended = rt->sessions_suspended;
   st->lua_bytes = rt->lua_bytes;
+  st->start_time_ms = rt->start_time_ms;
   st->gc_cycles = rt->gc.cycles;
   st->gc_steps = rt->gc.steps_total;
   st->gc_ns = rt->gc.ns_total;

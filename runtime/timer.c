@@ -215,7 +215,14 @@ int ixr__timers_init(ixr_runtime *rt) {
   rt->manual_now = 0;
   uv_update_time(rt->loop);
   rt->real_base = uv_now(rt->loop);
-  if (rt->opt.clock == IXR_CLOCK_MANUAL) return 0;
+  if (rt->opt.clock == IXR_CLOCK_MANUAL) {
+    rt->start_time_ms = rt->opt.start_time_ms;
+    return 0;
+  }
+  uv_timeval64_t tv;
+  rt->start_time_ms = uv_gettimeofday(&tv) == 0
+                          ? (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000
+                          : 0;
   int rc = uv_timer_init(rt->loop, &rt->uvtimer);
   if (rc != 0) return IXR_EIO;
   rt->uvtimer.data = rt;

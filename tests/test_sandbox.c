@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -372,6 +373,61 @@ static void test_random_is_seeded_on_the_manual_clock(void **state) {
   }
 }
 
+/* On the manual clock os.time() and os.date() count from start_time_ms with
+ * the runtime clock, so tests and replays see the same dates; with a time
+ * given, or a table, they are Lua's own. On the real clock they read the
+ * system's clock, and the stats say when the runtime started. */
+static void remake_at(fixture *f, ixr_clock clock, int64_t start_ms) {
+  ixr_close(f->rt);
+  tcap_clear(&f->cap);
+  ixr_options o;
+  topts(&o, f->dir, &f->cap);
+  o.clock = clock;
+  o.start_time_ms = start_ms;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+}
+
+static void test_os_time_follows_the_manual_clock(void **state) {
+  fixture *f = *state;
+  remake_at(f, IXR_CLOCK_MANUAL, 1730800800000LL); /* 2024-11-05T10:00:00Z */
+  returned(f, "return os.time()", "\"res\":\"1730800800\"");
+  returned(f, "return os.date('!%Y-%m-%dT%H:%M:%S')", "2024-11-05T10:00:00");
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":90999}}");
+  returned(f, "return os.time()", "\"res\":\"1730800890\"");
+  returned(f, "return os.date('!%H:%M:%S')", "10:01:30");
+  returned(f, "return os.date('!*t').min", "\"res\":\"1\"");
+  returned(f, "return os.date('!%Y', 86400 * 366)", "1971");
+  returned(f, "return os.time({ year = 2000, month = 1, day = 1, hour = 12 }) > 9e8", "true");
+  returned(f, "return type(os.date())", "string");
+  ixr_stats st;
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_int_equal(st.start_time_ms, 1730800800000LL);
+
+  remake_at(f, IXR_CLOCK_MANUAL, -1500); /* before 1970: seconds round down */
+  returned(f, "return os.time()", "\"res\":\"-2\"");
+  remake_at(f, IXR_CLOCK_MANUAL, 0);
+  returned(f, "return os.date('!%Y-%m-%d %H:%M:%S')", "1970-01-01 00:00:00");
+
+  ixr_options o;
+  topts(&o, f->dir, &f->cap);
+  ixr_runtime *bad = NULL;
+  o.start_time_ms = IXR_START_TIME_MAX + 1;
+  assert_int_equal(ixr_new(&bad, &o), IXR_EINVAL);
+  o.start_time_ms = -IXR_START_TIME_MAX - 1;
+  assert_int_equal(ixr_new(&bad, &o), IXR_EINVAL);
+  assert_null(bad);
+
+  int64_t before = (int64_t)time(NULL) * 1000;
+  remake_at(f, IXR_CLOCK_REAL, 1730800800000LL); /* ignored */
+  int64_t after = (int64_t)time(NULL) * 1000 + 1000;
+  assert_int_equal(ixr_get_stats(f->rt, &st), 0);
+  assert_true(st.start_time_ms >= before && st.start_time_ms <= after);
+  char code[128];
+  snprintf(code, sizeof(code), "return math.abs(os.time() - %lld) <= 5",
+           (long long)time(NULL));
+  returned(f, code, "true");
+}
+
 static void test_infinite_loop_in_strategy_file_load(void **state) {
   fixture *f = *state;
   tdir_write(f->dir, "spin.lua", "while true do end\nreturn {}\n");
@@ -685,7 +741,7 @@ int main(void) {
       T(test_kill_in_a_nested_flow_is_reported_once), T(test_killed_flow_does_not_run_its_closes),
       T(test_after_at_the_memory_limit_leaves_nothing), T(test_opts_metamethods_are_not_run),
       T(test_gc_through_index_is_not_registered), T(test_shared_subtables_do_not_explode),
-      T(test_core_view_per_generation), T(test_random_is_seeded_on_the_manual_clock), T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
+      T(test_core_view_per_generation), T(test_random_is_seeded_on_the_manual_clock), T(test_os_time_follows_the_manual_clock), T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
       T(test_bad_sessions_do_not_hurt_others), T(test_flow_cannot_be_resumed_by_strategy),
       T(test_own_coroutines_work), T(test_print_goes_to_the_log),
       T(test_shared_modules_are_read_only), T(test_strategy_cannot_change_others_standard_set),

@@ -310,10 +310,16 @@ static void check_trace(void *ud, const char *line) {
   (void)n;
 }
 
+static size_t fz_max_line;
+
 static void check_input(void *ud, const char *line, size_t len, uint64_t now) {
   (void)ud;
   (void)now;
-  if (line == NULL && len > 0) fz_fail("input record without a line");
+  if (line == NULL) { /* a line skipped as too long: more than the limit */
+    if (len <= fz_max_line) fz_fail("skipped line of %zu bytes, within %zu", len, fz_max_line);
+    return;
+  }
+  if (len > fz_max_line) fz_fail("input record of %zu bytes, over %zu", len, fz_max_line);
   if (memchr(line, '\n', len) != NULL)
     fz_fail("input record holds a newline: the framer split it wrong");
 }
@@ -333,6 +339,7 @@ ixr_runtime *fz_runtime_new(ixr_output_cb on_output, void *ud, size_t max_line,
   o.on_input = check_input;
   if (trace) o.on_trace = check_trace;
   if (max_line != 0) o.max_line = max_line;
+  fz_max_line = o.max_line;
   fz_print = getenv("IXR_FUZZ_PRINT") != NULL;
   ixr_runtime *rt = NULL;
   int rc = ixr_new(&rt, &o);

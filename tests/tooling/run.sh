@@ -169,7 +169,7 @@ rc=$?
 lines=$(wc -l < "$W/traffic.ndjson" | tr -d ' ')
 records=$(($(wc -l < "$W/rec.ndjson") - 1))
 if [ $rc -eq 0 ] && [ "$records" -eq "$lines" ] &&
-   [ "$(head -n 1 "$W/rec.ndjson")" = '{"record":"ixr","version":1,"clock":"manual","max_line":1048576}' ] &&
+   [ "$(head -n 1 "$W/rec.ndjson")" = '{"record":"ixr","version":1,"clock":"manual","max_line":1048576,"start_time_ms":0}' ] &&
    has "$W/run.out" '"error":"bad_json"' && has "$W/run.out" '"reason":"requeue_timeout"' &&
    has "$W/run.out" '"state":"resumed"' && has "$W/rec.ndjson" '"base64":"'; then
   ok "ixr run --record: $lines lines of generated traffic, one record each (base64 for invalid UTF-8)"
@@ -218,7 +218,7 @@ rc=$?
 "$IXR" replay --handlers "$SRC/handlers" "$W/rec-real.ndjson" > "$W/replay-real.out" 2> "$W/replay-real.err"
 rc2=$?
 if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && cmp -s "$W/run-real.out" "$W/replay-real.out" &&
-   [ "$(head -n 1 "$W/rec-real.ndjson")" = '{"record":"ixr","version":1,"clock":"real","max_line":1048576}' ]; then
+   head -n 1 "$W/rec-real.ndjson" | grep -qE '^\{"record":"ixr","version":1,"clock":"real","max_line":1048576,"start_time_ms":1[0-9]{12}\}$'; then
   ok "real clock: generated traffic recorded and replayed to the same output"
 else
   diff "$W/run-real.out" "$W/replay-real.out" > "$W/real.diff" 2>&1
@@ -402,7 +402,7 @@ rc2=$?
 "$IXR" test "$W/big.scenario" > "$W/big-test.out" 2>&1
 rc3=$?
 if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] && has "$W/big.out" '"interactionid":"B1"' &&
-   cmp -s "$W/big.out" "$W/big-replay.out" && has "$W/big.rec" '"max_line":2000000}' &&
+   cmp -s "$W/big.out" "$W/big-replay.out" && has "$W/big.rec" '"max_line":2000000,' &&
    has "$W/big.scenario" '{"max_line":2000000}'; then
   ok "a record keeps --max-line: its replay and its scenario take the 1.2 MB line again"
 else
@@ -442,6 +442,54 @@ if [ $rc -eq 1 ] && [ ! -s "$W/badml.out" ] &&
   ok "ixr replay: a header with an impossible max_line is refused before anything runs"
 else
   not_ok "ixr replay with max_line 20 in the header (exit $rc)" "$W/badml.err"
+fi
+
+# --start-time: the dates a manual-clock run sees; its record keeps them, so
+# the replay and the scenario made from it see them too. On the real clock
+# the record keeps when the run started.
+printf '{"name":"interaction.present","data":{"interactionid":"W1","strategy":"hours"}}\n{"name":"clock.advance","data":{"ms":3600000}}\n{"name":"interaction.present","data":{"interactionid":"W2","strategy":"hours"}}\n' \
+  > "$W/hours.ndjson"
+"$IXR" run --clock manual --start-time 2024-11-05T19:30:00Z --handlers "$T/handlers" \
+  --record "$W/hours.rec" < "$W/hours.ndjson" > "$W/hours.out" 2> "$W/hours.err"
+rc=$?
+"$IXR" replay --handlers "$T/handlers" --to-scenario "$W/hours.scenario" "$W/hours.rec" \
+  > "$W/hours-replay.out" 2> "$W/hours-replay.err"
+rc2=$?
+"$IXR" test "$W/hours.scenario" > "$W/hours-test.out" 2>&1
+rc3=$?
+if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] &&
+   has "$W/hours.out" '"at":1730835000,"stamp":"2024-11-05T19:30:00Z","target":"Day"' &&
+   has "$W/hours.out" '"at":1730838600,"stamp":"2024-11-05T20:30:00Z","target":"Night"' &&
+   has "$W/hours.rec" '"start_time_ms":1730835000000}' && cmp -s "$W/hours.out" "$W/hours-replay.out" &&
+   has "$W/hours.scenario" '{"start_time":"2024-11-05T19:30:00Z"}'; then
+  ok "--start-time: os.date sees it; the record, the replay and its scenario keep it"
+else
+  not_ok "--start-time, record and replay (exit $rc, $rc2, $rc3)" "$W/hours.err" "$W/hours.out" \
+    "$W/hours-replay.out" "$W/hours-test.out"
+fi
+"$IXR" run --clock manual --start-time 1730835000123 --handlers "$T/handlers" \
+  < "$W/hours.ndjson" > "$W/hours-ms.out" 2>&1
+rc=$?
+"$IXR" run --clock manual --start-time 2024-02-30T00:00:00Z --handlers "$T/handlers" \
+  < /dev/null > "$W/st-bad.out" 2>&1
+rc2=$?
+"$IXR" run --start-time 2024-11-05T19:30:00Z --handlers "$T/handlers" < /dev/null > "$W/st-real.out" 2>&1
+rc3=$?
+if [ $rc -eq 0 ] && has "$W/hours-ms.out" '"at":1730835000,' && [ $rc2 -eq 2 ] &&
+   has "$W/st-bad.out" "--start-time takes YYYY-MM-DDTHH:MM:SS[.mmm]Z or ms since 1970, not '2024-02-30T00:00:00Z'" &&
+   [ $rc3 -eq 2 ] && has "$W/st-real.out" "--start-time needs --clock manual"; then
+  ok "--start-time takes ms too; an impossible date, or the real clock, is refused"
+else
+  not_ok "--start-time arguments (exit $rc, $rc2, $rc3)" "$W/hours-ms.out" "$W/st-bad.out" "$W/st-real.out"
+fi
+sed '1s/"start_time_ms":[0-9]*/"start_time_ms":1.5/' "$W/hours.rec" > "$W/st-frac.rec"
+"$IXR" replay --handlers "$T/handlers" "$W/st-frac.rec" > "$W/st-frac.out" 2> "$W/st-frac.err"
+rc=$?
+if [ $rc -eq 1 ] && [ ! -s "$W/st-frac.out" ] &&
+   has "$W/st-frac.err" "st-frac.rec:1: the header's \"start_time_ms\" must be whole milliseconds"; then
+  ok "ixr replay: a header whose start_time_ms is not whole milliseconds is refused"
+else
+  not_ok "ixr replay with start_time_ms 1.5 (exit $rc)" "$W/st-frac.err"
 fi
 
 # --record keeps the record already there as FILE.1, and refuses the file
