@@ -391,6 +391,9 @@ static int parse_record(const char *text, size_t len, size_t max_line, uint64_t 
   const cj *l = cj_get(v, "line"), *b = cj_get(v, "base64"), *tl = cj_get(v, "too_long");
   if (v == NULL) {
     snprintf(err, errlen, "not a JSON line (%s)", why);
+  } else if (v->type == CJ_OBJECT && cj_get(v, "t") == NULL && cj_get(v, "name") != NULL) {
+    snprintf(err, errlen, "an event, not a record line: this looks like an events "
+             "file (feed it with ixr run < FILE; ixr run --record makes records)");
   } else if (v->type != CJ_OBJECT || !cj_uint(cj_get(v, "t"), &tv)) {
     snprintf(err, errlen, "a record line needs \"t\": whole milliseconds");
   } else if ((l != NULL) + (b != NULL) + (tl != NULL) != 1 ||

@@ -147,10 +147,24 @@ static uint64_t opt_timeout(lua_State *L, int opts_idx) {
     int isnum;
     lua_Number t = lua_tonumberx(L, -1, &isnum);
     if (!isnum || !(t > 0) || t > 1e9)
-      luaL_argerror(L, opts_idx, "timeout must be a number of seconds above 0");
+      luaL_argerror(L, opts_idx,
+                    "timeout must be a number of seconds above 0, at most 1e9");
     ms = (uint64_t)ceil(t * 1000.0);
   }
   lua_pop(L, 1);
+  /* A misspelt option ({ timout = 20 }) must not mean "no timeout". */
+  lua_pushnil(L);
+  while (lua_next(L, opts_idx) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, opts_idx, lua_pushfstring(L, "options are named: { timeout = "
+                                                    "seconds } (got a %s key)",
+                                                 luaL_typename(L, -1)));
+    if (strcmp(lua_tostring(L, -1), "timeout") != 0)
+      luaL_argerror(L, opts_idx, lua_pushfstring(L, "unknown option '%s' (the only "
+                                                    "one is timeout)",
+                                                 lua_tostring(L, -1)));
+  }
   return ms;
 }
 
@@ -359,17 +373,30 @@ static int s_index(lua_State *L) {
   } else if (strcmp(k, "state") == 0) {
     lua_pushstring(L, state_name(ud));
   } else {
-    return 0;
+    /* A misspelt field (session.InteractionID) must not read as nil. */
+    luaL_where(L, 1); /* the strategy's line */
+    lua_pushfstring(L,
+                    "session has no field '%s' (fields: id, interactionid, "
+                    "strategy, state, vars; methods: action, request, route, "
+                    "queue, stop, wait, after, cancel, exit, log)",
+                    k);
+    lua_concat(L, 2);
+    return lua_error(L);
   }
   return 1;
 }
 
 static int s_newindex(lua_State *L) {
   const char *k = lua_tostring(L, 2);
-  return luaL_error(L,
-                    "session.%s is read-only (keep your own state in "
-                    "session.vars)",
-                    k ? k : "?");
+  luaL_where(L, 1);
+  if (k != NULL && strcmp(k, "vars") == 0)
+    lua_pushliteral(L, "session.vars cannot be replaced (change its fields: "
+                       "session.vars.name = value)");
+  else
+    lua_pushfstring(L, "session.%s is read-only (keep your own state in "
+                       "session.vars)", k ? k : "?");
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 static int s_tostring(lua_State *L) {

@@ -62,6 +62,42 @@ static int find_line(const char *path, const char *field) {
   return found;
 }
 
+/* The edit distance of a and b, an adjacent swap counting as one edit
+ * (short names; at most 9). */
+static int distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 32 || lb > 32) return 9;
+  int d[33][33];
+  for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+  for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+  for (size_t i = 1; i <= la; i++)
+    for (size_t j = 1; j <= lb; j++) {
+      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  return d[la][lb] > 9 ? 9 : d[la][lb];
+}
+
+/* The name in names that k looks like a misspelling of (within a third of
+ * its length, at least one edit), or NULL. */
+static const char *misspelt(const char *k, const char *const *names) {
+  const char *best = NULL;
+  int bd = 10;
+  for (const char *const *n = names; *n != NULL; n++) {
+    int d = distance(k, *n), room = (int)strlen(*n) / 3;
+    if (d > 0 && d <= (room > 1 ? room : 1) && d < bd) {
+      bd = d;
+      best = *n;
+    }
+  }
+  return best;
+}
+
 static char *fail_at(const char *path, const char *field, const char *fmt,
                      const char *arg) {
   int line = find_line(path, field);
@@ -83,6 +119,26 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
     err = fail_at(st->path, NULL, "a strategy must return a table (got %s)",
                   luaL_typename(L, tbl));
     goto out;
+  }
+  /* A misspelt field (defualts, requed, requeue_timout) would silently mean
+   * its default. Other keys are the strategy's own (a base strategy that
+   * others require may export helpers); only its own keys are looked at. */
+  lua_pushnil(L);
+  while (lua_next(L, tbl) != 0) {
+    lua_pop(L, 1);
+    static const char *const fields[] = {"start", "requeued", "on", "defaults",
+                                         "requeue_timeout", "pin", NULL};
+    const char *near = lua_type(L, -1) == LUA_TSTRING
+                           ? misspelt(lua_tostring(L, -1), fields)
+                           : NULL;
+    if (near != NULL) {
+      char msg[200];
+      snprintf(msg, sizeof(msg), "unknown field '%.60s' in the strategy table "
+               "(did you mean '%s'?)", lua_tostring(L, -1), near);
+      err = fail_at(st->path, lua_tostring(L, -1), "%s", msg);
+      lua_pop(L, 1);
+      goto out;
+    }
   }
   /* Each field is read once and the value read is the one kept: a table
    * with an __index (inheritance from a base strategy works) must not pass
@@ -106,7 +162,8 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
     if (t != LUA_TNUMBER || !(v > 0) || v > 1e9) {
       lua_pop(L, 1);
       err = fail_at(st->path, "requeue_timeout", "%s",
-                    "requeue_timeout must be a number of seconds above 0");
+                    "requeue_timeout must be a number of seconds above 0, at "
+                    "most 1e9");
       goto out;
     }
     st->requeue_timeout = v;
@@ -155,10 +212,29 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
     ixr__ro_shown(L, -1); /* on = a standard set, or a module's table */
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING || !lua_isfunction(L, -1)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+      if (lua_type(L, -2) != LUA_TSTRING) {
+        char k[64];
+        if (lua_type(L, -2) == LUA_TNUMBER)
+          snprintf(k, sizeof(k), "on[%s]", lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+        else
+          snprintf(k, sizeof(k), "a %s key", luaL_typename(L, -2));
+        err = fail_at(st->path, "on",
+                      "on is keyed by event names, such as "
+                      "[\"interaction.partystate.changed\"] (%s is not one)", k);
+        goto out;
+      }
+      const char *k = lua_tostring(L, -2);
+      if (!lua_isfunction(L, -1)) {
         err = fail_at(st->path, "on",
                       "on[\"%s\"] must be a function keyed by an event name", k);
+        goto out;
+      }
+      if (strchr(k, '.') == NULL) { /* on = { notcontrolled = ... } */
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "on[\"%.60s\"]: not an event name (event names have a dot: did "
+                 "you mean \"interaction.%.60s\"?)", k, k);
+        err = fail_at(st->path, "on", "%s", msg);
         goto out;
       }
       lua_pushvalue(L, -2);

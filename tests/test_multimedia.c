@@ -291,6 +291,43 @@ static void test_override_calls_standard(void **state) {
   assert_true(saw > 0 && sus > saw);
 }
 
+/* A standard handler called by hand the wrong way (no event, the arguments
+ * swapped, a colon for a dot) raises an error at the strategy's line,
+ * naming itself: doing nothing would leave a deleted interaction's
+ * session alive. */
+static void test_standard_handler_called_wrong(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "wrong.lua",
+             "local mm = require('ixr.multimedia')\n"
+             "return { start = function(session) session:wait('never') end,\n"
+             "  on = { ['interaction.notcontrolled'] = function(session, event)\n"
+             "    local how = event.data.how\n"
+             "    if how == 'noevent' then mm.requeue.notcontrolled(session)\n"
+             "    elseif how == 'swapped' then mm.legacy.notcontrolled(event, session)\n"
+             "    else mm.resultof:notcontrolled(session, event) end\n"
+             "  end } }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  const char *hows[] = {"noevent", "swapped", "dot"};
+  const char *want[] = {"wrong.lua:5: ixr.multimedia: requeue.notcontrolled(session, event) "
+                        "takes a session and an event (got userdata, nil)",
+                        "wrong.lua:6: ixr.multimedia: legacy.notcontrolled(session, event) "
+                        "takes a session and an event (got table, userdata)",
+                        "wrong.lua:7: ixr.multimedia: resultof.notcontrolled(session, event) "
+                        "takes a session and an event (got table, userdata)"};
+  for (int i = 0; i < 3; i++) {
+    char iid[8];
+    snprintf(iid, sizeof(iid), "W%d", i);
+    present(f, iid, "wrong");
+    size_t mark = f->cap.n;
+    feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"%s\","
+             "\"how\":\"%s\",\"resultof\":\"deletion\"}}", iid, hows[i]);
+    if (tcap_find(&f->cap, mark, "\"handler_error\"", want[i], NULL) < 0) {
+      tcap_dump(&f->cap);
+      fail();
+    }
+  }
+}
+
 static void test_other_interaction_is_ignored(void **state) {
   fixture *f = *state;
   present(f, "X", "override");
@@ -449,6 +486,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_suspended_session_rules, setup, teardown),
       cmocka_unit_test_setup_teardown(test_override_calls_standard, setup, teardown),
       cmocka_unit_test_setup_teardown(test_other_interaction_is_ignored, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_standard_handler_called_wrong, setup, teardown),
       cmocka_unit_test_setup_teardown(test_two_switched_over_at_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_switchover_storm, setup, teardown),
   };

@@ -1017,14 +1017,31 @@ static void test_check(void **state) {
   tdir_write(dir, "badtimeout.lua", "return {\n  start = function() end,\n\n  requeue_timeout = -1,\n}\n");
   tdir_write(dir, "runtime.lua", "local t = nil\nt.x = 1\nreturn {}\n");
   tdir_write(dir, "badon.lua", "return {\n  start = function() end,\n  on = { ['x'] = 5 },\n}\n");
+  /* Misspelt fields and on keys would silently mean their defaults. A
+   * field that is no near miss is the strategy's own (a base strategy
+   * exporting helpers). */
+  tdir_write(dir, "typo.lua", "return {\n  start = function() end,\n  defualts = 'legacy',\n}\n");
+  tdir_write(dir, "typo2.lua", "return {\n  start = function() end,\n  requed = function() end,\n}\n");
+  tdir_write(dir, "typo3.lua", "return {\n  start = function() end,\n\n  requeue_timout = 60,\n}\n");
+  tdir_write(dir, "shorton.lua", "return {\n  start = function() end,\n  on = { notcontrolled = function() end },\n}\n");
+  tdir_write(dir, "arrayon.lua", "return {\n  start = function() end,\n  on = { function() end },\n}\n");
+  tdir_write(dir, "helpers.lua", "return { start = function() end, v = 1, route_vip = function() end,\n"
+                                 "  on = { ['custom.event'] = function() end } }\n");
   tdir_write(dir, "sub/module.lua", "this is not lua\n");
   reports r;
   memset(&r, 0, sizeof(r));
   int n = ixr_check(dir, NULL, collect, &r);
   for (int i = 0; i < r.n; i++) fprintf(stderr, "  %s\n", r.lines[i]);
-  /* 7 strategies, and a module file that does not compile: a reload would
+  /* 12 strategies, and a module file that does not compile: a reload would
    * refuse it too, though no strategy requires it yet */
-  assert_int_equal(n, 8);
+  assert_int_equal(n, 13);
+  assert_true(reported(&r, "typo.lua:3:", "unknown field 'defualts' in the strategy table (did you mean 'defaults'?)"));
+  assert_true(reported(&r, "typo2.lua:3:", "unknown field 'requed' in the strategy table (did you mean 'requeued'?)"));
+  assert_true(reported(&r, "typo3.lua:4:", "(did you mean 'requeue_timeout'?)"));
+  assert_true(reported(&r, "shorton.lua:3:", "on[\"notcontrolled\"]: not an event name (event names have a dot: did you mean \"interaction.notcontrolled\"?)"));
+  assert_true(reported(&r, "arrayon.lua:3:", "on is keyed by event names"));
+  assert_true(reported(&r, "arrayon.lua:3:", "(on[1] is not one)"));
+  assert_false(reported(&r, "helpers.lua", ""));
   assert_true(reported(&r, "sub/module.lua:1:", "syntax error"));
   assert_true(reported(&r, "syntax.lua:2:", "unexpected symbol") ||
               reported(&r, "syntax.lua:3:", "expected"));

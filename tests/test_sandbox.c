@@ -428,6 +428,22 @@ static void test_os_time_follows_the_manual_clock(void **state) {
   returned(f, code, "true");
 }
 
+/* Misspellings raise at the strategy's line instead of reading as nil or
+ * meaning "no timeout"; the range of a timeout is in its message. */
+static void test_misspellings_raise(void **state) {
+  fixture *f = *state;
+  refused(f, "local session = ... return session.InteractionID", "probe:1: session has no field 'InteractionID' (fields: id");
+  refused(f, "local session = ... return session[1]", "session has no field '1'");
+  returned(f, "local session = ... return session.interactionid", "P");
+  refused(f, "local session = ... session.vars = {}", "probe:1: session.vars cannot be replaced (change its fields");
+  refused(f, "local session = ... session.id = 'x'", "probe:1: session.id is read-only");
+  refused(f, "local session = ... session:route({ target = 'A' }, { timout = 20 })", "unknown option 'timout' (the only one is timeout)");
+  refused(f, "local session = ... session:wait('x', { 20 })", "options are named: { timeout = seconds } (got a number key)");
+  refused(f, "local session = ... session:wait('x', { timeout = 1e10 })", "timeout must be a number of seconds above 0, at most 1e9");
+  /* nothing was sent for the refused calls */
+  assert_int_equal(tcap_find(&f->cap, 0, "\"action\":\"route\"", NULL), -1);
+}
+
 static void test_infinite_loop_in_strategy_file_load(void **state) {
   fixture *f = *state;
   tdir_write(f->dir, "spin.lua", "while true do end\nreturn {}\n");
@@ -741,7 +757,7 @@ int main(void) {
       T(test_kill_in_a_nested_flow_is_reported_once), T(test_killed_flow_does_not_run_its_closes),
       T(test_after_at_the_memory_limit_leaves_nothing), T(test_opts_metamethods_are_not_run),
       T(test_gc_through_index_is_not_registered), T(test_shared_subtables_do_not_explode),
-      T(test_core_view_per_generation), T(test_random_is_seeded_on_the_manual_clock), T(test_os_time_follows_the_manual_clock), T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
+      T(test_core_view_per_generation), T(test_random_is_seeded_on_the_manual_clock), T(test_os_time_follows_the_manual_clock), T(test_misspellings_raise), T(test_infinite_loop_in_strategy_file_load), T(test_memory_bomb), T(test_per_call_growth_limit), T(test_deep_recursion),
       T(test_bad_sessions_do_not_hurt_others), T(test_flow_cannot_be_resumed_by_strategy),
       T(test_own_coroutines_work), T(test_print_goes_to_the_log),
       T(test_shared_modules_are_read_only), T(test_strategy_cannot_change_others_standard_set),

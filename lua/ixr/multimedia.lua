@@ -35,7 +35,7 @@
 --   on = {
 --     ["interaction.notcontrolled"] = function(session, event)
 --       session:log("info", "lost control: " .. tostring(event.data.resultof))
---       return require("ixr.multimedia").requeue.notcontrolled(session, event)
+--       require("ixr.multimedia").requeue.notcontrolled(session, event)
 --     end,
 --   }
 --
@@ -56,7 +56,15 @@ M.events = {
 
 local DEFAULT_REQUEUE_TIMEOUT = 300
 
-local function own(session, event)
+-- Is the event about the session's own interaction? Called the wrong way
+-- (no event, the arguments swapped, `mm.requeue:notcontrolled(...)`), a
+-- handler raises, naming itself, instead of doing nothing: a deletion
+-- handled by nothing would leave the session alive.
+local function own(session, event, name)
+  if type(session) ~= "userdata" or type(event) ~= "table" then
+    error(("ixr.multimedia: %s(session, event) takes a session and an event (got %s, %s)")
+      :format(name, type(session), type(event)), 3)
+  end
   local data = event.data
   return data ~= nil and data.interactionid == session.interactionid
 end
@@ -88,7 +96,7 @@ end
 
 -- Ends the session for interaction.deleted (all sets but none).
 local function deleted(session, event)
-  if own(session, event) then
+  if own(session, event, "deleted") then
     session:exit("deleted")
   end
 end
@@ -109,7 +117,7 @@ local function on_requeue_timeout(session)
 end
 
 function M.requeue.notcontrolled(session, event)
-  if not own(session, event) then return end
+  if not own(session, event, "requeue.notcontrolled") then return end
   local resultof = event.data.resultof
   if not KNOWN[resultof] then resultof = other_resultof(resultof) end
   if resultof == "deletion" or resultof == "detaching" then
@@ -135,7 +143,7 @@ function M.requeue.notcontrolled(session, event)
 end
 
 function M.requeue.present(session, event)
-  if not own(session, event) then return end
+  if not own(session, event, "requeue.present") then return end
   if core.state(session) ~= "suspended" then
     -- Presented again while still controlled: nothing to do.
     session:log("debug", "interaction.present for an active session: ignored")
@@ -159,7 +167,7 @@ M.requeue.deleted = deleted
 M.legacy = {}
 
 function M.legacy.notcontrolled(session, event)
-  if not own(session, event) then return end
+  if not own(session, event, "legacy.notcontrolled") then return end
   local resultof = event.data.resultof
   if not KNOWN[resultof] then resultof = other_resultof(resultof) end
   session:exit(reason_of(resultof))
@@ -173,7 +181,7 @@ M.legacy.present = M.requeue.present
 M.resultof = {}
 
 function M.resultof.notcontrolled(session, event)
-  if not own(session, event) then return end
+  if not own(session, event, "resultof.notcontrolled") then return end
   local resultof = event.data.resultof
   if not KNOWN[resultof] then resultof = other_resultof(resultof) end
   if resultof == nil or resultof == "deletion" then

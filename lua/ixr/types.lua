@@ -50,7 +50,8 @@ local types = {}
 
 ---Options of a request or a wait.
 ---@class ixr.WaitOpts
----@field timeout? number seconds to wait at most (above 0); no limit when absent
+---@field timeout? number seconds to wait at most (above 0, at most 1e9); no limit when absent.
+---The only option: any other key is an error
 
 ---A session's state.
 ---@alias ixr.State "active"|"suspended"|"ended"
@@ -147,7 +148,7 @@ function Session:after(seconds, fn) end
 function Session:cancel(timer) end
 
 ---Ends the session now (in the flow, nothing after the call runs).
----@param reason? string the end reason, 1 to 200 characters (default "exit")
+---@param reason? string the end reason, 1 to 200 bytes (default "exit")
 function Session:exit(reason) end
 
 ---Logs a message with the session's ids attached (on standard error).

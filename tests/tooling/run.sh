@@ -278,8 +278,12 @@ printf '{"t":0,"line":"{}"}\n{"t":-1,"line":"x"}\n' > "$W/broken.ndjson"
 rc=$?
 "$IXR" run --record "$W/no/such/dir/rec" < /dev/null > /dev/null 2> "$W/norec.err"
 rc2=$?
+printf '{"name":"interaction.present","data":{"interactionid":"E1"}}\n' > "$W/events.ndjson"
+"$IXR" replay --handlers "$T/handlers" "$W/events.ndjson" > /dev/null 2> "$W/events.err"
+rc3=$?
 if [ $rc -eq 1 ] && has "$W/broken.err" "broken.ndjson:2: a record line needs \"t\"" &&
-   [ $rc2 -eq 1 ] && has "$W/norec.err" "--record $W/no/such/dir/rec: No such file"; then
+   [ $rc2 -eq 1 ] && has "$W/norec.err" "--record $W/no/such/dir/rec: No such file" &&
+   [ $rc3 -eq 1 ] && has "$W/events.err" "events.ndjson:1: an event, not a record line: this looks like an events file"; then
   ok "a malformed record and an unwritable --record file are errors, with the place"
 else
   not_ok "record errors (exit $rc, $rc2)" "$W/broken.err" "$W/norec.err"
