@@ -10,8 +10,11 @@
  * iteration (a uv_prepare handle flushes every stream with output before the
  * loop polls), so a burst of lines costs one write. Backpressure: when more
  * than HIGH_WATER bytes wait to be written, the stream stops reading its
- * input until the writes drain below LOW_WATER; a client that lets more than
- * HARD_LIMIT bytes pile up (it never reads) is disconnected.
+ * input until the writes drain below LOW_WATER. A client that lets more than
+ * HARD_LIMIT bytes pile up and reads none of them for STALL_MS (it never
+ * reads) is disconnected; one that reads, however slowly, keeps its output
+ * (one event may well produce more than HARD_LIMIT, and held output
+ * delivered on a reconnect does), up to ABSOLUTE_LIMIT.
  *
  * Regular files and character devices (such as /dev/null) cannot be polled:
  * input from a file is read with uv_fs_read, and output to one is written
@@ -36,6 +39,8 @@
 #define HIGH_WATER (1024 * 1024)
 #define LOW_WATER (256 * 1024)
 #define HARD_LIMIT (64 * 1024 * 1024)
+#define STALL_MS 10000
+#define ABSOLUTE_LIMIT ((size_t)1024 * 1024 * 1024)
 
 
 typedef enum { IN_STREAM, IN_FILE } in_kind;
@@ -79,6 +84,9 @@ struct ixr__stream {
 
   ixr__buf obuf;      /* output not yet handed to the kernel */
   size_t pending;     /* bytes in uv_write requests not yet completed */
+  uint64_t handed;    /* bytes ever given to uv_write */
+  uint64_t stall_written; /* over HARD_LIMIT: what the peer had taken, */
+  uint64_t stall_since;   /* since when (loop ms; 0: not over) */
   bool reading;       /* input is being read */
   bool paused;        /* reading stopped by backpressure */
   bool eof;           /* input ended */
@@ -220,6 +228,36 @@ static uv_stream_t *out_stream(ixr__stream *st) {
   return st->out == OUT_SAME ? &st->h.stream : &st->oh.stream;
 }
 
+/* Has the peer stopped reading while too much output waits for it? Checked
+ * whenever more output is handed over (only that makes the pile grow).
+ * Progress is what the kernel took from libuv's queue since the last check,
+ * not completed writes: one write of a large burst completes only at its
+ * end. */
+static bool over_limit(ixr__stream *st, uv_stream_t *os) {
+  if (st->pending <= HARD_LIMIT) {
+    st->stall_since = 0;
+    return false;
+  }
+  uint64_t now = uv_now(st->rt->loop);
+  uint64_t written = st->handed - uv_stream_get_write_queue_size(os);
+  if (st->pending > ABSOLUTE_LIMIT) {
+    ixr__log(st->rt, IXR_LOG_WARN,
+             "%s: %zu bytes of output wait for the peer, over the limit of %zu: "
+             "disconnecting it", st->name, st->pending, ABSOLUTE_LIMIT);
+    return true;
+  }
+  if (st->stall_since == 0 || written != st->stall_written) {
+    st->stall_since = now != 0 ? now : 1;
+    st->stall_written = written;
+    return false;
+  }
+  if (now - st->stall_since < STALL_MS) return false;
+  ixr__log(st->rt, IXR_LOG_WARN,
+           "%s: the peer has read none of %zu bytes of output for %d s: "
+           "disconnecting it", st->name, st->pending, STALL_MS / 1000);
+  return true;
+}
+
 /* Writes what the stream has buffered. False when the stream may be gone
  * (finished or failed: closing it can free it at once), true when it is
  * still there and open. */
@@ -284,10 +322,8 @@ static bool flush(ixr__stream *st) {
     return false;
   }
   st->pending += w->len;
-  if (st->pending > HARD_LIMIT) {
-    ixr__log(st->rt, IXR_LOG_WARN,
-             "%s: the peer has not read %zu bytes of output: disconnecting it",
-             st->name, st->pending);
+  st->handed += w->len;
+  if (over_limit(st, os)) {
     stream_fail(st);
     return false;
   }

@@ -1026,6 +1026,54 @@ static void test_backpressure_stops_reading(void **state) {
   finish(f);
 }
 
+/* One event whose output is larger than the pile a client may leave unread
+ * (64 MiB): a client that reads it, as fast as it can, gets all of it. It
+ * was disconnected as a non-reader the moment the burst was handed over. A
+ * client that reads none of it for 10 s is disconnected, when more output
+ * comes for it. */
+static const char *BIG =
+    "return { defaults = 'none', start = function(session)\n"
+    "  local chunk = string.rep('x', 1000000)\n"
+    "  for i = 1, 70 do session:action('spam', { i = i, s = chunk }) end\n"
+    "  session:after(11, function(s) s:action('later', {}) end)\n"
+    "  session:wait('never')\n"
+    "end }\n";
+
+static bool logged_disconnect(fixture *f, void *ud) {
+  client *c = ud;
+  return c->eof || strstr(f->log.log, "disconnecting") != NULL;
+}
+
+static void test_big_burst_reaches_a_reading_client(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "big.lua", BIG);
+  srv_start(f, IXR_CLOCK_REAL, 0);
+  client *c = &f->c[0];
+  connect_unix(f, c);
+  client_sends(c, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B1\",\"strategy\":\"big\"}}\n");
+  assert_true(wait_lines(f, c, 71, 60000)); /* started, then 70 of 1 MB */
+  assert_false(c->eof);
+  assert_null(strstr(f->log.log, "disconnecting"));
+  assert_non_null(strstr(c->cap.lines[70], "\"i\":70"));
+  finish(f);
+}
+
+static void test_stalled_client_is_disconnected(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "big.lua", BIG);
+  srv_start(f, IXR_CLOCK_REAL, 0);
+  client *c = &f->c[0];
+  c->no_read = true;
+  connect_unix(f, c);
+  client_sends(c, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"B1\",\"strategy\":\"big\"}}\n");
+  run_for(f, 3000);
+  assert_null(strstr(f->log.log, "disconnecting")); /* 10 s are not up */
+  /* At 11 s the timer's line comes: the peer has read nothing for 10 s. */
+  assert_true(run_until(f, logged_disconnect, c, 20000));
+  assert_non_null(strstr(f->log.log, "the peer has read none of"));
+  finish(f);
+}
+
 /* ---- e) stopping and closing with connections open ------------------------- */
 
 typedef struct stopper {
@@ -1490,6 +1538,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_line_without_newline_then_disconnect, setup, teardown),
       cmocka_unit_test_setup_teardown(test_thousands_of_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_stops_reading, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_big_burst_reaches_a_reading_client, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stalled_client_is_disconnected, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stop_with_open_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_with_open_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_fd_pipe_flushes_at_eof, setup, teardown),
