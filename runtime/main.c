@@ -57,6 +57,7 @@ typedef struct cli {
 
 static void on_signal(uv_signal_t *h, int signum) {
   cli *c = h->data;
+  if (c->rt == NULL) return; /* the start failed: nothing to reload or stop */
   if (signum == SIGHUP) {
     ixr_reload(c->rt, NULL); /* the runtime logs the outcome */
     return;
@@ -145,20 +146,37 @@ static int cmd_run(int argc, char **argv) {
     return 1;
   }
   o.loop = &loop;
-  cli_recorder *rec = NULL;
-  if (record != NULL && cli_recorder_open(&rec, record, o.clock, o.max_line) != 0) {
-    free(listens);
-    uv_loop_close(&loop);
-    return 1;
+  /* The signals are ours from the start: a SIGHUP or SIGTERM that comes
+   * while the strategies load or the sockets open (a supervisor that
+   * reloads as soon as the socket answers) is handled once the loop runs,
+   * instead of killing the process by its default action. */
+  cli c;
+  c.rt = NULL;
+  uv_signal_t *sigs[3] = {&c.sigint, &c.sigterm, &c.sighup};
+  int signums[3] = {SIGINT, SIGTERM, SIGHUP};
+  for (int i = 0; i < 3; i++) {
+    uv_signal_init(&loop, sigs[i]);
+    sigs[i]->data = &c;
+    uv_signal_start(sigs[i], on_signal, signums[i]);
+    /* The runtime's streams keep the loop alive; signals alone do not. */
+    uv_unref((uv_handle_t *)sigs[i]);
   }
+  int status = 0;
+  cli_recorder *rec = NULL;
+  if (record != NULL && cli_recorder_open(&rec, record, o.clock, o.max_line) != 0)
+    status = 1;
   o.on_input = rec ? cli_recorder_input : NULL;
   o.input_ud = rec;
-  cli c;
-  int rc = ixr_new(&c.rt, &o);
+  int rc = status == 0 ? ixr_new(&c.rt, &o) : 0;
   if (rc != 0) {
     fprintf(stderr, "ixr: cannot start: %s\n", ixr_strerror(rc));
+    status = 1;
+  }
+  if (status != 0) {
     cli_recorder_close(rec);
     free(listens);
+    for (int i = 0; i < 3; i++) uv_close((uv_handle_t *)sigs[i], NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return 1;
   }
@@ -167,7 +185,6 @@ static int cmd_run(int argc, char **argv) {
     ixr_get_stats(c.rt, &st);
     cli_recorder_start(rec, st.start_time_ms);
   }
-  int status = 0;
   for (int i = 0; i < nlisten && status == 0; i++) {
     rc = ixr_listen(c.rt, listens[i]);
     if (rc != 0) {
@@ -190,15 +207,6 @@ static int cmd_run(int argc, char **argv) {
       fprintf(stderr, "ixr: cannot read standard input: %s\n", ixr_strerror(rc));
       status = 1;
     }
-  }
-  uv_signal_t *sigs[3] = {&c.sigint, &c.sigterm, &c.sighup};
-  int signums[3] = {SIGINT, SIGTERM, SIGHUP};
-  for (int i = 0; i < 3; i++) {
-    uv_signal_init(&loop, sigs[i]);
-    sigs[i]->data = &c;
-    uv_signal_start(sigs[i], on_signal, signums[i]);
-    /* The runtime's streams keep the loop alive; signals alone do not. */
-    uv_unref((uv_handle_t *)sigs[i]);
   }
   if (status == 0) uv_run(&loop, UV_RUN_DEFAULT);
   ixr_stats stats;

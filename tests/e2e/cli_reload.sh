@@ -87,6 +87,35 @@ exec 3>&-
 wait "$PID"
 rc=$?
 if [ $rc -eq 0 ]; then ok "exits 0 at the end of input"; else ko "exits 0 at the end of input (got $rc)"; fi
+# A SIGHUP while ixr starts (here: while a strategy takes a moment to load)
+# is handled once it runs; its default action used to kill the process.
+mkdir "$T/slow"
+cat > "$T/slow/default.lua" <<'LUA'
+local big = string.rep("x", 300000000)
+assert(not big:find("y", 1, true))
+big = nil
+return { defaults = 'none', start = function(s, e) s:action('v', { n = 9 }) end }
+LUA
+mkfifo "$T/in2"
+trap '' PIPE # a write to the fifo of a killed ixr must fail, not kill this script
+"$IXR" run --handlers "$T/slow" < "$T/in2" > "$T/out2" 2> "$T/log2" &
+PID2=$!
+exec 4> "$T/in2"
+sleep 0.05
+kill -HUP "$PID2" 2>/dev/null
+sleep 0.05
+kill -HUP "$PID2" 2>/dev/null
+printf '{"name":"interaction.present","data":{"interactionid":"S1"}}\n' >&4 2>/dev/null
+exec 4>&-
+wait "$PID2"
+rc=$?
+if [ $rc -eq 0 ] && grep -q '"n":9' "$T/out2"; then
+  ok "SIGHUP during the start does not kill ixr"
+else
+  ko "SIGHUP during the start does not kill ixr (exit $rc)"
+  cat "$T/log2"
+fi
+
 [ $fail -eq 0 ] || { echo "--- output"; cat "$T/out"; echo "--- log"; cat "$T/log"; }
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
