@@ -265,7 +265,11 @@ IXR_EXTERN int ixr_feed_event(ixr_runtime *rt, const char *name,
 IXR_EXTERN int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd,
                             unsigned flags);
 
-/* Listens on "unix:PATH" or "tcp:HOST:PORT"; each connection is a stream. */
+/* Listens on "unix:PATH" or "tcp:HOST:PORT"; each connection is a stream.
+ * IXR_EADDR: the address is not of that form. IXR_ELISTEN: it is, but
+ * cannot be listened on (logged with the reason: a host name that does not
+ * resolve, a unix path too long or in a directory that does not exist, an
+ * address in use, a live socket there already). */
 IXR_EXTERN int ixr_listen(ixr_runtime *rt, const char *addr);
 
 /* The same for a control socket: its connections may send only ixr.*

@@ -113,6 +113,7 @@ struct ixr__listener {
     uv_tcp_t tcp;
   } h;
   char *unix_path;
+  struct stat unix_st; /* the socket file bound, to unlink only that one */
   bool closing;
   bool control_only;
 };
@@ -609,8 +610,10 @@ static bool unix_socket_live(const char *path) {
   memset(&sa, 0, sizeof(sa));
   sa.sun_family = AF_UNIX;
   snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-  bool live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
-              errno == EAGAIN || errno == EINPROGRESS;
+  /* Only a refusal says no one listens. Anything else (EACCES: a socket
+   * of another user, EAGAIN: a full backlog) may be a live server, which
+   * must not be unlinked from under it. */
+  bool live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno != ECONNREFUSED;
   close(fd);
   return live;
 }
@@ -727,11 +730,22 @@ static void on_connection(uv_stream_t *server, int status) {
   start_reading(st);
 }
 
+/* The same file: an inode number is soon reused once a file is removed, so
+ * its change time is compared too. */
+static bool same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
 static void on_listener_closed(uv_handle_t *h) {
   ixr__listener *ls = h->data;
   ixr_runtime *rt = ls->rt;
   if (ls->unix_path) {
-    unlink(ls->unix_path);
+    /* Only the socket file this listener bound: another process may have
+     * put its own there since. */
+    struct stat sb;
+    if (lstat(ls->unix_path, &sb) == 0 && same_file(&sb, &ls->unix_st))
+      unlink(ls->unix_path);
     free(ls->unix_path);
   }
   free(ls);
@@ -782,6 +796,27 @@ static void describe_bound(uv_tcp_t *h, char *out, size_t n) {
   }
 }
 
+/* A unix socket bound to path: its descriptor, or a libuv error. Bound here
+ * rather than with uv_pipe_bind, which unlinks the path when the handle
+ * closes, whatever file is there by then (another server's socket, made
+ * after ours was removed); on_listener_closed unlinks only our own. */
+static int bind_unix(const char *path) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  size_t len = strlen(path);
+  if (len >= sizeof(sa.sun_path)) return UV_ENAMETOOLONG;
+  memcpy(sa.sun_path, path, len + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
 static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
   if (rt == NULL || addr == NULL) return IXR_EINVAL;
   if (rt->closing || rt->stopping) return IXR_ECLOSED;
@@ -793,14 +828,33 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
   if (strncmp(addr, "unix:", 5) == 0 && addr[5] != '\0') {
     /* libuv (before 1.46) cuts a longer path short without a word, and
      * would listen somewhere else than asked. */
-    if (strlen(addr + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+    if (strlen(addr + 5) > max) {
+      ixr__log(rt, IXR_LOG_ERROR,
+               "cannot listen on %s: the path is %zu bytes, and a unix socket's "
+               "may be at most %zu", addr, strlen(addr + 5), max);
       free(ls);
-      return IXR_EADDR;
+      return IXR_ELISTEN;
     }
     ls->unix_path = strdup(addr + 5);
     if (ls->unix_path == NULL) {
       free(ls);
       return IXR_ENOMEM;
+    }
+    /* libuv reports a missing directory as EACCES. */
+    char *slash = strrchr(ls->unix_path, '/');
+    if (slash != NULL && slash != ls->unix_path) {
+      struct stat db;
+      *slash = '\0';
+      bool no_dir = stat(ls->unix_path, &db) != 0 && errno == ENOENT;
+      *slash = '/';
+      if (no_dir) {
+        ixr__log(rt, IXR_LOG_ERROR, "cannot listen on %s: its directory does not exist",
+                 addr);
+        free(ls->unix_path);
+        free(ls);
+        return IXR_ELISTEN;
+      }
     }
     rc = uv_pipe_init(rt->loop, &ls->h.pipe, 0);
     if (rc == 0) {
@@ -811,7 +865,13 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
       if (lstat(ls->unix_path, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
           !unix_socket_live(ls->unix_path))
         unlink(ls->unix_path);
-      rc = uv_pipe_bind(&ls->h.pipe, ls->unix_path);
+      rc = bind_unix(ls->unix_path);
+      if (rc >= 0) {
+        int fd = rc;
+        if (lstat(ls->unix_path, &sb) == 0) ls->unix_st = sb;
+        rc = uv_pipe_open(&ls->h.pipe, fd);
+        if (rc != 0) close(fd);
+      }
     }
   } else if (strncmp(addr, "tcp:", 4) == 0) {
     const char *hp = addr + 4;
@@ -848,7 +908,7 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
         uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&sa) != 0 &&
         resolve_host(rt, host, ps, &sa) != 0) {
       free(ls);
-      return IXR_EADDR;
+      return IXR_ELISTEN; /* the address is well formed; resolve_host said why */
     }
     rc = uv_tcp_init(rt->loop, &ls->h.tcp);
     if (rc == 0) rc = uv_tcp_bind(&ls->h.tcp, (struct sockaddr *)&sa, 0);

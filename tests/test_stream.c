@@ -1500,12 +1500,16 @@ static void test_tcp_round_trip(void **state) {
   static const char *bad[] = {
       "tcp:nohost", "foo:bar", "unix:", "tcp:", "tcp::80", "tcp:127.0.0.1:",
       "tcp:127.0.0.1:99999", "tcp:127.0.0.1:-1", "tcp:127.0.0.1:80x",
-      "tcp:not-an-ip:80", "", "unix",
+      "", "unix",
   };
+  /* Well formed, but not to be listened on: the log says why. */
   char longpath[300] = "unix:/tmp/";
   memset(longpath + 10, 'x', 200);
   longpath[210] = '\0';
-  assert_int_equal(ixr_listen(f->rt, longpath), IXR_EADDR);
+  assert_int_equal(ixr_listen(f->rt, longpath), IXR_ELISTEN);
+  assert_non_null(strstr(f->log.log, "the path is 205 bytes, and a unix socket's may be at most 107"));
+  assert_int_equal(ixr_listen(f->rt, "tcp:not-an-ip.invalid:80"), IXR_ELISTEN);
+  assert_non_null(strstr(f->log.log, "cannot resolve 'not-an-ip.invalid'"));
   for (size_t i = 0; i < NELEM(bad); i++) {
     int r = ixr_listen(f->rt, bad[i]);
     if (r != IXR_EADDR) fprintf(stderr, "ixr_listen(\"%s\") = %d\n", bad[i], r);
@@ -1515,6 +1519,8 @@ static void test_tcp_round_trip(void **state) {
   assert_int_equal(ixr_listen(NULL, "unix:/tmp/x"), IXR_EINVAL);
   /* A path that cannot be bound fails to listen, and leaves nothing open. */
   assert_int_equal(ixr_listen(f->rt, "unix:/nonexistent-dir/ixr.sock"), IXR_ELISTEN);
+  assert_non_null(strstr(f->log.log, "cannot listen on unix:/nonexistent-dir/ixr.sock: its "
+                                     "directory does not exist"));
   /* A file that is not a socket is not replaced. */
   tdir_write(f->dir, "precious", "keep me\n");
   char addr[1100];
@@ -1524,7 +1530,25 @@ static void test_tcp_round_trip(void **state) {
   snprintf(addr, sizeof(addr), "%s/precious", f->dir);
   assert_int_equal(stat(addr, &sb), 0);
   assert_true(S_ISREG(sb.st_mode));
+  /* A socket another process put where ours was (after removing ours) is
+   * not unlinked when the runtime stops: only the file it bound is. */
+  snprintf(f->path, sizeof(f->path), "/tmp/ixr-test-%ld-%d.sock", (long)getpid(),
+           ++sock_counter);
+  snprintf(addr, sizeof(addr), "unix:%s", f->path);
+  assert_int_equal(ixr_listen(f->rt, addr), 0);
+  assert_int_equal(unlink(f->path), 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un other;
+  memset(&other, 0, sizeof(other));
+  other.sun_family = AF_UNIX;
+  assert_true(strlen(f->path) < sizeof(other.sun_path));
+  memcpy(other.sun_path, f->path, strlen(f->path) + 1);
+  assert_int_equal(bind(fd, (struct sockaddr *)&other, sizeof(other)), 0);
   finish(f);
+  assert_int_equal(lstat(f->path, &sb), 0);
+  assert_true(S_ISSOCK(sb.st_mode));
+  close(fd);
+  unlink(f->path);
 }
 
 int main(void) {
