@@ -626,7 +626,10 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
                tiid ? " " : "", tiid ? tiid : "");
     if (data != 0) lua_pop(L, 1);
   }
-  if (strncmp(name, "clock.", 6) == 0 || strncmp(name, "ixr.", 4) == 0) {
+  /* A control socket takes ixr.* only: a clock.advance there would move the
+   * event stream's time, and is no input line a record keeps. */
+  if (strncmp(name, "ixr.", 4) == 0 ||
+      (strncmp(name, "clock.", 6) == 0 && !(from != NULL && from->control_only))) {
     control(rt, from, name, data, lineno, id_idx);
     goto done;
   }

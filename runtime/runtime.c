@@ -688,6 +688,10 @@ static void destroy(ixr_runtime *rt) {
   ixr__framer_free(&rt->api.framer);
   ixr__framer_free(&rt->api.queued_framer);
   free_queue(rt);
+  if (rt->held_count > 0)
+    ixr__log(rt, IXR_LOG_WARN,
+             "closing with %zu output lines held for a stream that never opened: "
+             "they are lost", rt->held_count);
   while (rt->held_head != NULL) {
     ixr__held *h = rt->held_head;
     rt->held_head = h->next;

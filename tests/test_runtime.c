@@ -1076,6 +1076,11 @@ static void test_held_output_is_bounded(void **state) {
   assert_non_null(strstr(f->cap.log, "dropping output"));
   /* logged once, not per line */
   assert_null(strstr(strstr(f->cap.log, "dropping output") + 1, "dropping output"));
+  /* What is still held when the runtime closes is lost, and said so. */
+  ixr_close(f->rt);
+  f->rt = NULL;
+  assert_non_null(strstr(f->cap.log, "closing with 3 output lines held for a stream that "
+                                     "never opened: they are lost"));
 }
 
 /* ixr_check_options: a strategy that needs a host module at load time. */

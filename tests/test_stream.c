@@ -700,29 +700,37 @@ static void test_control_socket(void **state) {
   assert_true(run_until(f, is_connected, ctl, 5000));
   assert_int_equal(ctl->connect_status, 0);
 
+  client_sends(data, present("D0", "short")); /* its route times out in 5 s */
+  assert_true(wait_lines(f, data, 2, 5000));
   client_sends(ctl, "{\"name\":\"ixr.status\",\"id\":1}\n");
   client_sends(ctl, present("C1", NULL));
   client_sends(ctl, "{\"name\":\"ixr.reload\"}\n");
-  assert_true(wait_lines(f, ctl, 3, 5000));
+  /* not the event stream's clock either */
+  client_sends(ctl, "{\"name\":\"clock.advance\",\"data\":{\"ms\":5000}}\n");
+  assert_true(wait_lines(f, ctl, 4, 5000));
   assert_non_null(strstr(ctl->cap.lines[0], "\"type\":\"reply\",\"name\":\"ixr.status\",\"id\":1"));
   assert_non_null(strstr(ctl->cap.lines[1], "this is a control socket"));
   assert_non_null(strstr(ctl->cap.lines[2], "\"name\":\"ixr.reload\""));
   assert_non_null(strstr(ctl->cap.lines[2], "\"ok\":true"));
+  assert_non_null(strstr(ctl->cap.lines[3], "this is a control socket"));
+  run_for(f, 50);
+  assert_int_equal(data->cap.n, 2); /* D0's timeout did not fire */
 
   /* the control connection is the newest, but session output never goes
    * there: with the data connection gone, it is held for the next one */
   client_sends(data, present("D1", "short"));
-  assert_true(wait_lines(f, data, 2, 5000));
+  assert_true(wait_lines(f, data, 4, 5000));
   client_close(data);
   assert_true(run_until(f, is_closed, data, 5000));
   run_nowait(f, 5);
   assert_int_equal(ixr_advance(f->rt, 5000), 0);
   run_for(f, 50);
-  assert_int_equal(ctl->cap.n, 3);
+  assert_int_equal(ctl->cap.n, 4);
   client *again = &f->c[2];
   connect_unix(f, again);
-  assert_true(wait_lines(f, again, 1, 5000));
-  expect_ended(again, "again", 0, "s1", "D1", "completed");
+  assert_true(wait_lines(f, again, 2, 5000));
+  expect_ended(again, "again", 0, "s1", "D0", "completed");
+  expect_ended(again, "again", 1, "s2", "D1", "completed");
   finish(f);
 }
 
