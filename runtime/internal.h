@@ -490,7 +490,9 @@ struct ixr_runtime {
   bool firing_timers;     /* inside timer.c fire_due */
   struct ixr__timer **deferred; /* timers set aside by the pass (timer.c) */
   size_t ndeferred, deferred_cap;
-  int control_conns;      /* control connections open (stream.c) */
+  size_t control_conns;   /* control connections open (stream.c) */
+  size_t data_conns;      /* other connections of listeners open */
+  bool conn_cap_logged;   /* a refusal at the cap was logged, none since */
   /* >0 while ixr's own bookkeeping allocates on the main Lua thread during
    * a call (a nested flow's thread and refs): the main thread is not the
    * one running, so a refused allocation would raise with no protected

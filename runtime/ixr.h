@@ -162,6 +162,10 @@ typedef struct ixr_options {
   void *log_ud;
   ixr_log_level log_level;  /* default IXR_LOG_INFO */
   size_t max_line;          /* longest input line in bytes; default 1 MiB */
+  size_t max_connections;   /* connections of ixr_listen open at once (each
+                               may hold up to max_line bytes of a line in
+                               progress); more are accepted and closed at
+                               once, with a warning; default 1024 */
   size_t max_held;          /* output lines held while no stream is open;
                                default 100000 */
   ixr_input_cb on_input;    /* NULL: no recording */

@@ -18,7 +18,7 @@ static void usage(FILE *f) {
         "  ixr run    [--handlers DIR] [--listen ADDR]... [--watch] [--control ADDR]\n"
         "             [--clock real|manual] [--start-time TIME]\n"
         "             [--log-level error|warn|info|debug|trace]\n"
-        "             [--max-line BYTES] [--record FILE] [--trace]\n"
+        "             [--max-line BYTES] [--max-connections N] [--record FILE] [--trace]\n"
         "  ixr check  [--handlers DIR]\n"
         "  ixr test   [--handlers DIR] [--trace] [--log-level LEVEL] FILE|DIR...\n"
         "  ixr replay [--handlers DIR] [--to-scenario OUT] [--trace] [--log-level LEVEL] RECORD\n"
@@ -117,6 +117,13 @@ static int cmd_run(int argc, char **argv) {
       i++;
     } else if (strcmp(a, "--trace") == 0) {
       o.on_trace = cli_trace_print;
+    } else if (strcmp(a, "--max-connections") == 0 && v) {
+      char *end;
+      unsigned long long n = strtoull(v, &end, 10);
+      if (*end != '\0' || v[0] < '0' || v[0] > '9' || n < 1 || n > 1000000)
+        return free(listens), bad_usage("--max-connections takes 1 to 1000000, not '%s'", v);
+      o.max_connections = (size_t)n;
+      i++;
     } else if (strcmp(a, "--max-line") == 0 && v) {
       char *end;
       unsigned long long n = strtoull(v, &end, 10);

@@ -31,6 +31,7 @@ void ixr_options_init(ixr_options *o) {
   o->log_level = IXR_LOG_INFO;
   o->max_line = 1024 * 1024;
   o->max_held = 100000;
+  o->max_connections = 1024;
   o->max_instructions = 10000000;
   o->max_memory = (size_t)4 << 30;
 }
@@ -125,6 +126,7 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
   if (rt == NULL) return IXR_ENOMEM;
   rt->opt = *o;
   if (rt->opt.max_held == 0) rt->opt.max_held = 100000;
+  if (rt->opt.max_connections == 0) rt->opt.max_connections = 1024;
   /* Beyond any real line; SIZE_MAX, meant as "no limit", would overflow
    * the framer's arithmetic. */
   if (rt->opt.max_line > SIZE_MAX / 4) rt->opt.max_line = SIZE_MAX / 4;

@@ -92,7 +92,7 @@ struct ixr__stream {
   bool eof;           /* input ended */
   bool closing;
   bool failed;        /* reading or writing failed */
-  bool counted_control; /* in rt->control_conns */
+  size_t *counted;    /* the connection count it is in, or NULL */
   int busy;           /* inside one of its own read callbacks: not freed */
   bool dirty;         /* on the flush list */
   ixr__stream *next_dirty;
@@ -476,7 +476,7 @@ static void close_stop_timer(ixr_runtime *rt);
 
 static void free_stream(ixr__stream *st) {
   ixr_runtime *rt = st->rt;
-  if (st->counted_control) rt->control_conns--;
+  if (st->counted != NULL) --*st->counted;
   unmark_dirty(st);
   if (st->prev_stream) st->prev_stream->next_stream = st->next_stream;
   else rt->streams = st->next_stream;
@@ -705,20 +705,28 @@ static void on_connection(uv_stream_t *server, int status) {
   st->h_open = true;
   rc = uv_accept(server, &st->h.stream);
   st->sink.control_only = ls->control_only;
+  /* Each connection may hold a line in progress: connections are counted,
+   * and beyond the cap accepted (to empty the backlog) and closed, so a
+   * client cannot make ixr hold memory without end. Control lines are
+   * short, and control connections few. */
+  size_t cap = rt->opt.max_connections;
+  st->counted = &rt->data_conns;
   if (ls->control_only) {
-    /* Control lines are short: a client cannot make ixr hold a megabyte
-     * of unfinished line per connection, nor open connections without
-     * end (they are accepted, to empty the backlog, and closed). */
     ixr__framer_init(&st->framer, rt->opt.max_line < CONTROL_MAX_LINE
                                       ? rt->opt.max_line : CONTROL_MAX_LINE);
-    st->counted_control = true;
-    if (++rt->control_conns > CONTROL_MAX_CONNS && rc == 0) {
-      ixr__log(rt, IXR_LOG_WARN, "control: more than %d connections: closing "
-               "the new one", CONTROL_MAX_CONNS);
-      stream_close(st);
-      return;
-    }
+    st->counted = &rt->control_conns;
+    cap = CONTROL_MAX_CONNS;
   }
+  if (++*st->counted > cap && rc == 0) {
+    if (!rt->conn_cap_logged)
+      ixr__log(rt, IXR_LOG_WARN, "%s: %zu connections are open, the most allowed: "
+               "closing new ones until one closes", ls->control_only ? "control" : "listen",
+               cap);
+    rt->conn_cap_logged = true;
+    stream_close(st);
+    return;
+  }
+  rt->conn_cap_logged = false;
   if (rc == 0) rc = ixr__sink_open(rt, &st->sink);
   if (rc != 0) {
     ixr__log(rt, IXR_LOG_WARN, "accept failed: %s", uv_strerror(rc));

@@ -19,7 +19,7 @@
 
 #include "testutil.h"
 
-#define MAX_CLIENTS 4
+#define MAX_CLIENTS 8
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- clients ------------------------------------------------------------ */
@@ -68,6 +68,7 @@ struct fixture {
   ixr_runtime *rt;
   tcap log;
   client c[MAX_CLIENTS];
+  size_t max_connections; /* for srv_start; 0: the default */
 };
 
 static int sock_counter;
@@ -310,6 +311,7 @@ static void srv_start(fixture *f, ixr_clock clock, size_t max_line) {
   o.log_level = IXR_LOG_DEBUG;
   /* As in `ixr run --listen`: no output callback. */
   if (max_line != 0) o.max_line = max_line;
+  if (f->max_connections != 0) o.max_connections = f->max_connections;
   assert_int_equal(ixr_new(&f->rt, &o), 0);
   snprintf(f->path, sizeof(f->path), "/tmp/ixr-test-%ld-%d.sock", (long)getpid(),
            ++sock_counter);
@@ -869,6 +871,7 @@ static bool all_closed(fixture *f, void *ud) {
 static void test_thousands_of_connections(void **state) {
   fixture *f = *state;
   enum { N = 2000 };
+  f->max_connections = 4096; /* the default is 1024 at once */
   srv_start(f, IXR_CLOCK_MANUAL, 0);
   many_set set = {calloc(N, sizeof(many)), N};
   for (int i = 0; i < N; i++) {
@@ -897,6 +900,45 @@ static void test_thousands_of_connections(void **state) {
   ixr_stats st;
   ixr_get_stats(f->rt, &st);
   assert_int_equal(st.sessions_started, N);
+  finish(f);
+}
+
+/* Beyond max_connections, new connections are accepted and closed at once
+ * (each open one may hold a line in progress: memory without end
+ * otherwise), with one warning; once one closes, a new one is served. */
+static bool clients_settled(fixture *f, void *ud) {
+  (void)ud;
+  for (int i = 0; i < 6; i++)
+    if (!(f->c[i].eof || f->c[i].nlines >= 2)) return false;
+  return true;
+}
+
+static void test_connection_cap(void **state) {
+  fixture *f = *state;
+  f->max_connections = 4;
+  srv_start(f, IXR_CLOCK_MANUAL, 0);
+  for (int i = 0; i < 6; i++) {
+    connect_unix(f, &f->c[i]);
+    run_for(f, 20); /* accepted in this order */
+    char iid[8];
+    snprintf(iid, sizeof(iid), "K%d", i);
+    if (!f->c[i].eof && !f->c[i].closing) client_sends(&f->c[i], present(iid, NULL));
+  }
+  assert_true(run_until(f, clients_settled, NULL, 5000));
+  for (int i = 0; i < 6; i++) {
+    if (i < 4) assert_true(f->c[i].nlines >= 2 && !f->c[i].eof);
+    else assert_true(f->c[i].eof && f->c[i].nlines == 0);
+  }
+  const char *w = strstr(f->log.log, "listen: 4 connections are open, the most allowed");
+  assert_non_null(w);
+  assert_null(strstr(w + 20, "connections are open, the most allowed")); /* once */
+  client_close(&f->c[0]);
+  run_for(f, 50);
+  client *again = &f->c[6];
+  connect_unix(f, again);
+  client_sends(again, present("K6", NULL));
+  assert_true(wait_lines(f, again, 2, 5000));
+  assert_false(again->eof);
   finish(f);
 }
 
@@ -1569,6 +1611,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_control_socket_limits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_line_without_newline_then_disconnect, setup, teardown),
       cmocka_unit_test_setup_teardown(test_thousands_of_connections, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_stops_reading, setup, teardown),
       cmocka_unit_test_setup_teardown(test_big_burst_reaches_a_reading_client, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stalled_client_is_disconnected, setup, teardown),
