@@ -109,7 +109,18 @@ struct ixr__sink {
   uint32_t gen;           /* rt->sink_gen[slot] while this sink is open */
   bool open;
   bool control_only;      /* a --control stream: ixr.* events only */
+  /* Takes held output. A new connection settles once it sends, or once
+   * it has stayed open for IXR__SETTLE_MS: a probe that connects and
+   * closes at once (a health check, a second ixr testing the socket) must
+   * not swallow the held lines. */
+  bool settled;
+  uint64_t opened_ms;     /* loop time it opened */
 };
+
+#define IXR__SETTLE_MS 250
+
+/* A sink that was waiting to settle does now: held output goes to it. */
+void ixr__sink_settle(ixr_runtime *rt, ixr__sink *sk);
 
 typedef struct ixr__sinkref {
   uint32_t slot;
@@ -551,6 +562,8 @@ struct ixr_runtime {
   bool gc_idle_open;
   uv_timer_t stop_timer; /* closes streams that do not drain after a stop */
   bool stop_timer_open;
+  uv_timer_t settle_timer; /* settles new connections (ixr__sink.settled) */
+  bool settle_timer_open;
   unsigned open_handles; /* handles and streams whose close is pending */
 
   /* reload (reload.c) */

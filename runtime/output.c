@@ -5,7 +5,8 @@
  * handed to a sink: the API's output callback, or a stream (stdio, a unix or
  * tcp connection). A session's lines go to the sink that last sent an event
  * for its interaction; when that one has closed, to the newest open sink;
- * with none open they are held, up to a bound, until one opens.
+ * with none open they are held, up to a bound, until one opens and settles
+ * (sends, or stays open a moment: ixr__sink.settled).
  */
 #include <errno.h>
 #include <poll.h>
@@ -53,8 +54,14 @@ int ixr__sink_open(ixr_runtime *rt, ixr__sink *sk) {
   if (rt->sinks_tail) rt->sinks_tail->next = sk;
   else rt->sinks_head = sk;
   rt->sinks_tail = sk;
-  if (!sk->control_only) ixr__held_flush(rt, sk);
+  if (!sk->control_only && sk->settled) ixr__held_flush(rt, sk);
   return 0;
+}
+
+void ixr__sink_settle(ixr_runtime *rt, ixr__sink *sk) {
+  if (sk->settled || !sk->open || sk->control_only) return;
+  sk->settled = true;
+  ixr__held_flush(rt, sk);
 }
 
 void ixr__sink_close(ixr_runtime *rt, ixr__sink *sk) {
@@ -130,7 +137,9 @@ void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out) {
     ixr__trace(rt, "  out %.*s", (int)(out->json_len > 300 ? 300 : out->json_len),
                out->json);
   ixr__sink *sk = resolve(rt, to);
-  if (sk == NULL) {
+  /* Held lines wait for a new connection to settle; what comes meanwhile
+   * waits behind them, in order. */
+  if (sk == NULL || (!sk->settled && rt->held_head != NULL)) {
     hold(rt, out);
     return;
   }

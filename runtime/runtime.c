@@ -173,6 +173,7 @@ int ixr_new(ixr_runtime **out, const ixr_options *o) {
   rt->api.sink.write = api_write;
   /* Without an output callback the API is no place for output: lines go
    * to the streams, or are held until one connects. */
+  rt->api.sink.settled = true;
   if (o->on_output != NULL && (rc = ixr__sink_open(rt, &rt->api.sink)) != 0)
     goto fail;
   *out = rt;

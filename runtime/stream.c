@@ -388,6 +388,9 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
   rt->in_uv_cb++;
   st->busy++;
   if (n > 0) {
+    /* A client that sends is no probe: what is held is older than
+     * anything this input causes, so it goes first. */
+    if (!st->sink.settled) ixr__sink_settle(rt, &st->sink);
     input_chunk(st, st->rbuf, (size_t)n);
     /* Answer what this read asked before reading more: libuv may call us
      * up to 32 times before the loop reaches the prepare phase. */
@@ -657,6 +660,7 @@ int ixr_serve_fd(ixr_runtime *rt, int in_fd, int out_fd, unsigned flags) {
     st->oh.handle.data = st;
     if (rc != 0) goto fail;
   }
+  st->sink.settled = true; /* the host's own descriptors: no probe */
   rc = ixr__sink_open(rt, &st->sink);
   if (rc != 0) {
     stream_close(st);
@@ -679,6 +683,28 @@ fail:
 }
 
 /* ---- listeners -------------------------------------------------------- */
+
+/* Settles the connections open for IXR__SETTLE_MS that have sent nothing
+ * yet; comes back for the next one. */
+static void on_settle_timer(uv_timer_t *t) {
+  ixr_runtime *rt = t->data;
+  uint64_t now = uv_now(rt->loop), next = 0;
+  rt->in_uv_cb++;
+  for (ixr__stream *st = rt->streams; st != NULL; st = st->next_stream) {
+    ixr__sink *sk = &st->sink;
+    if (st->closing || !sk->open || sk->settled || sk->control_only) continue;
+    uint64_t due = sk->opened_ms + IXR__SETTLE_MS;
+    if (due <= now) {
+      ixr__sink_settle(rt, sk); /* only appends output: st stays */
+      mark_dirty(st);
+    } else if (next == 0 || due < next) {
+      next = due;
+    }
+  }
+  if (next != 0) uv_timer_start(t, on_settle_timer, next - now, 0);
+  rt->in_uv_cb--;
+  ixr__leave(rt);
+}
 
 static void on_connection(uv_stream_t *server, int status) {
   ixr__listener *ls = server->data;
@@ -735,6 +761,10 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   snprintf(st->name, sizeof(st->name), "connection %u", st->sink.slot);
   ixr__log(rt, IXR_LOG_DEBUG, "%s: opened", st->name);
+  st->sink.opened_ms = uv_now(rt->loop);
+  if (!ls->control_only && rt->settle_timer_open &&
+      !uv_is_active((uv_handle_t *)&rt->settle_timer))
+    uv_timer_start(&rt->settle_timer, on_settle_timer, IXR__SETTLE_MS, 0);
   start_reading(st);
 }
 
@@ -973,6 +1003,12 @@ int ixr__streams_init(ixr_runtime *rt) {
   uv_unref((uv_handle_t *)&rt->gc_idle); /* never keeps the loop alive */
   rt->gc_idle_open = true;
   rt->open_handles++;
+  rc = uv_timer_init(rt->loop, &rt->settle_timer);
+  if (rc != 0) return IXR_EIO;
+  rt->settle_timer.data = rt;
+  uv_unref((uv_handle_t *)&rt->settle_timer); /* the connections keep the loop */
+  rt->settle_timer_open = true;
+  rt->open_handles++;
   return 0;
 }
 
@@ -1065,5 +1101,9 @@ void ixr__streams_stop(ixr_runtime *rt, bool now) {
   if (now && rt->gc_idle_open) {
     rt->gc_idle_open = false;
     uv_close((uv_handle_t *)&rt->gc_idle, on_prepare_closed);
+  }
+  if (now && rt->settle_timer_open) {
+    rt->settle_timer_open = false;
+    uv_close((uv_handle_t *)&rt->settle_timer, on_prepare_closed);
   }
 }

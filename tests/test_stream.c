@@ -572,6 +572,76 @@ static void test_reconnect_takes_over_sessions(void **state) {
   finish(f);
 }
 
+/* A raw, non-blocking unix socket connected to path. */
+static int raw_connect(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  return fd;
+}
+
+/* What arrived on fd so far (the loop runs meanwhile), into buf. */
+static ssize_t raw_read(fixture *f, int fd, char *buf, size_t n, unsigned ms) {
+  size_t got = 0;
+  for (unsigned waited = 0; waited < ms && got < n - 1; waited += 10) {
+    run_for(f, 10);
+    ssize_t r = read(fd, buf + got, n - 1 - got);
+    if (r == 0) break; /* closed by ixr */
+    if (r > 0) got += (size_t)r;
+  }
+  buf[got] = '\0';
+  return (ssize_t)got;
+}
+
+
+/* A probe that connects and closes at once (a health check, a second ixr
+ * testing the socket) does not swallow the held lines: they wait until a
+ * connection sends or stays open for a moment. One that does is served
+ * them, before anything its own input causes; what comes meanwhile for a
+ * closed connection's sessions waits behind them. */
+static void test_probe_does_not_take_held_output(void **state) {
+  fixture *f = *state;
+  srv_start(f, IXR_CLOCK_MANUAL, 0);
+  client *c1 = &f->c[0], *c2 = &f->c[1], *c3 = &f->c[2];
+  connect_unix(f, c1);
+  client_sends(c1, present("I1", "short"));
+  client_sends(c1, present("I2", NULL));
+  assert_true(wait_lines(f, c1, 4, 5000));
+  client_close(c1);
+  assert_true(run_until(f, is_closed, c1, 5000));
+  run_nowait(f, 5);
+  assert_int_equal(ixr_advance(f->rt, 5000), 0); /* I1's end: held */
+
+  int probe = raw_connect(f->path);
+  run_for(f, 20);
+  close(probe);
+  run_for(f, 100);
+  /* A silent client that stays gets them once the moment is up. */
+  connect_unix(f, c2);
+  assert_true(wait_lines(f, c2, 1, 2000));
+  expect_ended(c2, "c2", 0, "s1", "I1", "completed");
+  client_close(c2);
+  assert_true(run_until(f, is_closed, c2, 5000));
+  run_nowait(f, 5);
+
+  /* Held again (I2's result, fed while no connection is open); a client
+   * that sends gets it at once, before what its own event causes. */
+  const char *done = route_done("I2", "r2");
+  assert_int_equal(ixr_feed(f->rt, done, strlen(done)), 0);
+  connect_unix(f, c3);
+  client_sends(c3, present("I3", NULL));
+  assert_true(wait_lines(f, c3, 3, 2000));
+  expect_ended(c3, "c3", 0, "s2", "I2", "completed");
+  char sid[16], rid[16];
+  expect_started(c3, "c3", 1, "I3", sid, rid);
+  finish(f);
+}
+
 /* With no connection open, a session's output is held until one connects
  * (CONTRACT.md section 3), not dropped. */
 static void test_output_held_while_no_connection(void **state) {
@@ -602,31 +672,6 @@ static void test_output_held_while_no_connection(void **state) {
   finish(f);
 }
 
-/* A raw, non-blocking unix socket connected to path. */
-static int raw_connect(const char *path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sun_family = AF_UNIX;
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  fcntl(fd, F_SETFL, O_NONBLOCK);
-  return fd;
-}
-
-/* What arrived on fd so far (the loop runs meanwhile), into buf. */
-static ssize_t raw_read(fixture *f, int fd, char *buf, size_t n, unsigned ms) {
-  size_t got = 0;
-  for (unsigned waited = 0; waited < ms && got < n - 1; waited += 10) {
-    run_for(f, 10);
-    ssize_t r = read(fd, buf + got, n - 1 - got);
-    if (r == 0) break; /* closed by ixr */
-    if (r > 0) got += (size_t)r;
-  }
-  buf[got] = '\0';
-  return (ssize_t)got;
-}
 
 /* A control socket bounds what a client can make it hold: 64 connections
  * at once (the next is closed at once), and 64 KiB of line. */
@@ -1606,6 +1651,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_two_clients_get_only_their_own_lines, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reconnect_takes_over_sessions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_output_held_while_no_connection, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_probe_does_not_take_held_output, setup, teardown),
       cmocka_unit_test_setup_teardown(test_line_too_long_on_socket, setup, teardown),
       cmocka_unit_test_setup_teardown(test_control_socket, setup, teardown),
       cmocka_unit_test_setup_teardown(test_control_socket_limits, setup, teardown),
