@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "ixr.h"
@@ -145,6 +146,14 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "ixr: standard %s is closed: nothing to serve (use --listen)\n",
             (closed_stdio & 1u) ? "input" : "output");
     return 1;
+  }
+  /* A server of many connections: the soft limit on descriptors (often
+   * 1024) up to the hard one. At the limit libuv accepts and closes new
+   * connections without telling us. */
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &nofile);
   }
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0) {
