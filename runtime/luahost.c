@@ -432,7 +432,8 @@ static int l_print(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
-  ixr__log(rt, IXR_LOG_INFO, "print: %s", lua_tostring(L, -1));
+  luaL_where(L, 1); /* which print: "FILE:LINE: " */
+  ixr__log(rt, IXR_LOG_INFO, "print: %s%s", lua_tostring(L, -1), lua_tostring(L, -2));
   return 0;
 }
 
@@ -685,8 +686,9 @@ static int l_require(lua_State *L) {
    * seen until the next reload, which checks it first. */
   if (lua_rawgetp(L, 2, &SOURCES_KEY) != LUA_TTABLE ||
       lua_getfield(L, -1, name) != LUA_TTABLE)
-    return luaL_error(L, "module '%s' not found in %s/ or %s/ (as of the last "
-                         "reload)", name, rt->lua_dir, rt->handlers_dir);
+    return luaL_error(L, "module '%s' not found in %s/ or %s/ (among the files "
+                         "there when the strategies were loaded)",
+                      name, rt->lua_dir, rt->handlers_dir);
   lua_rawgeti(L, -1, 3);
   bool standard = lua_toboolean(L, -1); /* under lua/: shared, so read-only */
   lua_pop(L, 1);

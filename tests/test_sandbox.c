@@ -583,18 +583,18 @@ static void test_flow_cannot_be_resumed_by_strategy(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"went\"", "\"interactionid\":\"K1\"", "\"v\":7", NULL) >= 0);
 }
 
-/* print writes its arguments, tab-separated, to the log at info level, and
- * nothing else (a buffer's placeholder on the stack once showed up as a
- * last "userdata: 0x..." argument). */
+/* print writes where it was called and its arguments, tab-separated, to the
+ * log at info level, and nothing else (a buffer's placeholder on the stack
+ * once showed up as a last "userdata: 0x..." argument). */
 static void test_print_goes_to_the_log(void **state) {
   fixture *f = *state;
   returned(f, "print('one', 2, nil, true) return 'printed'", "printed");
   assert_non_null(f->cap.log);
-  const char *line = strstr(f->cap.log, "print: one\t2\tnil\ttrue");
+  const char *want = "print: probe:1: one\t2\tnil\ttrue";
+  const char *line = strstr(f->cap.log, want);
   assert_non_null(line);
   const char *eol = strchr(line, '\n');
-  assert_int_equal(eol != NULL ? (size_t)(eol - line) : strlen(line),
-                   strlen("print: one\t2\tnil\ttrue"));
+  assert_int_equal(eol != NULL ? (size_t)(eol - line) : strlen(line), strlen(want));
 }
 
 /* A strategy's own coroutines are not flows: resume and close work. */
