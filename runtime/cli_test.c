@@ -23,7 +23,8 @@ typedef enum { STEP_SEND, STEP_EXPECT, STEP_ADVANCE } step_kind;
 typedef struct step {
   step_kind kind;
   int line;        /* in the scenario file */
-  char *bytes;     /* SEND: the line to feed, without its newline */
+  char *bytes;     /* SEND: the line to feed, without its newline; NULL:
+                      len bytes of 'x' (send_too_long) */
   size_t len;
   cj *expect;      /* EXPECT: the fields to match */
   char *text;      /* EXPECT: the scenario line as written */
@@ -180,8 +181,8 @@ static int parse_line(scenario *sc, int lineno, const char *p, size_t len,
   if (directive == NULL) {
     if (cj_get(v, "name") == NULL) {
       snprintf(err, errlen,
-               "neither a step (send, send_raw, send_base64, expect, advance, "
-               "handlers, max_line) nor an event (no \"name\")");
+               "neither a step (send, send_raw, send_base64, send_too_long, expect, "
+               "advance, handlers, max_line, start_time) nor an event (no \"name\")");
       goto out;
     }
     step *st = new_step(sc, STEP_SEND, lineno); /* a bare event: sent as written */
@@ -285,8 +286,8 @@ static int parse_line(scenario *sc, int lineno, const char *p, size_t len,
       limit = d.max_line;
     }
     step *st = new_step(sc, STEP_SEND, lineno);
-    if (st == NULL || (st->bytes = malloc(limit + 1)) == NULL) goto nomem;
-    memset(st->bytes, 'x', limit + 1);
+    if (st == NULL) goto nomem;
+    st->bytes = NULL; /* made when sent: a scenario may hold many */
     st->len = limit + 1;
   } else if (strcmp(directive, "expect") == 0) {
     if (arg->type != CJ_OBJECT) {
@@ -496,7 +497,8 @@ static int feed(ixr_runtime *rt, const step *st, int *fed_upto) {
   char *buf = malloc(blanks + st->len + 1);
   if (buf == NULL) return IXR_ENOMEM;
   memset(buf, '\n', blanks);
-  memcpy(buf + blanks, st->bytes, st->len);
+  if (st->bytes != NULL) memcpy(buf + blanks, st->bytes, st->len);
+  else memset(buf + blanks, 'x', st->len);
   buf[blanks + st->len] = '\n';
   int rc = ixr_feed(rt, buf, blanks + st->len + 1);
   free(buf);

@@ -181,6 +181,8 @@ typedef struct ixr__strategy {
   char *name;
   char *path;
   char *error;       /* NULL, or why it failed to load ("FILE:LINE: msg") */
+  char *warnings;    /* NULL, or lines "FILE:LINE: warning: msg\n" about
+                        what loads but looks like a mistake */
   int table_ref;     /* the table the file returned */
   int handlers_ref;  /* event name -> function: standard set + strategy's on */
   int start_ref;
@@ -198,6 +200,7 @@ typedef struct ixr__generation {
   int sets_ref;
   unsigned files;
   ixr__buf errors; /* "FILE:LINE: message" lines */
+  ixr__buf warnings; /* "FILE:LINE: warning: message" lines (not problems) */
 } ixr__generation;
 
 int ixr__generation_build(ixr_runtime *rt, ixr__generation *g);

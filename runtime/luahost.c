@@ -860,10 +860,33 @@ static void push_coroutine_lib(lua_State *L) {
  */
 static void push_manual_wall_s(lua_State *L) {
   ixr_runtime *rt = ixr__runtime_of(L);
-  int64_t ms = rt->start_time_ms + (int64_t)ixr__now(rt); /* both bounded */
+  /* The manual clock may be advanced past any date (ixr_advance takes a
+   * uint64_t): the sum stops at the largest time instead of overflowing. */
+  uint64_t now = ixr__now(rt);
+  int64_t ms;
+  if (now > (uint64_t)INT64_MAX || __builtin_add_overflow(rt->start_time_ms, (int64_t)now, &ms))
+    ms = INT64_MAX;
   int64_t s = ms / 1000;
   if (ms % 1000 < 0) s--; /* down, before 1970 too */
   lua_pushinteger(L, (lua_Integer)s);
+}
+
+/* Calls the original function (upvalue 1) with the arguments on the stack.
+ * Its errors (a bad format) are raised again with the strategy's FILE:LINE,
+ * which they would lack: called from here, their position is this C
+ * function's. */
+static int call_original(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  if (lua_pcall(L, lua_gettop(L) - 1, 1, 0) != LUA_OK) {
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      luaL_where(L, 1);
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    }
+    return lua_error(L);
+  }
+  return 1;
 }
 
 static int manual_os_time(lua_State *L) {
@@ -871,10 +894,7 @@ static int manual_os_time(lua_State *L) {
     push_manual_wall_s(L);
     return 1;
   }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
-  return 1;
+  return call_original(L);
 }
 
 static int manual_os_date(lua_State *L) {
@@ -882,10 +902,7 @@ static int manual_os_date(lua_State *L) {
     lua_settop(L, 1); /* the format, or nil for the default */
     push_manual_wall_s(L);
   }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
-  return 1;
+  return call_original(L);
 }
 
 static void build_sandbox(lua_State *L) {

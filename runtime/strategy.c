@@ -83,20 +83,22 @@ static int distance(const char *a, const char *b) {
   return d[la][lb] > 9 ? 9 : d[la][lb];
 }
 
-/* The name in names that k looks like a misspelling of (within a third of
- * its length, at least one edit), or NULL. */
-static const char *misspelt(const char *k, const char *const *names) {
-  const char *best = NULL;
-  int bd = 10;
-  for (const char *const *n = names; *n != NULL; n++) {
-    int d = distance(k, *n), room = (int)strlen(*n) / 3;
-    if (d > 0 && d <= (room > 1 ? room : 1) && d < bd) {
+/* The index in names of the name k looks like a misspelling of (one edit
+ * away; two for names of 8 letters or more, when the first letter is
+ * right: queue_timeout is a name of its own, not requeue_timeout), or -1. */
+static int misspelt(const char *k, const char *const *names) {
+  int best = -1, bd = 10;
+  for (int i = 0; names[i] != NULL; i++) {
+    int d = distance(k, names[i]);
+    int room = strlen(names[i]) >= 8 && k[0] == names[i][0] ? 2 : 1;
+    if (d > 0 && d <= room && d < bd) {
       bd = d;
-      best = *n;
+      best = i;
     }
   }
   return best;
 }
+
 
 static char *fail_at(const char *path, const char *field, const char *fmt,
                      const char *arg) {
@@ -107,6 +109,20 @@ static char *fail_at(const char *path, const char *field, const char *fmt,
   snprintf(msg, sizeof(msg), fmt, arg);
   snprintf(out, sizeof(out), "%s:%d: %s", path, line, msg);
   return strdup(out);
+}
+
+/* Adds "FILE:LINE: warning: MSG" to st->warnings (the line of `field`). */
+static void warn_at(ixr__strategy *st, const char *field, const char *msg) {
+  char *w = fail_at(st->path, field, "warning: %s", msg);
+  if (w == NULL) return;
+  size_t old = st->warnings ? strlen(st->warnings) : 0, add = strlen(w);
+  char *all = realloc(st->warnings, old + add + 2);
+  if (all != NULL) {
+    memcpy(all + old, w, add);
+    memcpy(all + old + add, "\n", 2);
+    st->warnings = all;
+  }
+  free(w);
 }
 
 /* [-1, +0] validates the strategy table on top and fills st; returns an
@@ -121,24 +137,25 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
     goto out;
   }
   /* A misspelt field (defualts, requed, requeue_timout) would silently mean
-   * its default. Other keys are the strategy's own (a base strategy that
-   * others require may export helpers); only its own keys are looked at. */
+   * its default: a key one or two edits from a field's name, holding a
+   * value of that field's type, is reported as a warning (ixr check prints
+   * it, a load logs it). It still loads: other keys are the strategy's own
+   * (a base strategy that others require may export helpers). Its own keys
+   * only, raw. */
+  static const char *const fields[] = {"start", "requeued", "on", "defaults",
+                                       "requeue_timeout", "pin", NULL};
+  static const int types[] = {LUA_TFUNCTION, LUA_TFUNCTION, LUA_TTABLE, LUA_TSTRING,
+                              LUA_TNUMBER, LUA_TBOOLEAN};
   lua_pushnil(L);
   while (lua_next(L, tbl) != 0) {
-    lua_pop(L, 1);
-    static const char *const fields[] = {"start", "requeued", "on", "defaults",
-                                         "requeue_timeout", "pin", NULL};
-    const char *near = lua_type(L, -1) == LUA_TSTRING
-                           ? misspelt(lua_tostring(L, -1), fields)
-                           : NULL;
-    if (near != NULL) {
+    int near = lua_type(L, -2) == LUA_TSTRING ? misspelt(lua_tostring(L, -2), fields) : -1;
+    if (near >= 0 && lua_type(L, -1) == types[near]) {
       char msg[200];
-      snprintf(msg, sizeof(msg), "unknown field '%.60s' in the strategy table "
-               "(did you mean '%s'?)", lua_tostring(L, -1), near);
-      err = fail_at(st->path, lua_tostring(L, -1), "%s", msg);
-      lua_pop(L, 1);
-      goto out;
+      snprintf(msg, sizeof(msg), "field '%.60s' is no field of a strategy: did you mean "
+               "'%s'? (it is ignored)", lua_tostring(L, -2), fields[near]);
+      warn_at(st, lua_tostring(L, -2), msg);
     }
+    lua_pop(L, 1);
   }
   /* Each field is read once and the value read is the one kept: a table
    * with an __index (inheritance from a base strategy works) must not pass
@@ -229,13 +246,15 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
                       "on[\"%s\"] must be a function keyed by an event name", k);
         goto out;
       }
-      if (strchr(k, '.') == NULL) { /* on = { notcontrolled = ... } */
+      /* on = { notcontrolled = ... }, or on = mm.requeue (keyed by the
+       * short names): a handler for an event that never comes. */
+      if (strcmp(k, "present") == 0 || strcmp(k, "notcontrolled") == 0 ||
+          strcmp(k, "deleted") == 0) {
         char msg[256];
         snprintf(msg, sizeof(msg),
-                 "on[\"%.60s\"]: not an event name (event names have a dot: did "
-                 "you mean \"interaction.%.60s\"?)", k, k);
-        err = fail_at(st->path, "on", "%s", msg);
-        goto out;
+                 "on[\"%s\"] handles events named \"%s\": did you mean "
+                 "\"interaction.%s\"?", k, k, k);
+        warn_at(st, "on", msg);
       }
       lua_pushvalue(L, -2);
       lua_insert(L, -2);
@@ -259,6 +278,49 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
 out:
   lua_settop(L, tbl - 1);
   return err;
+}
+
+/* Warnings in line order (a table's keys come in hash order, which changes
+ * from run to run): each is "PATH:LINE: ...". */
+typedef struct warning_line {
+  unsigned long line;
+  char *text;
+} warning_line;
+
+static int by_line(const void *a, const void *b) {
+  const warning_line *x = a, *y = b;
+  return x->line != y->line ? (x->line < y->line ? -1 : 1) : strcmp(x->text, y->text);
+}
+
+static void sort_warnings(ixr__strategy *st) {
+  if (st->warnings == NULL) return;
+  size_t n = 0, len = strlen(st->warnings), pl = strlen(st->path) + 1;
+  for (const char *p = st->warnings; *p; p++) n += *p == '\n';
+  warning_line *lines = malloc(n * sizeof(*lines));
+  char *sorted = malloc(len + 1);
+  if (lines == NULL || sorted == NULL) {
+    free(lines);
+    free(sorted);
+    return;
+  }
+  size_t i = 0;
+  for (char *p = st->warnings; *p; p = strchr(p, '\n') + 1) {
+    lines[i].text = p;
+    lines[i++].line = strtoul(p + pl, NULL, 10);
+  }
+  for (i = 0; i < n; i++) *strchr(lines[i].text, '\n') = '\0';
+  qsort(lines, n, sizeof(*lines), by_line);
+  size_t off = 0;
+  for (i = 0; i < n; i++) {
+    size_t l = strlen(lines[i].text);
+    memcpy(sorted + off, lines[i].text, l);
+    sorted[off + l] = '\n';
+    off += l + 1;
+  }
+  sorted[off] = '\0';
+  free(lines);
+  free(st->warnings);
+  st->warnings = sorted;
 }
 
 /* adopt() as a protected call: reading the returned table's fields runs
@@ -331,6 +393,11 @@ static ixr__strategy *load_one(ixr_runtime *rt, const char *name,
   lua_settop(L, top);
   free(chunk);
   st->error = err;
+  if (err != NULL) {
+    free(st->warnings); /* the error says it all */
+    st->warnings = NULL;
+  }
+  sort_warnings(st);
   return st;
 }
 
@@ -344,6 +411,7 @@ static void free_strategy(ixr_runtime *rt, ixr__strategy *st) {
   free(st->name);
   free(st->path);
   free(st->error);
+  free(st->warnings);
   free(st);
 }
 
@@ -436,6 +504,7 @@ void ixr__generation_discard(ixr_runtime *rt, ixr__generation *g) {
   if (rt->L != NULL) luaL_unref(rt->L, LUA_REGISTRYINDEX, g->sets_ref);
   g->sets_ref = LUA_NOREF;
   ixr__buf_free(&g->errors);
+  ixr__buf_free(&g->warnings);
 }
 
 /*
@@ -453,6 +522,13 @@ int ixr__generation_build(ixr_runtime *rt, ixr__generation *g) {
   rt->loading++;
   int rc = generation_build(rt, g);
   rt->loading--;
+  /* What loads but looks like a mistake, in the log of every load. */
+  for (char *p = g->warnings.data, *end = p + g->warnings.len; p < end;) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL) nl = end;
+    ixr__log(rt, IXR_LOG_WARN, "loading strategies: %.*s", (int)(nl - p), p);
+    p = nl + 1;
+  }
   return rc;
 }
 
@@ -488,6 +564,8 @@ static int generation_build(ixr_runtime *rt, ixr__generation *g) {
       problems++;
       ixr__buf_append(&g->errors, st->error, strlen(st->error));
       ixr__buf_append(&g->errors, "\n", 1);
+    } else if (st->warnings != NULL) {
+      ixr__buf_append(&g->warnings, st->warnings, strlen(st->warnings));
     }
     ixr__map_put(&g->strategies, &st->node);
   }
@@ -530,6 +608,7 @@ void ixr__generation_install(ixr_runtime *rt, ixr__generation *g) {
     for (ixr__mapnode *node = m->buckets[i]; node; node = node->next)
       ((ixr__strategy *)node)->generation = rt->generation;
   ixr__buf_free(&g->errors);
+  ixr__buf_free(&g->warnings);
   memset(g, 0, sizeof(*g));
   g->sets_ref = LUA_NOREF;
   if (old.strategies.buckets != NULL) ixr__generation_discard(rt, &old);
@@ -574,14 +653,17 @@ int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud) {
     ixr__generation_discard(rt, &g);
     return rc;
   }
-  char *p = g.errors.data, *end = p + g.errors.len;
-  while (p < end) {
-    char *nl = memchr(p, '\n', (size_t)(end - p));
-    if (nl == NULL) nl = end;
-    *nl = '\0';
-    report(ud, p);
-    p = nl + 1;
+  ixr__buf *lists[2] = {&g.errors, &g.warnings};
+  for (int i = 0; i < 2; i++) {
+    char *p = lists[i]->data, *end = p + lists[i]->len;
+    while (p < end) {
+      char *nl = memchr(p, '\n', (size_t)(end - p));
+      if (nl == NULL) nl = end;
+      *nl = '\0';
+      report(ud, p);
+      p = nl + 1;
+    }
   }
   ixr__generation_discard(rt, &g);
-  return rc;
+  return rc; /* problems only: warnings are not counted */
 }

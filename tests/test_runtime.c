@@ -991,13 +991,13 @@ static void test_api_misuse(void **state) {
 
 /* ixr check: every problem, one line each, FILE:LINE: message. */
 typedef struct reports {
-  char lines[16][512];
+  char lines[32][512];
   int n;
 } reports;
 
 static void collect(void *ud, const char *line) {
   reports *r = ud;
-  if (r->n < 16) snprintf(r->lines[r->n++], 512, "%s", line);
+  if (r->n < 32) snprintf(r->lines[r->n++], 512, "%s", line);
 }
 
 static bool reported(const reports *r, const char *a, const char *b) {
@@ -1026,22 +1026,27 @@ static void test_check(void **state) {
   tdir_write(dir, "shorton.lua", "return {\n  start = function() end,\n  on = { notcontrolled = function() end },\n}\n");
   tdir_write(dir, "arrayon.lua", "return {\n  start = function() end,\n  on = { function() end },\n}\n");
   tdir_write(dir, "helpers.lua", "return { start = function() end, v = 1, route_vip = function() end,\n"
-                                 "  on = { ['custom.event'] = function() end } }\n");
+                                 "  route_timeout = 20, queue_timeout = 30, requeue_limit = 3,\n"
+                                 "  requeue_count = 1, retry_timeout = 5, ok = true, fn = print,\n"
+                                 "  on = { ['custom.event'] = function() end, hangup = function() end } }\n");
   tdir_write(dir, "sub/module.lua", "this is not lua\n");
   reports r;
   memset(&r, 0, sizeof(r));
   int n = ixr_check(dir, NULL, collect, &r);
   for (int i = 0; i < r.n; i++) fprintf(stderr, "  %s\n", r.lines[i]);
-  /* 12 strategies, and a module file that does not compile: a reload would
-   * refuse it too, though no strategy requires it yet */
-  assert_int_equal(n, 13);
-  assert_true(reported(&r, "typo.lua:3:", "unknown field 'defualts' in the strategy table (did you mean 'defaults'?)"));
-  assert_true(reported(&r, "typo2.lua:3:", "unknown field 'requed' in the strategy table (did you mean 'requeued'?)"));
-  assert_true(reported(&r, "typo3.lua:4:", "(did you mean 'requeue_timeout'?)"));
-  assert_true(reported(&r, "shorton.lua:3:", "on[\"notcontrolled\"]: not an event name (event names have a dot: did you mean \"interaction.notcontrolled\"?)"));
+  /* 8 strategies that fail to load, and a module file that does not
+   * compile (a reload would refuse it too, though no strategy requires it
+   * yet); the near misses are warnings, reported but not counted: they load. */
+  assert_int_equal(n, 9);
+  assert_true(reported(&r, "typo.lua:3: warning: field 'defualts' is no field of a strategy: ",
+                       "did you mean 'defaults'? (it is ignored)"));
+  assert_true(reported(&r, "typo2.lua:3: warning: field 'requed'", "did you mean 'requeued'?"));
+  assert_true(reported(&r, "typo3.lua:4: warning: field 'requeue_timout'", "did you mean 'requeue_timeout'?"));
+  assert_true(reported(&r, "shorton.lua:3: warning: on[\"notcontrolled\"] handles events named "
+                           "\"notcontrolled\"", "did you mean \"interaction.notcontrolled\"?"));
   assert_true(reported(&r, "arrayon.lua:3:", "on is keyed by event names"));
   assert_true(reported(&r, "arrayon.lua:3:", "(on[1] is not one)"));
-  assert_false(reported(&r, "helpers.lua", ""));
+  assert_false(reported(&r, "helpers.lua", "")); /* other names are the strategy's own */
   assert_true(reported(&r, "sub/module.lua:1:", "syntax error"));
   assert_true(reported(&r, "syntax.lua:2:", "unexpected symbol") ||
               reported(&r, "syntax.lua:3:", "expected"));

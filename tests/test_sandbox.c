@@ -3,6 +3,7 @@
  * escape attempt; each must fail safely, and the runtime must carry on.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +403,13 @@ static void test_os_time_follows_the_manual_clock(void **state) {
   ixr_stats st;
   assert_int_equal(ixr_get_stats(f->rt, &st), 0);
   assert_int_equal(st.start_time_ms, 1730800800000LL);
+
+  /* Errors of the wrapped functions keep the strategy's position. */
+  refused(f, "return os.date('%Q')", "probe:1: bad argument #1 to");
+  refused(f, "return os.time({ year = 2024 })", "probe:1: field 'month' missing");
+  /* A clock advanced past any date stops at the last one (no overflow). */
+  assert_int_equal(ixr_advance(f->rt, UINT64_MAX), 0);
+  returned(f, "return os.time()", "\"res\":\"9223372036854775\"");
 
   remake_at(f, IXR_CLOCK_MANUAL, -1500); /* before 1970: seconds round down */
   returned(f, "return os.time()", "\"res\":\"-2\"");
