@@ -109,10 +109,11 @@ struct ixr__sink {
   uint32_t gen;           /* rt->sink_gen[slot] while this sink is open */
   bool open;
   bool control_only;      /* a --control stream: ixr.* events only */
-  /* Takes held output. A new connection settles once it sends, or once
-   * it has stayed open for IXR__SETTLE_MS: a probe that connects and
-   * closes at once (a health check, a second ixr testing the socket) must
-   * not swallow the held lines. */
+  /* Takes held output, and the output of sessions whose own stream
+   * closed. A new connection settles once it sends, or once it has stayed
+   * open for IXR__SETTLE_MS: a probe that connects and closes at once (a
+   * health check, a second ixr testing the socket) must not swallow them.
+   * Control connections take neither, and are settled from the start. */
   bool settled;
   uint64_t opened_ms;     /* loop time it opened */
 };
@@ -506,7 +507,8 @@ struct ixr_runtime {
   size_t ndeferred, deferred_cap;
   size_t control_conns;   /* control connections open (stream.c) */
   size_t data_conns;      /* other connections of listeners open */
-  bool conn_cap_logged;   /* a refusal at the cap was logged, none since */
+  bool control_cap_logged, data_cap_logged; /* a refusal at the cap was
+                                               logged; none closed since */
   /* >0 while ixr's own bookkeeping allocates on the main Lua thread during
    * a call (a nested flow's thread and refs): the main thread is not the
    * one running, so a refused allocation would raise with no protected
@@ -567,6 +569,8 @@ struct ixr_runtime {
   bool stop_timer_open;
   uv_timer_t settle_timer; /* settles new connections (ixr__sink.settled) */
   bool settle_timer_open;
+  uv_timer_t stall_timer; /* checks connections with too much unread output */
+  bool stall_timer_open;
   unsigned open_handles; /* handles and streams whose close is pending */
 
   /* reload (reload.c) */

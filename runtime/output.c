@@ -4,9 +4,10 @@
  * Every output line is built here, with the JSON writer of codec.c, and
  * handed to a sink: the API's output callback, or a stream (stdio, a unix or
  * tcp connection). A session's lines go to the sink that last sent an event
- * for its interaction; when that one has closed, to the newest open sink;
- * with none open they are held, up to a bound, until one opens and settles
- * (sends, or stays open a moment: ixr__sink.settled).
+ * for its interaction; when that one has closed, to the newest open sink
+ * that has settled (sent something, or stayed open a moment:
+ * ixr__sink.settled); with none, they are held, up to a bound, until one
+ * settles.
  */
 #include <errno.h>
 #include <poll.h>
@@ -85,9 +86,10 @@ static ixr__sink *resolve(ixr_runtime *rt, ixr__sinkref r) {
   if (r.gen != 0 && r.slot < rt->nsinks && rt->sinks[r.slot] != NULL &&
       rt->sink_gen[r.slot] == r.gen)
     return rt->sinks[r.slot];
-  /* the newest open sink that takes session output, or NULL */
+  /* the newest open sink that takes session output and has settled, or
+   * NULL: held until one does */
   ixr__sink *sk = rt->sinks_tail;
-  while (sk != NULL && sk->control_only) sk = sk->prev;
+  while (sk != NULL && (sk->control_only || !sk->settled)) sk = sk->prev;
   return sk;
 }
 
@@ -137,9 +139,17 @@ void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out) {
     ixr__trace(rt, "  out %.*s", (int)(out->json_len > 300 ? 300 : out->json_len),
                out->json);
   ixr__sink *sk = resolve(rt, to);
-  /* Held lines wait for a new connection to settle; what comes meanwhile
-   * waits behind them, in order. */
-  if (sk == NULL || (!sk->settled && rt->held_head != NULL)) {
+  if (sk == NULL && rt->held_count >= rt->opt.max_held) {
+    /* Holding would drop the line: rather settle the newest connection
+     * now than lose what it may well take. */
+    ixr__sink *fresh = rt->sinks_tail;
+    while (fresh != NULL && fresh->control_only) fresh = fresh->prev;
+    if (fresh != NULL) {
+      ixr__sink_settle(rt, fresh);
+      sk = resolve(rt, to);
+    }
+  }
+  if (sk == NULL) {
     hold(rt, out);
     return;
   }

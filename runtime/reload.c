@@ -149,10 +149,8 @@ void ixr__control(ixr_runtime *rt, ixr__sink *from, const char *name,
     return;
   }
   char msg[160];
-  snprintf(msg, sizeof(msg),
-           "unknown control event '%.64s' (known: clock.advance, ixr.reload, "
-           "ixr.status)",
-           name);
+  snprintf(msg, sizeof(msg), "unknown control event '%.64s' (known: %sixr.reload, ixr.status)",
+           name, from != NULL && from->control_only ? "" : "clock.advance, ");
   ixr__emit_error(rt, from, NULL, "bad_event", msg, lineno, id_idx, NULL);
 }
 

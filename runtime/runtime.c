@@ -693,7 +693,7 @@ static void destroy(ixr_runtime *rt) {
   free_queue(rt);
   if (rt->held_count > 0)
     ixr__log(rt, IXR_LOG_WARN,
-             "closing with %zu output lines held for a stream that never opened: "
+             "closing with %zu output lines held, which no connection took: "
              "they are lost", rt->held_count);
   while (rt->held_head != NULL) {
     ixr__held *h = rt->held_head;

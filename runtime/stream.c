@@ -11,10 +11,12 @@
  * loop polls), so a burst of lines costs one write. Backpressure: when more
  * than HIGH_WATER bytes wait to be written, the stream stops reading its
  * input until the writes drain below LOW_WATER. A client that lets more than
- * HARD_LIMIT bytes pile up and reads none of them for STALL_MS (it never
- * reads) is disconnected; one that reads, however slowly, keeps its output
- * (one event may well produce more than HARD_LIMIT, and held output
- * delivered on a reconnect does), up to ABSOLUTE_LIMIT.
+ * HARD_LIMIT bytes pile up, of which the kernel takes nothing for STALL_MS
+ * (it does not read), is disconnected; one that reads keeps its output (one
+ * event may well produce more than HARD_LIMIT, and held output delivered on
+ * a reconnect does), up to ABSOLUTE_LIMIT. The kernel frees a socket's send
+ * space in coarse steps, so a reader of a few kilobytes a second can look
+ * stalled: at that pace 64 MiB take hours anyway.
  *
  * Regular files and character devices (such as /dev/null) cannot be polled:
  * input from a file is read with uv_fs_read, and output to one is written
@@ -93,6 +95,7 @@ struct ixr__stream {
   bool closing;
   bool failed;        /* reading or writing failed */
   size_t *counted;    /* the connection count it is in, or NULL */
+  bool counted_refused; /* closed at once, over the cap */
   int busy;           /* inside one of its own read callbacks: not freed */
   bool dirty;         /* on the flush list */
   ixr__stream *next_dirty;
@@ -229,6 +232,8 @@ static uv_stream_t *out_stream(ixr__stream *st) {
   return st->out == OUT_SAME ? &st->h.stream : &st->oh.stream;
 }
 
+static void on_stall_timer(uv_timer_t *t);
+
 /* Has the peer stopped reading while too much output waits for it? Checked
  * whenever more output is handed over (only that makes the pile grow).
  * Progress is what the kernel took from libuv's queue since the last check,
@@ -250,13 +255,35 @@ static bool over_limit(ixr__stream *st, uv_stream_t *os) {
   if (st->stall_since == 0 || written != st->stall_written) {
     st->stall_since = now != 0 ? now : 1;
     st->stall_written = written;
+    /* Checked again each second even if no more output comes for it. */
+    ixr_runtime *rt = st->rt;
+    if (rt->stall_timer_open && !uv_is_active((uv_handle_t *)&rt->stall_timer))
+      uv_timer_start(&rt->stall_timer, on_stall_timer, 1000, 1000);
     return false;
   }
   if (now - st->stall_since < STALL_MS) return false;
   ixr__log(st->rt, IXR_LOG_WARN,
-           "%s: the peer has read none of %zu bytes of output for %d s: "
-           "disconnecting it", st->name, st->pending, STALL_MS / 1000);
+           "%s: the kernel has taken none of the %zu bytes of output waiting for "
+           "the peer for %d s (it does not read): disconnecting it",
+           st->name, st->pending, STALL_MS / 1000);
   return true;
+}
+
+/* Each second while a connection has more than HARD_LIMIT bytes unread:
+ * a peer that stopped reading after one large burst is cut too. */
+static void on_stall_timer(uv_timer_t *t) {
+  ixr_runtime *rt = t->data;
+  bool any = false;
+  rt->in_uv_cb++;
+  for (ixr__stream *st = rt->streams, *next; st != NULL; st = next) {
+    next = st->next_stream;
+    if (st->closing || st->pending <= HARD_LIMIT || st->out == OUT_FILE) continue;
+    if (over_limit(st, out_stream(st))) stream_fail(st);
+    else any = true;
+  }
+  if (!any) uv_timer_stop(t);
+  rt->in_uv_cb--;
+  ixr__leave(rt);
 }
 
 /* Writes what the stream has buffered. False when the stream may be gone
@@ -479,7 +506,13 @@ static void close_stop_timer(ixr_runtime *rt);
 
 static void free_stream(ixr__stream *st) {
   ixr_runtime *rt = st->rt;
-  if (st->counted != NULL) --*st->counted;
+  if (st->counted != NULL) {
+    --*st->counted;
+    /* One that was served closed: the next refusal at the cap is news. */
+    if (!st->counted_refused)
+      *(st->counted == &rt->control_conns ? &rt->control_cap_logged
+                                          : &rt->data_cap_logged) = false;
+  }
   unmark_dirty(st);
   if (st->prev_stream) st->prev_stream->next_stream = st->next_stream;
   else rt->streams = st->next_stream;
@@ -736,23 +769,26 @@ static void on_connection(uv_stream_t *server, int status) {
    * client cannot make ixr hold memory without end. Control lines are
    * short, and control connections few. */
   size_t cap = rt->opt.max_connections;
+  bool *logged = &rt->data_cap_logged;
   st->counted = &rt->data_conns;
   if (ls->control_only) {
     ixr__framer_init(&st->framer, rt->opt.max_line < CONTROL_MAX_LINE
                                       ? rt->opt.max_line : CONTROL_MAX_LINE);
     st->counted = &rt->control_conns;
+    logged = &rt->control_cap_logged;
     cap = CONTROL_MAX_CONNS;
+    st->sink.settled = true; /* its replies go to it; it takes nothing else */
   }
   if (++*st->counted > cap && rc == 0) {
-    if (!rt->conn_cap_logged)
+    if (!*logged)
       ixr__log(rt, IXR_LOG_WARN, "%s: %zu connections are open, the most allowed: "
                "closing new ones until one closes", ls->control_only ? "control" : "listen",
                cap);
-    rt->conn_cap_logged = true;
+    *logged = true;
+    st->counted_refused = true;
     stream_close(st);
     return;
   }
-  rt->conn_cap_logged = false;
   if (rc == 0) rc = ixr__sink_open(rt, &st->sink);
   if (rc != 0) {
     ixr__log(rt, IXR_LOG_WARN, "accept failed: %s", uv_strerror(rc));
@@ -768,11 +804,11 @@ static void on_connection(uv_stream_t *server, int status) {
   start_reading(st);
 }
 
-/* The same file: an inode number is soon reused once a file is removed, so
- * its change time is compared too. */
+/* The same file. The bound socket holds its inode while it is open, so no
+ * other file there can have its number (a chmod or touch of ours changes
+ * nothing here). */
 static bool same_file(const struct stat *a, const struct stat *b) {
-  return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
-         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
 static void on_listener_closed(uv_handle_t *h) {
@@ -847,7 +883,9 @@ static int bind_unix(const char *path) {
   memcpy(sa.sun_path, path, len + 1);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
-  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+  /* Listening at once: a second ixr starting now must find it live (a
+   * socket bound but not listening refuses, and would pass for stale). */
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 4096) != 0) {
     int e = errno;
     close(fd);
     return -e;
@@ -893,6 +931,14 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
         free(ls);
         return IXR_ELISTEN;
       }
+    }
+    struct stat fb;
+    if (lstat(ls->unix_path, &fb) == 0 && !S_ISSOCK(fb.st_mode)) {
+      ixr__log(rt, IXR_LOG_ERROR, "cannot listen on %s: a file that is not a socket "
+               "is there (left alone)", addr);
+      free(ls->unix_path);
+      free(ls);
+      return IXR_ELISTEN;
     }
     rc = uv_pipe_init(rt->loop, &ls->h.pipe, 0);
     if (rc == 0) {
@@ -1003,12 +1049,16 @@ int ixr__streams_init(ixr_runtime *rt) {
   uv_unref((uv_handle_t *)&rt->gc_idle); /* never keeps the loop alive */
   rt->gc_idle_open = true;
   rt->open_handles++;
-  rc = uv_timer_init(rt->loop, &rt->settle_timer);
-  if (rc != 0) return IXR_EIO;
-  rt->settle_timer.data = rt;
-  uv_unref((uv_handle_t *)&rt->settle_timer); /* the connections keep the loop */
-  rt->settle_timer_open = true;
-  rt->open_handles++;
+  uv_timer_t *timers[2] = {&rt->settle_timer, &rt->stall_timer};
+  bool *open[2] = {&rt->settle_timer_open, &rt->stall_timer_open};
+  for (int i = 0; i < 2; i++) {
+    rc = uv_timer_init(rt->loop, timers[i]);
+    if (rc != 0) return IXR_EIO;
+    timers[i]->data = rt;
+    uv_unref((uv_handle_t *)timers[i]); /* the connections keep the loop */
+    *open[i] = true;
+    rt->open_handles++;
+  }
   return 0;
 }
 
@@ -1105,5 +1155,9 @@ void ixr__streams_stop(ixr_runtime *rt, bool now) {
   if (now && rt->settle_timer_open) {
     rt->settle_timer_open = false;
     uv_close((uv_handle_t *)&rt->settle_timer, on_prepare_closed);
+  }
+  if (now && rt->stall_timer_open) {
+    rt->stall_timer_open = false;
+    uv_close((uv_handle_t *)&rt->stall_timer, on_prepare_closed);
   }
 }
