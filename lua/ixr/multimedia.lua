@@ -44,6 +44,7 @@
 -- when a strategy calls a handler by hand with another event.
 
 local core = require("ixr.core")
+local type = type -- every standard handler checks its arguments with it
 
 local M = {}
 

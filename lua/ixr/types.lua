@@ -51,7 +51,7 @@ local types = {}
 ---Options of a request or a wait.
 ---@class ixr.WaitOpts
 ---@field timeout? number seconds to wait at most (above 0, at most 1e9); no limit when absent.
----The only option: any other key is an error
+---The only option: in a table without it, any key is an error
 
 ---A session's state.
 ---@alias ixr.State "active"|"suspended"|"ended"
