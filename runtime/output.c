@@ -138,17 +138,10 @@ void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out) {
   if (rt->opt.on_trace != NULL)
     ixr__trace(rt, "  out %.*s", (int)(out->json_len > 300 ? 300 : out->json_len),
                out->json);
+  /* With the held lines at their bound, a line made while a new
+   * connection settles is dropped and counted, as any held line beyond the
+   * bound: settling it early could hand the whole backlog to a probe. */
   ixr__sink *sk = resolve(rt, to);
-  if (sk == NULL && rt->held_count >= rt->opt.max_held) {
-    /* Holding would drop the line: rather settle the newest connection
-     * now than lose what it may well take. */
-    ixr__sink *fresh = rt->sinks_tail;
-    while (fresh != NULL && fresh->control_only) fresh = fresh->prev;
-    if (fresh != NULL) {
-      ixr__sink_settle(rt, fresh);
-      sk = resolve(rt, to);
-    }
-  }
   if (sk == NULL) {
     hold(rt, out);
     return;

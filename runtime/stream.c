@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -264,7 +265,7 @@ static bool over_limit(ixr__stream *st, uv_stream_t *os) {
   if (now - st->stall_since < STALL_MS) return false;
   ixr__log(st->rt, IXR_LOG_WARN,
            "%s: the kernel has taken none of the %zu bytes of output waiting for "
-           "the peer for %d s (it does not read): disconnecting it",
+           "the peer for %d s (it reads nothing, or very slowly): disconnecting it",
            st->name, st->pending, STALL_MS / 1000);
   return true;
 }
@@ -893,6 +894,25 @@ static int bind_unix(const char *path) {
   return fd;
 }
 
+/* Locks the directory of path (flock, which only other ixr look at):
+ * the descriptor, to close when done, or -1 (no lock: carry on). */
+static int lock_dir(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  if (slash == NULL) snprintf(dir, sizeof(dir), ".");
+  else if (slash == path) snprintf(dir, sizeof(dir), "/");
+  else snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  while (flock(fd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      close(fd);
+      return -1;
+    }
+  }
+  return fd;
+}
+
 static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
   if (rt == NULL || addr == NULL) return IXR_EINVAL;
   if (rt->closing || rt->stopping) return IXR_ECLOSED;
@@ -944,7 +964,11 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
     if (rc == 0) {
       /* A stale socket of an earlier run is replaced; anything else that
        * is not a socket (a file named by mistake) is left alone, and the
-       * bind below fails with EADDRINUSE. */
+       * bind below fails with EADDRINUSE. Check, unlink and bind hold a
+       * lock on the directory: two ixr starting at once on a stale path
+       * must not each find it stale, the second unlinking the first's
+       * live socket. */
+      int dirfd = lock_dir(ls->unix_path);
       struct stat sb;
       if (lstat(ls->unix_path, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
           !unix_socket_live(ls->unix_path))
@@ -956,6 +980,7 @@ static int listen_on(ixr_runtime *rt, const char *addr, bool control_only) {
         rc = uv_pipe_open(&ls->h.pipe, fd);
         if (rc != 0) close(fd);
       }
+      if (dirfd >= 0) close(dirfd); /* and its lock with it */
     }
   } else if (strncmp(addr, "tcp:", 4) == 0) {
     const char *hp = addr + 4;
