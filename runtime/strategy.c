@@ -523,7 +523,8 @@ int ixr__generation_build(ixr_runtime *rt, ixr__generation *g) {
   int rc = generation_build(rt, g);
   rt->loading--;
   /* What loads but looks like a mistake, in the log of every load. */
-  for (char *p = g->warnings.data, *end = p + g->warnings.len; p < end;) {
+  char *end = g->warnings.len > 0 ? g->warnings.data + g->warnings.len : NULL;
+  for (char *p = g->warnings.data; p != NULL && p < end;) {
     char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl == NULL) nl = end;
     ixr__log(rt, IXR_LOG_WARN, "loading strategies: %.*s", (int)(nl - p), p);
@@ -655,6 +656,7 @@ int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud) {
   }
   ixr__buf *lists[2] = {&g.errors, &g.warnings};
   for (int i = 0; i < 2; i++) {
+    if (lists[i]->len == 0) continue; /* data may be NULL */
     char *p = lists[i]->data, *end = p + lists[i]->len;
     while (p < end) {
       char *nl = memchr(p, '\n', (size_t)(end - p));
