@@ -676,7 +676,9 @@ static int walk_below(const char *dir, pathlist *out, const ancestor *up) {
       if (p == NULL) {
         rc = -1;
       } else {
-        snprintf(p, len, "%s/%s", dir, name);
+        size_t dl = strlen(dir);
+        while (dl > 1 && dir[dl - 1] == '/') dl--; /* "tests/" gives tests/x, not tests//x */
+        snprintf(p, len, "%.*s/%s", (int)dl, dir, name);
         if (dir_exists(p)) {
           rc = walk_below(p, out, &self);
           free(p);
