@@ -268,8 +268,16 @@ bool cli_parse_time(const char *s, int64_t *ms) {
 }
 
 bool cli_time_value(const cj *v, int64_t *ms) {
-  return v != NULL && (v->type == CJ_NUMBER || v->type == CJ_STRING) &&
-         strlen(v->s) == v->len && cli_parse_time(v->s, ms);
+  if (v == NULL || (v->type != CJ_NUMBER && v->type != CJ_STRING) || strlen(v->s) != v->len)
+    return false;
+  if (cli_parse_time(v->s, ms)) return true;
+  /* A whole number as JSON may write it: 1.7308008e12. */
+  double d = v->type == CJ_NUMBER ? strtod(v->s, NULL) : 0.5;
+  if (!(d >= -(double)IXR_START_TIME_MAX && d <= (double)IXR_START_TIME_MAX) ||
+      d != (double)(int64_t)d)
+    return false;
+  *ms = (int64_t)d;
+  return true;
 }
 
 void cli_format_time(int64_t ms, char *out, size_t outlen) {

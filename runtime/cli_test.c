@@ -229,7 +229,7 @@ static int parse_line(scenario *sc, int lineno, const char *p, size_t len,
     }
     if (!cli_time_value(arg, &sc->start_time_ms)) {
       snprintf(err, errlen, "start_time takes \"YYYY-MM-DDTHH:MM:SS[.mmm]Z\" (UTC) or "
-               "whole milliseconds since 1970");
+               "whole milliseconds since 1970, -1e15 to 1e15");
       goto out;
     }
     sc->start_time_set = true;

@@ -109,11 +109,11 @@ struct ixr__sink {
   uint32_t gen;           /* rt->sink_gen[slot] while this sink is open */
   bool open;
   bool control_only;      /* a --control stream: ixr.* events only */
-  /* Takes held output, and the output of sessions whose own stream
-   * closed. A new connection settles once it sends, or once it has stayed
-   * open for IXR__SETTLE_MS: a probe that connects and closes at once (a
-   * health check, a second ixr testing the socket) must not swallow them.
-   * Control connections take neither, and are settled from the start. */
+  /* Takes held output. A new connection settles once it sends, once it
+   * has stayed open for IXR__SETTLE_MS, or when it half-closes a unix
+   * socket (a reader): a probe that connects and closes at once (a health
+   * check, a second ixr testing the socket) must not swallow the held
+   * lines. Control connections take none, and are settled from the start. */
   bool settled;
   uint64_t opened_ms;     /* loop time it opened */
 };

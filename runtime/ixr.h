@@ -153,8 +153,9 @@ typedef struct ixr_options {
                                os.time() and os.date() count from (so tests
                                and replays see the same dates); default 0,
                                1970-01-01T00:00:00Z; at most
-                               IXR_START_TIME_MAX either way. Ignored on the
-                               real clock, where they read the system's clock */
+                               IXR_START_TIME_MAX either way (checked on
+                               either clock). Not used on the real clock,
+                               where they read the system's clock */
   uv_loop_t *loop;          /* the host's loop, or NULL for a loop of its own */
   ixr_output_cb on_output;  /* output of ixr_feed()/ixr_feed_event() */
   void *output_ud;
@@ -166,7 +167,8 @@ typedef struct ixr_options {
                                may hold up to max_line bytes of a line in
                                progress); more are accepted and closed at
                                once, with a warning; default 1024 */
-  size_t max_held;          /* output lines held while no stream is open;
+  size_t max_held;          /* output lines held while no stream is open
+                               (or while the only new one settles);
                                default 100000 */
   ixr_input_cb on_input;    /* NULL: no recording */
   void *input_ud;
@@ -410,8 +412,10 @@ IXR_EXTERN int ixr_advance(ixr_runtime *rt, uint64_t ms);
 
 /*
  * Loads every strategy in `handlers_dir` and reports each problem through
- * `report` as "FILE:LINE: message". Returns the number of problems (0 when
- * all load), or a negative error when the directory cannot be read.
+ * `report` as "FILE:LINE: message", then each warning (what loads but looks
+ * misspelt) as "FILE:LINE: warning: message". Returns the number of
+ * problems (0 when all load; warnings are not counted), or a negative error
+ * when the directory cannot be read.
  */
 typedef void (*ixr_report_cb)(void *ud, const char *line);
 IXR_EXTERN int ixr_check(const char *handlers_dir, const char *lua_dir,

@@ -238,9 +238,14 @@ static int cmd_run(int argc, char **argv) {
 
 /* ---- ixr check -------------------------------------------------------- */
 
+/* Problems on standard output (CONTRACT: FILE:LINE: message, exit 1 if
+ * any); warnings, which are no problems, on standard error. */
 static void print_report(void *ud, const char *line) {
   (void)ud;
-  printf("%s\n", line);
+  const char *colon = strchr(line, ':');
+  const char *second = colon ? strchr(colon + 1, ':') : NULL;
+  bool warning = second != NULL && strncmp(second, ": warning: ", 11) == 0;
+  fprintf(warning ? stderr : stdout, "%s\n", line);
 }
 
 static int cmd_check(int argc, char **argv) {

@@ -4,10 +4,9 @@
  * Every output line is built here, with the JSON writer of codec.c, and
  * handed to a sink: the API's output callback, or a stream (stdio, a unix or
  * tcp connection). A session's lines go to the sink that last sent an event
- * for its interaction; when that one has closed, to the newest open sink
- * that has settled (sent something, or stayed open a moment:
- * ixr__sink.settled); with none, they are held, up to a bound, until one
- * settles.
+ * for its interaction; when that one has closed, to the newest open sink;
+ * with none open they are held, up to a bound, and written to the next one
+ * once it settles (sends, or stays open a moment: ixr__sink.settled).
  */
 #include <errno.h>
 #include <poll.h>
@@ -86,10 +85,10 @@ static ixr__sink *resolve(ixr_runtime *rt, ixr__sinkref r) {
   if (r.gen != 0 && r.slot < rt->nsinks && rt->sinks[r.slot] != NULL &&
       rt->sink_gen[r.slot] == r.gen)
     return rt->sinks[r.slot];
-  /* the newest open sink that takes session output and has settled, or
-   * NULL: held until one does */
+  /* the newest open sink that takes session output (CONTRACT: "to the
+   * newest open stream"), or NULL */
   ixr__sink *sk = rt->sinks_tail;
-  while (sk != NULL && (sk->control_only || !sk->settled)) sk = sk->prev;
+  while (sk != NULL && sk->control_only) sk = sk->prev;
   return sk;
 }
 
@@ -138,11 +137,12 @@ void ixr__emit(ixr_runtime *rt, ixr__sinkref to, ixr_output *out) {
   if (rt->opt.on_trace != NULL)
     ixr__trace(rt, "  out %.*s", (int)(out->json_len > 300 ? 300 : out->json_len),
                out->json);
-  /* With the held lines at their bound, a line made while a new
-   * connection settles is dropped and counted, as any held line beyond the
-   * bound: settling it early could hand the whole backlog to a probe. */
+  /* Held lines wait for a new connection to settle (a probe must not take
+   * them); what comes for it meanwhile waits behind them, in order. With
+   * the held lines at their bound, such a line is dropped and counted, as
+   * any beyond the bound. */
   ixr__sink *sk = resolve(rt, to);
-  if (sk == NULL) {
+  if (sk == NULL || (!sk->settled && rt->held_head != NULL)) {
     hold(rt, out);
     return;
   }

@@ -255,6 +255,11 @@ static char *adopt(ixr_runtime *rt, ixr__strategy *st, int sets_ref) {
                  "on[\"%s\"] handles events named \"%s\": did you mean "
                  "\"interaction.%s\"?", k, k, k);
         warn_at(st, "on", msg);
+      } else if (strncmp(k, "clock.", 6) == 0 || strncmp(k, "ixr.", 4) == 0) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "on[\"%.60s\"] never runs: control events go to "
+                 "the runtime, not to strategies", k);
+        warn_at(st, "on", msg);
       }
       lua_pushvalue(L, -2);
       lua_insert(L, -2);

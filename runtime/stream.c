@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +409,18 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   *buf = uv_buf_init(st->rbuf, READ_CHUNK);
 }
 
+/* At the end of a connection's input: did the peer only shut its sending
+ * side down, and is it still there to read? Told apart on unix sockets
+ * only, where a peer that closed for good makes the socket hang up; on TCP
+ * its FIN looks the same either way, so such a peer counts as a probe. */
+static bool peer_half_closed(ixr__stream *st) {
+  uv_os_fd_t fd;
+  if (st->h.handle.type != UV_NAMED_PIPE || uv_fileno(&st->h.handle, &fd) != 0) return false;
+  struct pollfd p = {.fd = fd, .events = POLLOUT};
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) == 0 &&
+         (p.revents & POLLOUT) != 0;
+}
+
 static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
   ixr__stream *st = h->data;
   ixr_runtime *rt = st->rt;
@@ -425,6 +438,8 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
     if (!st->closing && st->obuf.len > 0) flush(st);
   } else {
     uv_read_stop(h);
+    if (n == UV_EOF && !st->sink.settled && peer_half_closed(st))
+      ixr__sink_settle(rt, &st->sink); /* a reader: nc -U sock < /dev/null */
     if (n != UV_EOF) input_failed(st, (int)n);
     else input_ended(st);
   }

@@ -1025,6 +1025,7 @@ static void test_check(void **state) {
   tdir_write(dir, "typo3.lua", "return {\n  start = function() end,\n\n  requeue_timout = 60,\n}\n");
   tdir_write(dir, "shorton.lua", "return {\n  start = function() end,\n  on = { notcontrolled = function() end },\n}\n");
   tdir_write(dir, "arrayon.lua", "return {\n  start = function() end,\n  on = { function() end },\n}\n");
+  tdir_write(dir, "ctlon.lua", "return {\n  start = function() end,\n  on = { ['clock.advance'] = function() end },\n}\n");
   tdir_write(dir, "helpers.lua", "return { start = function() end, v = 1, route_vip = function() end,\n"
                                  "  route_timeout = 20, queue_timeout = 30, requeue_limit = 3,\n"
                                  "  requeue_count = 1, retry_timeout = 5, ok = true, fn = print,\n"
@@ -1044,6 +1045,8 @@ static void test_check(void **state) {
   assert_true(reported(&r, "typo3.lua:4: warning: field 'requeue_timout'", "did you mean 'requeue_timeout'?"));
   assert_true(reported(&r, "shorton.lua:3: warning: on[\"notcontrolled\"] handles events named "
                            "\"notcontrolled\"", "did you mean \"interaction.notcontrolled\"?"));
+  assert_true(reported(&r, "ctlon.lua:3: warning: on[\"clock.advance\"] never runs",
+                       "control events go to the runtime, not to strategies"));
   assert_true(reported(&r, "arrayon.lua:3:", "on is keyed by event names"));
   assert_true(reported(&r, "arrayon.lua:3:", "(on[1] is not one)"));
   assert_false(reported(&r, "helpers.lua", "")); /* other names are the strategy's own */

@@ -291,6 +291,19 @@ else
   not_ok "record errors (exit $rc, $rc2)" "$W/broken.err" "$W/norec.err"
 fi
 
+# ixr check: warnings (what loads but looks misspelt) go to standard error
+# and leave the exit status 0; standard output has the problems only.
+mkdir -p "$W/warn"
+printf 'return { defualts = "legacy", start = function() end }\n' > "$W/warn/default.lua"
+"$IXR" check --handlers "$W/warn" > "$W/warn.out" 2> "$W/warn.err"
+rc=$?
+if [ $rc -eq 0 ] && [ ! -s "$W/warn.out" ] &&
+   has "$W/warn.err" "default.lua:1: warning: field 'defualts' is no field of a strategy: did you mean 'defaults'?"; then
+  ok "ixr check: a near-miss field is a warning on standard error, exit 0"
+else
+  not_ok "ixr check warnings (exit $rc)" "$W/warn.out" "$W/warn.err"
+fi
+
 # ---- trace -----------------------------------------------------------------
 
 head -n 40 "$W/traffic.ndjson" | LC_ALL=C grep -av "$(printf '\377')" > "$W/trace-in.ndjson"
