@@ -405,6 +405,22 @@ else
   not_ok "ixr replay, newline in a record line (exit $rc)" "$W/nl.err"
 fi
 
+# round_trip NAME RUN_OPTIONS...: $W/NAME.ndjson through ixr run --clock manual
+# with --record, the record through ixr replay --to-scenario, the scenario
+# through ixr test; their exit statuses in rc, rc2, rc3 (outputs in $W/NAME*).
+round_trip() {
+  rt_name=$1
+  shift
+  "$IXR" run --clock manual --handlers "$T/handlers" "$@" --record "$W/$rt_name.rec" \
+    < "$W/$rt_name.ndjson" > "$W/$rt_name.out" 2> "$W/$rt_name.err"
+  rc=$?
+  "$IXR" replay --handlers "$T/handlers" --to-scenario "$W/$rt_name.scenario" "$W/$rt_name.rec" \
+    > "$W/$rt_name-replay.out" 2> "$W/$rt_name-replay.err"
+  rc2=$?
+  "$IXR" test "$W/$rt_name.scenario" > "$W/$rt_name-test.out" 2>&1
+  rc3=$?
+}
+
 # The line limit of the recorded run is in the record's header: a line over
 # the default limit (1 MiB) that the run took with --max-line 2000000 is
 # handled again by the replay, and the scenario made from it says so too.
@@ -412,14 +428,7 @@ pad=$(head -c 1200000 /dev/zero | tr '\0' 'y')
 printf '{"name":"interaction.present","data":{"interactionid":"B1","pad":"%s"}}\n{"name":"interaction.present","data":{"interactionid":"B2"}}\n' "$pad" \
   > "$W/big.ndjson"
 unset pad
-"$IXR" run --clock manual --handlers "$T/handlers" --max-line 2000000 --record "$W/big.rec" \
-  < "$W/big.ndjson" > "$W/big.out" 2> "$W/big.err"
-rc=$?
-"$IXR" replay --handlers "$T/handlers" --to-scenario "$W/big.scenario" "$W/big.rec" \
-  > "$W/big-replay.out" 2> "$W/big-replay.err"
-rc2=$?
-"$IXR" test "$W/big.scenario" > "$W/big-test.out" 2>&1
-rc3=$?
+round_trip big --max-line 2000000
 if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] && has "$W/big.out" '"interactionid":"B1"' &&
    cmp -s "$W/big.out" "$W/big-replay.out" && has "$W/big.rec" '"max_line":2000000,' &&
    has "$W/big.scenario" '{"max_line":2000000}'; then
@@ -435,14 +444,7 @@ pad=$(head -c 300 /dev/zero | tr '\0' 'z')
 printf '{"name":"interaction.present","data":{"interactionid":"L1"}}\n%s\nnot json\n{"name":"interaction.present","data":{"interactionid":"L2"}}\n' "$pad" \
   > "$W/long.ndjson"
 unset pad
-"$IXR" run --clock manual --handlers "$T/handlers" --max-line 100 --record "$W/long.rec" \
-  < "$W/long.ndjson" > "$W/long.out" 2> "$W/long.err"
-rc=$?
-"$IXR" replay --handlers "$T/handlers" --to-scenario "$W/long.scenario" "$W/long.rec" \
-  > "$W/long-replay.out" 2> "$W/long-replay.err"
-rc2=$?
-"$IXR" test "$W/long.scenario" > "$W/long-test.out" 2>&1
-rc3=$?
+round_trip long --max-line 100
 if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] &&
    has "$W/long.out" '"error":"line_too_long"' && has "$W/long.out" '"error":"bad_json"' &&
    has "$W/long.out" '"line":3' && has "$W/long.rec" '"too_long":' &&
@@ -468,14 +470,7 @@ fi
 # the record keeps when the run started.
 printf '{"name":"interaction.present","data":{"interactionid":"W1","strategy":"hours"}}\n{"name":"clock.advance","data":{"ms":3600000}}\n{"name":"interaction.present","data":{"interactionid":"W2","strategy":"hours"}}\n' \
   > "$W/hours.ndjson"
-"$IXR" run --clock manual --start-time 2024-11-05T19:30:00Z --handlers "$T/handlers" \
-  --record "$W/hours.rec" < "$W/hours.ndjson" > "$W/hours.out" 2> "$W/hours.err"
-rc=$?
-"$IXR" replay --handlers "$T/handlers" --to-scenario "$W/hours.scenario" "$W/hours.rec" \
-  > "$W/hours-replay.out" 2> "$W/hours-replay.err"
-rc2=$?
-"$IXR" test "$W/hours.scenario" > "$W/hours-test.out" 2>&1
-rc3=$?
+round_trip hours --start-time 2024-11-05T19:30:00Z
 if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] &&
    has "$W/hours.out" '"at":1730835000,"stamp":"2024-11-05T19:30:00Z","target":"Day"' &&
    has "$W/hours.out" '"at":1730838600,"stamp":"2024-11-05T20:30:00Z","target":"Night"' &&
