@@ -348,16 +348,16 @@ void ixr__session_resume(ixr_runtime *rt, ixr__session *s) {
 
 /* ---- timers ----------------------------------------------------------- */
 
+ixr__session *ixr__timer_session(ixr__timer *t) {
+  if (t->kind == IXR__TIMER_FLOW)
+    return (ixr__session *)((char *)t - offsetof(ixr__session, wait_timer));
+  return ((ixr__after *)t)->s;
+}
+
 void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
   lua_State *L = rt->L;
-  ixr__after *a = NULL;
-  ixr__session *s;
-  if (t->kind == IXR__TIMER_FLOW) {
-    s = (ixr__session *)((char *)t - offsetof(ixr__session, wait_timer));
-  } else {
-    a = (ixr__after *)t;
-    s = a->s;
-  }
+  ixr__after *a = t->kind == IXR__TIMER_FLOW ? NULL : (ixr__after *)t;
+  ixr__session *s = ixr__timer_session(t);
   rt->depth++;
   if (rt->opt.on_trace != NULL)
     ixr__trace(rt, "timer at %llu ms: s%llu %s", (unsigned long long)t->due,

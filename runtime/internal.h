@@ -162,6 +162,8 @@ typedef struct ixr__after {
   struct ixr__after *prev, *next; /* the session's list of timers */
 } ixr__after;
 
+/* The session a timer belongs to (its flow's timeout, or a session:after). */
+ixr__session *ixr__timer_session(ixr__timer *t);
 int ixr__timers_init(ixr_runtime *rt);
 void ixr__timers_close(ixr_runtime *rt);
 uint64_t ixr__now(ixr_runtime *rt);

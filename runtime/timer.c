@@ -134,11 +134,15 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
     if (t->seq > armed_before && t->due <= ixr__now(rt)) {
       if (rt->opt.clock != IXR_CLOCK_MANUAL) break; /* older due ones fired */
       if (++same_instant > SAME_INSTANT_MAX) {
-        if (same_instant == SAME_INSTANT_MAX + 1)
+        if (same_instant == SAME_INSTANT_MAX + 1) {
+          const ixr__session *s = ixr__timer_session(t);
           ixr__log(rt, IXR_LOG_WARN,
                    "timers: more than %d armed for the instant they were "
-                   "armed at (session:after(0) re-arming itself?): the rest "
-                   "wait for the next clock.advance", SAME_INSTANT_MAX);
+                   "armed at (session:after(0) re-arming itself? this one is "
+                   "of s%llu %s, strategy %s): the rest wait for the next "
+                   "clock.advance", SAME_INSTANT_MAX, (unsigned long long)s->id,
+                   s->iid, s->strategy->name);
+        }
         /* Out of the way of the other due timers, which fire as usual. */
         if (defer(rt, t)) continue;
         break;
