@@ -117,4 +117,8 @@ int cli_parse_level(const char *s, ixr_log_level *out);
 
 int cli_replay(int argc, char **argv);
 
+/* ixr_check_options with the warnings through a callback of their own
+ * (runtime.c): ixr check prints problems and warnings apart. */
+int ixr__check(const ixr_options *opt, ixr_report_cb report, ixr_report_cb warn, void *ud);
+
 #endif /* IXR_CLI_H */

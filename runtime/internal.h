@@ -676,7 +676,11 @@ bool ixr__utf8_valid(const char *s, size_t len);
 long ixr__utf8_invalid_at(const char *s, size_t len); /* -1 when valid */
 
 /* strategy.c, more */
-int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud);
+int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, ixr_report_cb warn,
+                           void *ud);
+/* ixr_check_options with the warnings through their own callback (also
+ * declared in cli.h, for ixr check). */
+int ixr__check(const ixr_options *opt, ixr_report_cb report, ixr_report_cb warn, void *ud);
 
 /* timer.c, more */
 void ixr__timers_free(ixr_runtime *rt);

@@ -242,10 +242,12 @@ static int cmd_run(int argc, char **argv) {
  * any); warnings, which are no problems, on standard error. */
 static void print_report(void *ud, const char *line) {
   (void)ud;
-  const char *colon = strchr(line, ':');
-  const char *second = colon ? strchr(colon + 1, ':') : NULL;
-  bool warning = second != NULL && strncmp(second, ": warning: ", 11) == 0;
-  fprintf(warning ? stderr : stdout, "%s\n", line);
+  printf("%s\n", line);
+}
+
+static void print_warning(void *ud, const char *line) {
+  (void)ud;
+  fprintf(stderr, "%s\n", line);
 }
 
 static int cmd_check(int argc, char **argv) {
@@ -258,7 +260,10 @@ static int cmd_check(int argc, char **argv) {
     if (strcmp(argv[i], "--handlers") == 0 && i + 1 < argc) dir = argv[++i];
     else return bad_usage("unknown or incomplete option '%s'", argv[i]);
   }
-  int n = ixr_check(dir, NULL, print_report, NULL);
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = dir;
+  int n = ixr__check(&o, print_report, print_warning, NULL);
   if (n < 0) {
     fprintf(stderr, "ixr: check %s: %s\n", dir, ixr_strerror(n));
     return 1;

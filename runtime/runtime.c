@@ -769,7 +769,11 @@ int ixr_check(const char *handlers_dir, const char *lua_dir,
 }
 
 int ixr_check_options(const ixr_options *opt, ixr_report_cb report, void *ud) {
-  if (opt == NULL || opt->handlers_dir == NULL || report == NULL)
+  return ixr__check(opt, report, report, ud);
+}
+
+int ixr__check(const ixr_options *opt, ixr_report_cb report, ixr_report_cb warn, void *ud) {
+  if (opt == NULL || opt->handlers_dir == NULL || report == NULL || warn == NULL)
     return IXR_EINVAL;
   ixr_options o = *opt; /* its limits and on_setup, on a quiet runtime */
   o.clock = IXR_CLOCK_MANUAL;
@@ -781,7 +785,7 @@ int ixr_check_options(const ixr_options *opt, ixr_report_cb report, void *ud) {
   ixr_runtime *rt;
   int rc = ixr_new(&rt, &o);
   if (rc != 0) return rc;
-  rc = ixr__strategies_report(rt, report, ud);
+  rc = ixr__strategies_report(rt, report, warn, ud);
   ixr_close(rt);
   return rc;
 }

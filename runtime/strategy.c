@@ -652,7 +652,8 @@ void ixr__strategies_free(ixr_runtime *rt) {
 }
 
 /* ixr check: every problem of every strategy, one report line each. */
-int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud) {
+int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, ixr_report_cb warn,
+                           void *ud) {
   ixr__generation g;
   int rc = ixr__generation_build(rt, &g);
   if (rc < 0) {
@@ -660,6 +661,7 @@ int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud) {
     return rc;
   }
   ixr__buf *lists[2] = {&g.errors, &g.warnings};
+  ixr_report_cb to[2] = {report, warn};
   for (int i = 0; i < 2; i++) {
     if (lists[i]->len == 0) continue; /* data may be NULL */
     char *p = lists[i]->data, *end = p + lists[i]->len;
@@ -667,7 +669,7 @@ int ixr__strategies_report(ixr_runtime *rt, ixr_report_cb report, void *ud) {
       char *nl = memchr(p, '\n', (size_t)(end - p));
       if (nl == NULL) nl = end;
       *nl = '\0';
-      report(ud, p);
+      to[i](ud, p);
       p = nl + 1;
     }
   }

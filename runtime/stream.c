@@ -98,6 +98,8 @@ struct ixr__stream {
   bool failed;        /* reading or writing failed */
   size_t *counted;    /* the connection count it is in, or NULL */
   bool counted_refused; /* closed at once, over the cap */
+  bool half_closed_wait; /* its unix peer shut its sending side before it
+                            settled: kept open until it would settle */
   int busy;           /* inside one of its own read callbacks: not freed */
   bool dirty;         /* on the flush list */
   ixr__stream *next_dirty;
@@ -438,8 +440,10 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
     if (!st->closing && st->obuf.len > 0) flush(st);
   } else {
     uv_read_stop(h);
+    /* A reader (nc -U sock < /dev/null) or a probe that shuts down and
+     * closes: which one, the settle time tells (on_settle_timer). */
     if (n == UV_EOF && !st->sink.settled && peer_half_closed(st))
-      ixr__sink_settle(rt, &st->sink); /* a reader: nc -U sock < /dev/null */
+      st->half_closed_wait = true;
     if (n != UV_EOF) input_failed(st, (int)n);
     else input_ended(st);
   }
@@ -568,7 +572,7 @@ static void maybe_finish(ixr__stream *st) {
     if (can_free(st)) free_stream(st);
     return;
   }
-  if (!st->eof || st->obuf.len > 0 || st->pending > 0) return;
+  if (!st->eof || st->obuf.len > 0 || st->pending > 0 || st->half_closed_wait) return;
   stream_close(st);
 }
 
@@ -739,16 +743,28 @@ static void on_settle_timer(uv_timer_t *t) {
   ixr_runtime *rt = t->data;
   uint64_t now = uv_now(rt->loop), next = 0;
   rt->in_uv_cb++;
-  for (ixr__stream *st = rt->streams; st != NULL; st = st->next_stream) {
+  for (ixr__stream *st = rt->streams, *after; st != NULL; st = after) {
+    after = st->next_stream;
     ixr__sink *sk = &st->sink;
     if (st->closing || !sk->open || sk->settled || sk->control_only) continue;
     uint64_t due = sk->opened_ms + IXR__SETTLE_MS;
-    if (due <= now) {
+    if (due > now) {
+      if (next == 0 || due < next) next = due;
+      continue;
+    }
+    if (!st->half_closed_wait) {
       ixr__sink_settle(rt, sk); /* only appends output: st stays */
       mark_dirty(st);
-    } else if (next == 0 || due < next) {
-      next = due;
+      continue;
     }
+    /* Half-closed before it settled: still there to read, a reader gets
+     * the held lines; gone, a probe leaves them to the next. */
+    st->half_closed_wait = false;
+    if (peer_half_closed(st)) {
+      ixr__sink_settle(rt, sk);
+      mark_dirty(st); /* the held lines, if any; then it finishes */
+    }
+    maybe_finish(st); /* may free st: `after` was taken first */
   }
   if (next != 0) uv_timer_start(t, on_settle_timer, next - now, 0);
   rt->in_uv_cb--;
@@ -1162,6 +1178,7 @@ void ixr__streams_stop(ixr_runtime *rt, bool now) {
   for (ixr__stream *st = rt->streams, *next; st != NULL; st = next) {
     next = st->next_stream;
     if (st->closing) continue;
+    st->half_closed_wait = false;
     if (now) {
       stream_close(st);
       continue;

@@ -634,6 +634,12 @@ static void test_probe_does_not_take_held_output(void **state) {
    * that half-closes at once (nc -U sock < /dev/null) gets it too. */
   const char *second = route_done("I2", "r2");
   assert_int_equal(ixr_feed(f->rt, second, strlen(second)), 0);
+  /* A client that shuts its side down and closes at once takes nothing. */
+  int shutter = raw_connect(f->path);
+  assert_int_equal(shutdown(shutter, SHUT_WR), 0);
+  run_for(f, 10);
+  close(shutter);
+  run_for(f, 400);
   int reader = raw_connect(f->path);
   assert_int_equal(shutdown(reader, SHUT_WR), 0);
   char got[512];
