@@ -297,11 +297,20 @@ mkdir -p "$W/warn"
 printf 'return { defualts = "legacy", start = function() end }\n' > "$W/warn/default.lua"
 "$IXR" check --handlers "$W/warn" > "$W/warn.out" 2> "$W/warn.err"
 rc=$?
+# A problem whose text reads like a warning, in a directory whose name has
+# a colon, is still a problem (standard output, exit 1).
+mkdir -p "$W/warn:2"
+printf 'error("warning: not really")\nreturn {}\n' > "$W/warn:2/w.lua"
+cp "$W/warn/default.lua" "$W/warn:2/default.lua"
+"$IXR" check --handlers "$W/warn:2" > "$W/warn2.out" 2> "$W/warn2.err"
+rc2=$?
 if [ $rc -eq 0 ] && [ ! -s "$W/warn.out" ] &&
-   has "$W/warn.err" "default.lua:1: warning: field 'defualts' is no field of a strategy: did you mean 'defaults'?"; then
-  ok "ixr check: a near-miss field is a warning on standard error, exit 0"
+   has "$W/warn.err" "default.lua:1: warning: field 'defualts' is no field of a strategy: did you mean 'defaults'?" &&
+   [ $rc2 -eq 1 ] && has "$W/warn2.out" "w.lua:1: warning: not really" &&
+   ! has "$W/warn2.out" "defualts" && has "$W/warn2.err" "defualts"; then
+  ok "ixr check: a near-miss field is a warning on standard error, exit 0; problems stay on standard output"
 else
-  not_ok "ixr check warnings (exit $rc)" "$W/warn.out" "$W/warn.err"
+  not_ok "ixr check warnings (exit $rc, $rc2)" "$W/warn.out" "$W/warn.err" "$W/warn2.out" "$W/warn2.err"
 fi
 
 # ---- trace -----------------------------------------------------------------
