@@ -1166,6 +1166,13 @@ static void on_stop_deadline(uv_timer_t *t) {
   close_stop_timer(rt);
 }
 
+/* Closes one of the runtime's own handles (counted in open_handles), once. */
+static void close_runtime_handle(bool *open, uv_handle_t *h) {
+  if (!*open) return;
+  *open = false;
+  uv_close(h, on_prepare_closed);
+}
+
 /* Stops every listener and stream: input stops, output already produced is
  * written, then each closes (within IXR__STOP_GRACE_MS). With `now`,
  * streams close without waiting. */
@@ -1201,20 +1208,10 @@ void ixr__streams_stop(ixr_runtime *rt, bool now) {
     uv_unref((uv_handle_t *)&rt->stop_timer); /* the streams keep the loop */
   }
   if (now) close_stop_timer(rt);
-  if (now && rt->prepare_open) {
-    rt->prepare_open = false;
-    uv_close((uv_handle_t *)&rt->prepare, on_prepare_closed);
-  }
-  if (now && rt->gc_idle_open) {
-    rt->gc_idle_open = false;
-    uv_close((uv_handle_t *)&rt->gc_idle, on_prepare_closed);
-  }
-  if (now && rt->settle_timer_open) {
-    rt->settle_timer_open = false;
-    uv_close((uv_handle_t *)&rt->settle_timer, on_prepare_closed);
-  }
-  if (now && rt->stall_timer_open) {
-    rt->stall_timer_open = false;
-    uv_close((uv_handle_t *)&rt->stall_timer, on_prepare_closed);
+  if (now) {
+    close_runtime_handle(&rt->prepare_open, (uv_handle_t *)&rt->prepare);
+    close_runtime_handle(&rt->gc_idle_open, (uv_handle_t *)&rt->gc_idle);
+    close_runtime_handle(&rt->settle_timer_open, (uv_handle_t *)&rt->settle_timer);
+    close_runtime_handle(&rt->stall_timer_open, (uv_handle_t *)&rt->stall_timer);
   }
 }
