@@ -863,6 +863,23 @@ static void test_feed_event_nesting_limit(void **state) {
 
 static void on_guard(uv_timer_t *t);
 
+/* Runs the host's loop for about ms: ixr's timers keep no loop alive, a
+ * guard timer of the host's does. */
+static void run_loop_for(uv_loop_t *loop, uint64_t ms) {
+  uv_timer_t guard;
+  uv_timer_init(loop, &guard);
+  uv_timer_start(&guard, on_guard, ms, 0);
+  uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* Closes the fixture's runtime on the host's loop, then the loop. */
+static void close_on_loop(fixture *f, uv_loop_t *loop) {
+  ixr_close(f->rt);
+  f->rt = NULL;
+  uv_run(loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(loop), 0);
+}
+
 /* Fed by a flow's __close when a timer on the loop ended its session: the
  * flow is closed after the timer pass, and what it fed runs then (it used
  * to wait for the host's next feed, or be dropped by ixr_close). */
@@ -898,16 +915,10 @@ static void test_feed_from_close_after_a_loop_timer(void **state) {
   assert_int_equal(ixr_new(&close_feed_rt, &o), 0);
   f->rt = close_feed_rt;
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"A\",\"strategy\":\"closer\"}}");
-  uv_timer_t guard;
-  uv_timer_init(&loop, &guard);
-  uv_timer_start(&guard, on_guard, 200, 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  run_loop_for(&loop, 200);
   EXPECT_LINE(f, "\"ended\"", "\"A\"", "\"bye\"");
   EXPECT_LINE(f, "\"started\"", "\"FROM_CLOSE\"");
-  ixr_close(f->rt);
-  f->rt = NULL;
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  close_on_loop(f, &loop);
 }
 
 /* ixr_close from a host function while strategy files load: ixr_new and
@@ -1065,19 +1076,13 @@ static void test_late_timer_sees_its_due_time(void **state) {
   assert_int_equal(ixr_new(&f->rt, &o), 0);
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L\",\"strategy\":\"late\"}}");
   tfeed(f->rt, "{\"name\":\"x.spin\",\"data\":{\"interactionid\":\"L\"}}");
-  uv_timer_t guard;
-  uv_timer_init(&loop, &guard);
-  uv_timer_start(&guard, on_guard, 100, 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  run_loop_for(&loop, 100);
   int a = tcap_find(&f->cap, 0, "\"start\"", NULL), b = tcap_find(&f->cap, 0, "\"fired\"", NULL);
   if (a < 0 || b < 0) dump_and_fail(f, "no start or fired line");
   long long t0 = atoll(strstr(f->cap.lines[a], "\"now\":") + 6);
   long long t1 = atoll(strstr(f->cap.lines[b], "\"now\":") + 6);
   assert_int_equal(t1 - t0, 20);
-  ixr_close(f->rt);
-  f->rt = NULL;
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  close_on_loop(f, &loop);
 }
 
 /* A byte order mark before the first line is skipped; later it is bad_json. */
@@ -1198,11 +1203,7 @@ static void test_close_from_timer_output_on_host_loop(void **state) {
   o.output_ud = &c;
   assert_int_equal(ixr_new(&c.rt, &o), 0);
   tfeed(c.rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"T\",\"timeout\":0.01}}");
-  /* ixr's timers keep no loop alive: the host's guard timer does. */
-  uv_timer_t guard;
-  uv_timer_init(&loop, &guard);
-  uv_timer_start(&guard, on_guard, 300, 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  run_loop_for(&loop, 300);
   assert_true(c.closed);
   assert_int_equal(c.lines, 3); /* started, route, queue */
   assert_int_equal(uv_loop_close(&loop), 0);
@@ -1487,10 +1488,7 @@ static void test_run_on_host_loop_refused(void **state) {
   o.loop = &loop;
   assert_int_equal(ixr_new(&f->rt, &o), 0);
   assert_int_equal(ixr_run(f->rt), IXR_ELOOP);
-  ixr_close(f->rt);
-  f->rt = NULL;
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  close_on_loop(f, &loop);
 }
 
 /* On the host's loop, ixr's timers fire while the host runs its loop, and
@@ -1505,16 +1503,10 @@ static void test_host_loop_timers(void **state) {
   assert_int_equal(ixr_new(&f->rt, &o), 0);
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H\",\"timeout\":0.02}}");
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"H2\",\"strategy\":\"later\"}}");
-  uv_timer_t guard;
-  uv_timer_init(&loop, &guard);
-  uv_timer_start(&guard, on_guard, 200, 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  run_loop_for(&loop, 200);
   EXPECT_LINE(f, "\"queue\"", "\"H\"", "\"r3\"");
   EXPECT_LINE(f, "\"later\"", "\"H2\"");
-  ixr_close(f->rt);
-  f->rt = NULL;
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  close_on_loop(f, &loop);
 }
 
 /* Two runtimes on one loop share nothing: ids, sessions and output are
