@@ -32,6 +32,7 @@
  * cannot go on forever: each close can only end or suspend sessions, and
  * there are only so many.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +330,13 @@ void ixr__session_end(ixr_runtime *rt, ixr__session *s, const char *reason) {
   rt->dead = s;
 }
 
+/*
+ * Suspending arms the requeue timeout in the same step, on the flow's timer
+ * (free while there is no flow): a suspended session can never be left
+ * without one, whatever fails in the strategy code around the call. The
+ * timeout is the strategy's requeue_timeout as loaded (its table may have
+ * been changed since).
+ */
 void ixr__session_suspend(ixr_runtime *rt, ixr__session *s, const char *reason) {
   if (s->state != IXR__ACTIVE) return;
   ixr__flow_cancel(rt, s);
@@ -336,10 +344,20 @@ void ixr__session_suspend(ixr_runtime *rt, ixr__session *s, const char *reason) 
   rt->sessions_active--;
   rt->sessions_suspended++;
   ixr__emit_session(rt, s, "suspended", reason);
+  if (s->state != IXR__SUSPENDED) return; /* ended by an output callback */
+  uint64_t ms = (uint64_t)ceil(s->strategy->requeue_timeout * 1000.0);
+  if (ixr__timer_start(rt, &s->wait_timer, IXR__TIMER_FLOW, ms) != 0) {
+    ixr__log(rt, IXR_LOG_ERROR,
+             "s%llu %s: out of memory: no requeue timeout could be armed, so "
+             "the suspended session ends now",
+             (unsigned long long)s->id, s->iid);
+    ixr__session_end(rt, s, "error");
+  }
 }
 
 void ixr__session_resume(ixr_runtime *rt, ixr__session *s) {
   if (s->state != IXR__SUSPENDED) return;
+  ixr__timer_stop(rt, &s->wait_timer); /* the requeue timeout */
   s->state = IXR__ACTIVE;
   rt->sessions_suspended--;
   rt->sessions_active++;
@@ -359,11 +377,14 @@ void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
   ixr__after *a = t->kind == IXR__TIMER_FLOW ? NULL : (ixr__after *)t;
   ixr__session *s = ixr__timer_session(t);
   rt->depth++;
+  bool requeue = a == NULL && s->state == IXR__SUSPENDED;
   if (rt->opt.on_trace != NULL)
     ixr__trace(rt, "timer at %llu ms: s%llu %s", (unsigned long long)t->due,
                (unsigned long long)s->id,
-               a == NULL ? "flow timeout" : "session:after");
-  if (a == NULL) {
+               requeue ? "requeue timeout" : a == NULL ? "flow timeout" : "session:after");
+  if (requeue) {
+    ixr__session_end(rt, s, "requeue_timeout");
+  } else if (a == NULL) {
     ixr__wait_kind kind = s->wait_kind;
     clear_wait(rt, s);
     lua_State *co = s->co;
@@ -563,10 +584,12 @@ static void control(ixr_runtime *rt, ixr__sink *from, const char *name,
       isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;
       lua_pop(L, 1);
     }
-    if (!isnum || !(ms >= 0) || ms > 1e15) {
+    /* Whole milliseconds: the clock counts in them, and a fraction
+     * dropped here would be time that never passes. */
+    if (!isnum || !(ms >= 0) || ms > 1e15 || ms != floor(ms)) {
       ixr__emit_error(rt, from, NULL, "bad_event",
-                      "clock.advance needs data.ms, a number of milliseconds "
-                      "from 0 to 1e15",
+                      "clock.advance needs data.ms, a whole number of "
+                      "milliseconds from 0 to 1e15",
                       lineno, id_idx, NULL);
       return;
     }
@@ -664,6 +687,23 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
     goto done;
   }
   ixr__session *s = (ixr__session *)n;
+  if (s->state == IXR__ACTIVE && s->end_after_flow != NULL && len == 19 &&
+      memcmp(name, "interaction.present", 19) == 0) {
+    /* The session lost control of the interaction (routing, while its flow
+     * waited: core.end_after_flow) and the interaction is available again:
+     * it is no longer that session's. The old session ends with its
+     * reason, and the present starts a new one, as for an interaction
+     * without a session. */
+    char *reason = s->end_after_flow;
+    s->end_after_flow = NULL;
+    if (rt->opt.on_trace != NULL)
+      ixr__trace(rt, "  s%llu %s -> lost control before: ends (%s), and a new "
+                 "session starts", (unsigned long long)s->id, name, reason);
+    ixr__session_end(rt, s, reason);
+    free(reason);
+    start_session(rt, from, ev, data, iid, iid_len, hash, lineno, id_idx);
+    goto done;
+  }
   if (from != NULL) s->sink = ixr__sink_ref(from);
   deliver(rt, s, ev, name, len, data);
 done:

@@ -127,9 +127,34 @@ static void push_reqid(lua_State *L, uint64_t id) {
   lua_pushfstring(L, "r%I", (lua_Integer)id);
 }
 
+/*
+ * The session lost control of its interaction while its flow waited for
+ * the result of its own request (notcontrolled with routing:
+ * core.end_after_flow), and ends once the flow finishes. An action now
+ * would act on an interaction that has gone elsewhere (its request timed
+ * out, say, and the flow falls back to a queue): it is not sent, and the
+ * session ends here with that reason, as session:exit would end it.
+ */
+static int lost_control(lua_State *L, ixr__session *s, int name_idx) {
+  ixr_runtime *rt = ixr__runtime_of(L);
+  const char *name = lua_type(L, name_idx) == LUA_TSTRING ? lua_tostring(L, name_idx) : "?";
+  char *reason = s->end_after_flow;
+  s->end_after_flow = NULL;
+  ixr__log(rt, IXR_LOG_INFO,
+           "s%llu %s: action '%.64s' not sent: the session no longer controls "
+           "its interaction (%s); it ends now",
+           (unsigned long long)s->id, s->iid, name, reason);
+  bool in_flow = (L == s->co);
+  ixr__session_end(rt, s, reason);
+  free(reason);
+  if (in_flow && lua_isyieldable(L)) return lua_yield(L, 0);
+  return 0;
+}
+
 /* session:action(name, args) -> requestid */
 static int s_action(lua_State *L) {
   ixr__session *s = check_live(L, 1);
+  if (s->end_after_flow != NULL) return lost_control(L, s, 2);
   push_reqid(L, emit_action(L, s, 2, 3));
   return 1;
 }
@@ -202,6 +227,7 @@ static int request(lua_State *L, ixr__session *s, const char *what,
   check_flow(L, s, what);
   uint64_t ms = opt_timeout(L, opts_idx);
   const char *name = luaL_checkstring(L, name_idx);
+  if (s->end_after_flow != NULL) return lost_control(L, s, name_idx);
   uint64_t reqid = emit_action(L, s, name_idx, args_idx);
   set_wait(L, s, IXR__WAIT_REQUEST, name, reqid, ms);
   /* The dispatcher resumes with (true, event), (false, event) or
@@ -445,7 +471,7 @@ static int c_state(lua_State *L) {
 }
 
 /* core.suspend(session, reason): stops the flow (its pending request or wait
- * is cancelled) and emits "suspended". */
+ * is cancelled), emits "suspended" and arms the requeue timeout. */
 static const char *check_reason(lua_State *L, int arg) {
   size_t len;
   const char *reason = luaL_checklstring(L, arg, &len);
@@ -460,10 +486,48 @@ static int c_suspend(lua_State *L) {
   return 0;
 }
 
-/* core.resume(session): a suspended session is active again ("resumed"). */
+/* Raises unless a new flow may start now. */
+static void check_can_start(lua_State *L, ixr_runtime *rt, const char *fn) {
+  /* Closing a cancelled flow must come to an end: a __close that started
+   * a flow, whose own close started another, would go on forever. */
+  if (rt->closing_flows)
+    luaL_error(L, "%s: no flow can start while cancelled flows are closed (in "
+                  "a <close>)", fn);
+  if (rt->flow_nesting >= IXR__MAX_FLOW_NESTING)
+    luaL_error(L, "%s: flows started from flows nest more than %d deep", fn,
+               IXR__MAX_FLOW_NESTING);
+  if (L != rt->L && !lua_checkstack(rt->L, 4)) /* 3 values and an anchor */
+    luaL_error(L, "%s: stack overflow", fn);
+}
+
+/* Starts the flow fn (at 2) with the session (1) and the event (3). */
+static void start_flow(lua_State *L, ixr_runtime *rt, ixr__session *s) {
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  if (L != rt->L) lua_xmove(L, rt->L, 3);
+  ixr__flow_start(rt, s);
+}
+
+/* core.resume(session [, fn, event]): a suspended session is active again
+ * ("resumed"), its requeue timeout cancelled. With fn, in the same step,
+ * its new flow runs fn(session, event): nothing can fail between the two
+ * and leave an active session without a flow. */
 static int c_resume(lua_State *L) {
   ixr__session *s = check_live(L, 1);
-  ixr__session_resume(ixr__runtime_of(L), s);
+  ixr_runtime *rt = ixr__runtime_of(L);
+  if (lua_isnoneornil(L, 2)) {
+    ixr__session_resume(rt, s);
+    return 0;
+  }
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checkany(L, 3);
+  if (s->state != IXR__SUSPENDED)
+    return luaL_error(L, "core.resume: session s%I is not suspended",
+                      (lua_Integer)s->id);
+  check_can_start(L, rt, "core.resume");
+  ixr__session_resume(rt, s);
+  if (s->state == IXR__ACTIVE) start_flow(L, rt, s); /* not ended meanwhile */
   return 0;
 }
 
@@ -477,21 +541,8 @@ static int c_run(lua_State *L) {
   if (s->state != IXR__ACTIVE)
     return luaL_error(L, "core.run: session s%I is not active",
                       (lua_Integer)s->id);
-  /* Closing a cancelled flow must come to an end: a __close that started
-   * a flow, whose own close started another, would go on forever. */
-  if (rt->closing_flows)
-    return luaL_error(L, "core.run: no flow can start while cancelled flows "
-                         "are closed (in a <close>)");
-  if (rt->flow_nesting >= IXR__MAX_FLOW_NESTING)
-    return luaL_error(L, "core.run: flows started from flows nest more than "
-                         "%d deep", IXR__MAX_FLOW_NESTING);
-  if (L != rt->L && !lua_checkstack(rt->L, 4)) /* 3 values and an anchor */
-    return luaL_error(L, "core.run: stack overflow");
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 3);
-  if (L != rt->L) lua_xmove(L, rt->L, 3);
-  ixr__flow_start(rt, s);
+  check_can_start(L, rt, "core.run");
+  start_flow(L, rt, s);
   return 0;
 }
 
@@ -504,8 +555,11 @@ static int c_flow_waiting(lua_State *L) {
   return 1;
 }
 
-/* core.end_after_flow(session, reason): when the flow finishes, end the
- * session with this reason instead of "completed". */
+/* core.end_after_flow(session, reason): the session lost control of its
+ * interaction while its flow waits; when the flow finishes, end the
+ * session with this reason instead of "completed". Until then it sends no
+ * action (lost_control), and an interaction.present for its interaction
+ * ends it and starts a new session (dispatch.c). */
 static int c_end_after_flow(lua_State *L) {
   ixr__session *s = check_live(L, 1);
   const char *reason = check_reason(L, 2);

@@ -50,7 +50,7 @@ static const row ROWS[] = {
   {"requeue", "interaction.deleted",       "deletion",  PENDING, "ended:deleted",        NULL},
   /* legacy */
   {"legacy",  "interaction.notcontrolled", "routing",   IDLE,    "ended:routing",        NULL},
-  {"legacy",  "interaction.notcontrolled", "routing",   PENDING, "ended:routing",        NULL},
+  {"legacy",  "interaction.notcontrolled", "routing",   PENDING, "running",              "ended:routing"},
   {"legacy",  "interaction.notcontrolled", "deletion",  IDLE,    "ended:deletion",       NULL},
   {"legacy",  "interaction.notcontrolled", "detaching", IDLE,    "ended:detaching",      NULL},
   {"legacy",  "interaction.notcontrolled", "revoking",  IDLE,    "ended:revoking",       NULL},
@@ -121,6 +121,44 @@ static int setup(void **state) {
                  "      session:action('still_here')\n"
                  "    end,\n"
                  "  },\n");
+  /* requeue, with a fallback when the route times out, and an on handler
+   * that acts */
+  tdir_write(f->dir, "fallback.lua",
+             "return {\n"
+             "  start = function(session, event)\n"
+             "    local ok = session:route({ target = 'A' }, { timeout = 30 })\n"
+             "    if not ok then session:queue({ queue = 'Q' }) end\n"
+             "    session:action('after_fallback')\n"
+             "  end,\n"
+             "  on = {\n"
+             "    ['interaction.note'] = function(session, event)\n"
+             "      session:action('noted')\n"
+             "    end,\n"
+             "  },\n"
+             "}\n");
+  /* changes its own requeue_timeout to a string while it runs */
+  tdir_write(f->dir, "mutating.lua",
+             "local S\n"
+             "S = {\n"
+             "  requeue_timeout = 10,\n"
+             "  start = function(session, event)\n"
+             "    S.requeue_timeout = 'ten'\n"
+             "    session:wait('interaction.finish')\n"
+             "  end,\n"
+             "}\n"
+             "return S\n");
+  /* resumes by hand, with a flow that is not a function */
+  tdir_write(f->dir, "badresume.lua",
+             "local core = require('ixr.core')\n"
+             "return {\n"
+             "  requeue_timeout = 10,\n"
+             "  start = function(session, event) session:wait('interaction.finish') end,\n"
+             "  on = {\n"
+             "    ['interaction.present'] = function(session, event)\n"
+             "      core.resume(session, 'start', event)\n"
+             "    end,\n"
+             "  },\n"
+             "}\n");
   f->rt = trt_new(f->dir, &f->cap);
   *state = f;
   return 0;
@@ -475,6 +513,107 @@ static void test_reload_away_from_requeue(void **state) {
   }
 }
 
+static const char *ROUTING =
+    "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"routing\"}}";
+
+/* Presented again after routing arrived while the flow waited for its
+ * request: the interaction is available again, and no longer the old
+ * session's. It used to go to the old session, which ignored it (active),
+ * and the interaction was lost. */
+static void test_present_after_routing(void **state) {
+  fixture *f = *state;
+  const char *sets[] = {"requeue", "legacy"};
+  for (int i = 0; i < 2; i++) {
+    ixr_close(f->rt);
+    tcap_clear(&f->cap);
+    f->rt = trt_new(f->dir, &f->cap);
+    present(f, "X", sets[i]);
+    size_t mark = f->cap.n;
+    tfeed(f->rt, ROUTING);
+    assert_true(outcome_is(f, mark, "s1", "running"));
+    mark = f->cap.n;
+    present(f, "X", sets[i]);
+    assert_string_equal(f->cap.lines[mark],
+                        "{\"type\":\"session\",\"state\":\"ended\",\"session\":\"s1\",\"interactionid\":\"X\",\"reason\":\"routing\"}");
+    char started[160];
+    snprintf(started, sizeof(started),
+             "{\"type\":\"session\",\"state\":\"started\",\"session\":\"s2\",\"interactionid\":\"X\",\"strategy\":\"%s\"}",
+             sets[i]);
+    assert_string_equal(f->cap.lines[mark + 1], started);
+    assert_non_null(strstr(f->cap.lines[mark + 2], "\"action\":\"route\",\"session\":\"s2\""));
+    /* the old request's late result is nobody's; the new session goes on */
+    feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r1\"}}");
+    assert_int_equal(f->cap.n, mark + 3);
+    feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r2\"}}");
+    assert_true(tcap_find(&f->cap, mark, "\"routed\"", "\"s2\"", NULL) >= 0);
+  }
+}
+
+/* After routing, while the flow still waits for its request, the session
+ * no longer controls the interaction: an action is not sent, and ends the
+ * session with "routing". It used to go out: a route that timed out fell
+ * back to a queue for an interaction already with an agent. */
+static void test_no_action_after_routing(void **state) {
+  fixture *f = *state;
+  /* the flow: its route times out, the fallback queue is not sent */
+  present(f, "X", "fallback");
+  tfeed(f->rt, ROUTING);
+  size_t mark = f->cap.n;
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":30000}}");
+  assert_int_equal(f->cap.n, mark + 1);
+  assert_string_equal(f->cap.lines[mark],
+                      "{\"type\":\"session\",\"state\":\"ended\",\"session\":\"s1\",\"interactionid\":\"X\",\"reason\":\"routing\"}");
+  assert_non_null(strstr(f->cap.log, "action 'queue' not sent: the session no longer controls its interaction"));
+  /* an on handler's action */
+  tcap_clear(&f->cap);
+  present(f, "Y", "fallback");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"Y\",\"resultof\":\"routing\"}}");
+  mark = f->cap.n;
+  feedf(f, "{\"name\":\"interaction.note\",\"data\":{\"interactionid\":\"Y\"}}");
+  assert_int_equal(f->cap.n, mark + 1);
+  assert_non_null(strstr(f->cap.lines[mark], "\"state\":\"ended\",\"session\":\"s2\",\"interactionid\":\"Y\",\"reason\":\"routing\""));
+  /* the usual case is unchanged: the result arrives, the flow finishes */
+  tcap_clear(&f->cap);
+  present(f, "Z", "fallback");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"Z\",\"resultof\":\"routing\"}}");
+  feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"Z\",\"requestid\":\"r3\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"after_fallback\"", NULL) < 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"s3\"", "\"reason\":\"routing\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
+}
+
+/* The requeue timeout is armed with the suspension, in one step, from the
+ * strategy as loaded: a strategy that changed its own requeue_timeout to
+ * something that is no number used to leave its sessions suspended
+ * forever (the timer was armed by Lua code after the suspension, and that
+ * code failed). */
+static void test_requeue_timeout_armed_with_suspension(void **state) {
+  fixture *f = *state;
+  present(f, "X", "mutating");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\",\"resultof\":\"revoking\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"suspended\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":9999}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", NULL) < 0);
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":1}}");
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"reason\":\"requeue_timeout\"", NULL) >= 0);
+}
+
+/* core.resume with a flow checks everything before it resumes: a call that
+ * fails leaves the session suspended, with its requeue timeout, instead of
+ * active without a flow (which nothing would ever end). */
+static void test_resume_with_flow_is_one_step(void **state) {
+  fixture *f = *state;
+  present(f, "X", "badresume");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"X\"}}");
+  size_t mark = f->cap.n;
+  present(f, "X", "badresume");
+  assert_true(tcap_find(&f->cap, mark, "\"handler_error\"", "badresume.lua:7", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, mark, "\"resumed\"", NULL) < 0);
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":10000}}");
+  assert_true(tcap_find(&f->cap, mark, "\"ended\"", "\"reason\":\"requeue_timeout\"", NULL) >= 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_malformed_resultof, setup, teardown),
@@ -489,6 +628,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_standard_handler_called_wrong, setup, teardown),
       cmocka_unit_test_setup_teardown(test_two_switched_over_at_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_switchover_storm, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_present_after_routing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_action_after_routing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_requeue_timeout_armed_with_suspension, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_resume_with_flow_is_one_step, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

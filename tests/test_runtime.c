@@ -315,6 +315,11 @@ static void test_input_errors_lose_nothing(void **state) {
   ixr_stats st;
   ixr_get_stats(f->rt, &st);
   assert_int_equal(st.sessions_started, 1);
+  /* the clock counts whole milliseconds: a fraction is refused, not dropped
+   * (three advances of 0.6 ms used to leave the clock where it was) */
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":0.6}}");
+  assert_true(tcap_find(&f->cap, 0, "\"bad_event\"", "a whole number of milliseconds",
+                        "\"line\":16", NULL) >= 0);
 }
 
 static void test_line_too_long_skips_only_that_line(void **state) {

@@ -11,12 +11,16 @@
 --             event.requeued == true. It gives up after requeue_timeout
 --             seconds (reason "requeue_timeout"). "deletion" and "detaching"
 --             end it. "routing" ends it too, but when the flow still waits
---             for the result of its own request, only once the flow finishes.
+--             for the result of its own request, only once the flow finishes
+--             (meanwhile an action ends it, and so does a new present, which
+--             starts a new session).
 --             A suspended session ends only on "deletion", "detaching" or
 --             interaction.deleted; other events go to the strategy's own
 --             `on` handlers.
 --   legacy    any interaction.notcontrolled ends the session, with the
---             resultof value as the reason ("notcontrolled" when absent).
+--             resultof value as the reason ("notcontrolled" when absent);
+--             "routing" while the flow waits for its request, as in requeue,
+--             once the flow finishes.
 --   resultof  interaction.notcontrolled ends the session only when resultof
 --             is absent ("notcontrolled") or "deletion"; any other value
 --             leaves it running.
@@ -54,8 +58,6 @@ M.events = {
   deleted = "interaction.deleted",
   present = "interaction.present",
 }
-
-local DEFAULT_REQUEUE_TIMEOUT = 300
 
 -- Is the event about the session's own interaction? Called the wrong way
 -- (no event, the arguments swapped, `mm.requeue:notcontrolled(...)`), a
@@ -102,20 +104,23 @@ local function deleted(session, event)
   end
 end
 
+-- notcontrolled with "routing": the expected result of the session's own
+-- action, in requeue and legacy. If the flow still waits for the result of
+-- its request, the session ends once the flow finishes (DOMAIN.md); it no
+-- longer controls the interaction meanwhile: an action it tries is not
+-- sent and ends it, and an interaction.present ends it and starts a new
+-- session.
+local function routed(session)
+  if core.flow_waiting(session) == "request" then
+    core.end_after_flow(session, "routing")
+  else
+    session:exit("routing")
+  end
+end
+
 -- requeue ------------------------------------------------------------------
 
 M.requeue = {}
-
-local function requeue_timeout(session)
-  local strategy = core.strategy(session)
-  return strategy.requeue_timeout or DEFAULT_REQUEUE_TIMEOUT
-end
-
-local function on_requeue_timeout(session)
-  if core.state(session) == "suspended" then
-    session:exit("requeue_timeout")
-  end
-end
 
 function M.requeue.notcontrolled(session, event)
   if not own(session, event, "requeue.notcontrolled") then return end
@@ -128,18 +133,13 @@ function M.requeue.notcontrolled(session, event)
     -- waiting for interaction.present.
     return
   elseif resultof == "routing" then
-    -- The expected result of the session's own action.
-    if core.flow_waiting(session) == "request" then
-      core.end_after_flow(session, "routing")
-    else
-      session:exit("routing")
-    end
+    routed(session)
   else
     -- revoking, absent, or unknown: control was taken away, and the
-    -- interaction will most likely be presented again.
+    -- interaction will most likely be presented again. core.suspend arms
+    -- the requeue timeout too (the strategy's requeue_timeout, default
+    -- 300 s): it ends the session with "requeue_timeout".
     core.suspend(session, reason_of(resultof))
-    local private = core.data(session)
-    private.requeue_timer = session:after(requeue_timeout(session), on_requeue_timeout)
   end
 end
 
@@ -150,15 +150,12 @@ function M.requeue.present(session, event)
     session:log("debug", "interaction.present for an active session: ignored")
     return
   end
-  local private = core.data(session)
-  if private.requeue_timer then
-    session:cancel(private.requeue_timer)
-    private.requeue_timer = nil
-  end
-  core.resume(session)
   event.requeued = true
   local strategy = core.strategy(session)
-  core.run(session, strategy.requeued or strategy.start, event)
+  -- One step: resumed (its requeue timeout cancelled) and running its new
+  -- flow. Should anything before it fail, the session is still suspended,
+  -- with its requeue timeout.
+  core.resume(session, strategy.requeued or strategy.start, event)
 end
 
 M.requeue.deleted = deleted
@@ -171,7 +168,11 @@ function M.legacy.notcontrolled(session, event)
   if not own(session, event, "legacy.notcontrolled") then return end
   local resultof = event.data.resultof
   if not KNOWN[resultof] then resultof = other_resultof(resultof) end
-  session:exit(reason_of(resultof))
+  if resultof == "routing" and core.state(session) == "active" then
+    routed(session)
+  else
+    session:exit(reason_of(resultof))
+  end
 end
 
 M.legacy.deleted = deleted

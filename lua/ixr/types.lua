@@ -261,14 +261,20 @@ types.core = core
 function core.state(session) end
 
 ---Cancels the flow's pending request or wait (the flow is then closed, its
----<close> variables too) and emits "suspended".
+---<close> variables too), emits "suspended" and arms the requeue timeout
+---(the strategy's requeue_timeout as loaded), which ends the session with
+---"requeue_timeout" unless it is resumed first.
 ---@param session ixr.Session
 ---@param reason string
 function core.suspend(session, reason) end
 
----Emits "resumed": the session is active again.
+---Cancels the requeue timeout and emits "resumed": the session is active
+---again. With fn, in the same step, its new flow runs fn(session, event), as
+---core.run; a call that fails does so before resuming.
 ---@param session ixr.Session
-function core.resume(session) end
+---@param fn? fun(session: ixr.Session, event: ixr.Event)
+---@param event? ixr.Event
+function core.resume(session, fn, event) end
 
 ---Replaces the session's flow with fn(session, event), run to its first wait.
 ---Not from a <close> of a cancelled flow; flows started from inside flows
@@ -282,8 +288,10 @@ function core.run(session, fn, event) end
 ---@return "request"|"event"|nil waiting what the flow waits for
 function core.flow_waiting(session) end
 
----When the flow finishes, end the session with this reason instead of
----"completed".
+---The session lost control while its flow waits: when the flow finishes,
+---end the session with this reason instead of "completed". Until then an
+---action is not sent and ends the session with this reason, and an
+---interaction.present ends it and starts a new session.
 ---@param session ixr.Session
 ---@param reason string
 function core.end_after_flow(session, reason) end
