@@ -50,11 +50,29 @@ void *ixr__null(void) { return IXR__NULL; }
  */
 static const char array_mt_key = 0;
 
+static int null_tostring(lua_State *L) {
+  if (lua_touserdata(L, 1) == IXR__NULL) lua_pushliteral(L, "null");
+  else lua_pushfstring(L, "userdata: %p", lua_touserdata(L, 1));
+  return 1;
+}
+
 void ixr__open_array_mt(lua_State *L) {
   lua_newtable(L);
   lua_pushliteral(L, "ixr.array");
   lua_setfield(L, -2, "__name");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+  /* JSON null (core.null) prints as "null", not as an address that
+   * changes from run to run: the same input must give the same output.
+   * The metatable of all light userdata, which only ixr makes; hidden from
+   * getmetatable, so that no strategy changes it for the others. */
+  lua_pushlightuserdata(L, IXR__NULL);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, null_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
 }
 
 void ixr__mark_array(lua_State *L, int idx) {
@@ -867,7 +885,8 @@ void ixr__jw_str(ixr__jw *w, const char *k, const char *val, size_t len) {
   key(w, k);
   if (put_string(w, val, len) == 0) return;
   /* Never a key without its value: the line stays valid JSON, with every
-   * byte outside ASCII shown as '?', and the caller is told. */
+   * byte that breaks UTF-8 shown as '?' (the characters around it kept),
+   * and the caller is told. */
   w->failed = true;
   char small[256];
   char *copy = len < sizeof(small) ? small : malloc(len);
@@ -875,9 +894,20 @@ void ixr__jw_str(ixr__jw *w, const char *k, const char *val, size_t len) {
     put_string(w, "?", 1);
     return;
   }
-  for (size_t i = 0; i < len; i++)
-    copy[i] = (unsigned char)val[i] < 0x80 ? val[i] : '?';
-  put_string(w, copy, len);
+  const unsigned char *p = (const unsigned char *)val, *end = p + len;
+  size_t o = 0;
+  while (p < end) {
+    size_t n = *p < 0x80 ? 1 : utf8_seq(p, end);
+    if (n == 0) {
+      copy[o++] = '?';
+      p++;
+    } else {
+      memcpy(copy + o, p, n);
+      o += n;
+      p += n;
+    }
+  }
+  put_string(w, copy, o);
   if (copy != small) free(copy);
 }
 

@@ -374,6 +374,16 @@ void ixr__trace(ixr_runtime *rt, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* "FILE:LINE" of the function at idx, for traces. */
 const char *ixr__where(lua_State *L, int idx, char *buf, size_t n);
+/* Logs each line of text[0..len) as a message of its own, after prefix
+ * (log records are one line each). */
+void ixr__log_lines(ixr_runtime *rt, ixr_log_level level, const char *prefix,
+                    const char *text, size_t len);
+/* The longest prefix of s[0..n], at most n bytes, that does not end inside
+ * a UTF-8 sequence (s[n] is the first byte left out). */
+static inline size_t ixr__utf8_cut(const char *s, size_t n) {
+  while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+  return n;
+}
 void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

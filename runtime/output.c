@@ -274,13 +274,7 @@ const char *ixr__where(lua_State *L, int idx, char *buf, size_t n) {
 
 static const char *level_name[] = {"error", "warn", "info", "debug", "trace"};
 
-void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...) {
-  if (level > rt->opt.log_level) return;
-  char msg[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
+static void log_one(ixr_runtime *rt, ixr_log_level level, const char *msg) {
   if (rt->opt.on_log != NULL) {
     rt->opt.on_log(rt->opt.log_ud, level, msg);
     return;
@@ -289,6 +283,43 @@ void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...) {
   int n = snprintf(line, sizeof(line), "ixr: %s: %s\n", level_name[level], msg);
   if (n > (int)sizeof(line) - 1) n = (int)sizeof(line) - 1;
   ixr__write_log_line(STDERR_FILENO, line, (size_t)n);
+}
+
+/*
+ * A log record is one line (ixr.h: on_log's msg has no newline, and hosts
+ * write each as one syslog or JSON record): a message with newlines in it
+ * (a Lua error that spans lines, a print of several) goes out as one
+ * record per non-empty line. One too long for the buffer is cut at a
+ * character boundary.
+ */
+void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...) {
+  if (level > rt->opt.log_level) return;
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  size_t len = (size_t)n < sizeof(msg) ? (size_t)n : ixr__utf8_cut(msg, sizeof(msg) - 1);
+  msg[len] = '\0';
+  for (char *p = msg, *end = msg + len; p < end;) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL) nl = end;
+    *nl = '\0';
+    if (nl > p) log_one(rt, level, p);
+    p = nl + 1;
+  }
+}
+
+void ixr__log_lines(ixr_runtime *rt, ixr_log_level level, const char *prefix,
+                    const char *text, size_t len) {
+  const char *end = text + len;
+  for (const char *p = text; p < end;) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL) nl = end;
+    if (nl > p) ixr__log(rt, level, "%s%.*s", prefix, (int)(nl - p), p);
+    p = nl + 1;
+  }
 }
 
 /* Standard error may share its open file description with a standard

@@ -42,8 +42,9 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
   res->files = g.files;
   res->changed = ixr__generation_changes(rt, &g);
   if (problems != 0) {
-    size_t n = g.errors.len < sizeof(res->errors) - 1 ? g.errors.len
-                                                      : sizeof(res->errors) - 1;
+    size_t n = g.errors.len < sizeof(res->errors) - 1
+                   ? g.errors.len
+                   : ixr__utf8_cut(g.errors.data, sizeof(res->errors) - 1);
     memcpy(res->errors, g.errors.data, n);
     res->errors[n] = '\0';
     ixr__generation_discard(rt, &g);
@@ -64,12 +65,14 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
              "reload: generation %llu in service: %u files, %u changed, %.2f ms",
              (unsigned long long)res->generation, res->files, res->changed,
              res->ms);
-  else
+  else {
     ixr__log(rt, IXR_LOG_ERROR,
              "reload rejected, generation %llu keeps serving (%u files, %.2f "
-             "ms):\n%s",
-             (unsigned long long)res->generation, res->files, res->ms,
-             res->errors);
+             "ms):",
+             (unsigned long long)res->generation, res->files, res->ms);
+    ixr__log_lines(rt, IXR_LOG_ERROR, "reload rejected: ", res->errors,
+                   strlen(res->errors));
+  }
   /* closed by a host function a strategy file called while loading */
   if (ixr__leave(rt) || rt->close_requested) return IXR_ECLOSED;
   return res->ok ? 0 : IXR_ESTRATEGY;

@@ -82,11 +82,13 @@ static int load_first_generation(ixr_runtime *rt) {
   ixr__generation g;
   int rc = ixr__generation_build(rt, &g);
   if (g.errors.len > 0)
-    ixr__log(rt, rc < 0 || g.sets_ref == LUA_NOREF ? IXR_LOG_ERROR : IXR_LOG_WARN,
-             "loading strategies: %.*s", (int)g.errors.len - 1, g.errors.data);
+    ixr__log_lines(rt, rc < 0 || g.sets_ref == LUA_NOREF ? IXR_LOG_ERROR : IXR_LOG_WARN,
+                   "loading strategies: ", g.errors.data, g.errors.len);
   if (g.sets_ref == LUA_NOREF) {
     ixr__generation_discard(rt, &g);
-    return IXR_ESTRATEGY;
+    /* The standard library could not load within max_memory: no strategy
+     * is at fault. */
+    return rt->last_kill == IXR__KILL_MEMORY ? IXR_ENOMEM : IXR_ESTRATEGY;
   }
   ixr__generation_install(rt, &g);
   return 0;
@@ -624,11 +626,15 @@ int ixr_session_find(ixr_runtime *rt, const char *iid, size_t len,
 
 /* ---- running and closing ---------------------------------------------- */
 
+static bool busy(const ixr_runtime *rt);
+
 int ixr_run(ixr_runtime *rt) {
   if (rt == NULL) return IXR_EINVAL;
   if (!rt->owns_loop) return IXR_ELOOP;
   if (rt->closing) return IXR_ECLOSED;
-  if (rt->running) return IXR_EBUSY;
+  /* Not from a callback or a host function: the loop would run other
+   * events and timers inside the one in progress. */
+  if (rt->running || busy(rt)) return IXR_EBUSY;
   /* Timers alone keep no loop alive (so that a host loop can end); here
    * the loop runs until ixr_stop(), timers or not. */
   if (!rt->stopping && !rt->keepalive_open &&

@@ -213,6 +213,107 @@ static void test_new_without_standard_library(void **state) {
   assert_non_null(strstr(f->cap.log, "ixr.multimedia"));
 }
 
+/* The standard library cannot load under a cap far too small: that is no
+ * strategy's fault, and ixr_new says so (it used to say IXR_ESTRATEGY). */
+static void test_new_under_a_tiny_memory_cap(void **state) {
+  fixture *f = *state;
+  size_t caps[] = {1000, 64 * 1024};
+  for (size_t i = 0; i < NELEM(caps); i++) {
+    ixr_options o;
+    opts(f, &o, IXR_CLOCK_MANUAL);
+    o.max_memory = caps[i];
+    ixr_runtime *rt = NULL;
+    int rc = ixr_new(&rt, &o);
+    assert_int_equal(rc, IXR_ENOMEM);
+    assert_null(rt);
+  }
+}
+
+typedef struct logcheck {
+  int records, with_newline;
+} logcheck;
+
+static void logcheck_cb(void *ud, ixr_log_level level, const char *msg) {
+  logcheck *c = ud;
+  (void)level;
+  c->records++;
+  if (strchr(msg, '\n') != NULL || msg[0] == '\0') c->with_newline++;
+}
+
+/* A log record is one line (ixr.h): several broken files at start and at a
+ * reload used to come as one message with newlines in it. */
+static void test_log_records_are_single_lines(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "a.lua", "return {\n  start = \n");
+  tdir_write(f->dir, "b.lua", "return 5\n");
+  tdir_write(f->dir, "c.lua", "error('two\\nlines')\n");
+  logcheck c = {0, 0};
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_log = logcheck_cb;
+  o.log_ud = &c;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  assert_true(c.records >= 3);
+  tdir_write(f->dir, "default.lua", "return {\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), IXR_ESTRATEGY);
+  assert_true(c.records >= 8);
+  assert_int_equal(c.with_newline, 0);
+}
+
+/* True if s is valid UTF-8 (enough for the test: lead and continuation
+ * bytes in place). */
+static bool utf8_whole(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    int n = *p < 0x80 ? 0 : *p >= 0xF0 ? 3 : *p >= 0xE0 ? 2 : *p >= 0xC0 ? 1 : -1;
+    if (n < 0) return false;
+    p++;
+    for (int i = 0; i < n; i++, p++)
+      if ((*p & 0xC0) != 0x80) return false;
+  }
+  return true;
+}
+
+/* A reload's errors longer than the result's buffer are cut at a character,
+ * and the ixr.reload reply keeps the characters (it used to turn every byte
+ * outside ASCII into '?' once the text was cut inside one). */
+static void test_reload_errors_cut_at_a_character(void **state) {
+  fixture *f = *state;
+  f->rt = trt_new(f->dir, &f->cap);
+  char src[8192] = "error('";
+  size_t n = strlen(src);
+  for (int i = 0; i < 2100; i++, n += 2) memcpy(src + n, "\xc3\xa9", 2);
+  memcpy(src + n, "')\n", 4);
+  tdir_write(f->dir, "x.lua", src);
+  ixr_reload_result res;
+  assert_int_equal(ixr_reload(f->rt, &res), IXR_ESTRATEGY);
+  assert_true(strlen(res.errors) > 4000);
+  assert_true(utf8_whole(res.errors));
+  tfeed(f->rt, "{\"name\":\"ixr.reload\"}");
+  int r = tcap_find(&f->cap, 0, "\"reply\"", "\"errors\"", NULL);
+  assert_true(r >= 0);
+  assert_non_null(strstr(f->cap.lines[r], "x.lua:1: \xc3\xa9\xc3\xa9"));
+  assert_null(strstr(f->cap.lines[r], "??"));
+}
+
+/* JSON null in an array prints as "null" (tostring), the same on every run;
+ * its metatable is nobody's to change. */
+static void test_null_prints_as_null(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "nulls.lua",
+             "local core = require('ixr.core')\n"
+             "return { start = function(session, event)\n"
+             "  local v = event.data.arr[1]\n"
+             "  session:action('x', { s = tostring(v), same = v == core.null,\n"
+             "                        mt = tostring(getmetatable(v)),\n"
+             "                        f = string.format('%s', core.null) })\n"
+             "end }\n");
+  f->rt = trt_new(f->dir, &f->cap);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"N\","
+               "\"strategy\":\"nulls\",\"arr\":[null,1]}}");
+  EXPECT_LINE(f, "\"action\":\"x\"", "\"args\":{\"f\":\"null\",\"mt\":\"false\",\"s\":\"null\",\"same\":true}");
+}
+
 /* A missing handlers directory does not stop the start (strategies may be
  * added and reloaded later); it is logged, and sessions cannot start. */
 static void test_new_without_handlers_dir(void **state) {
@@ -501,7 +602,7 @@ typedef struct inside {
   ixr_runtime *rt;
   tcap cap;
   int actions;
-  int rc_feed_event, rc_feed_bad, rc_feed_end, rc_advance, rc_reload;
+  int rc_feed_event, rc_feed_bad, rc_feed_end, rc_advance, rc_reload, rc_run;
   int rc_stats, rc_find, rc_register;
   char find_state[16];
   int chain; /* feed another present on each action, this many times */
@@ -527,6 +628,7 @@ static void inside_output(void *ud, const ixr_output *out) {
     x->rc_feed_end = ixr_feed_end(x->rt);
     x->rc_advance = ixr_advance(x->rt, 1000);
     x->rc_reload = ixr_reload(x->rt, NULL);
+    x->rc_run = ixr_run(x->rt); /* would run other events inside this one */
     ixr_stats st;
     x->rc_stats = ixr_get_stats(x->rt, &st);
     ixr_session_info si;
@@ -570,6 +672,7 @@ static void test_calls_from_output_callback(void **state) {
   assert_int_equal(x.rc_feed_end, IXR_EBUSY);
   assert_int_equal(x.rc_advance, IXR_EBUSY);
   assert_int_equal(x.rc_reload, IXR_EBUSY);
+  assert_int_equal(x.rc_run, IXR_EBUSY);
   assert_int_equal(x.rc_stats, 0);
   assert_int_equal(x.rc_find, 0);
   assert_string_equal(x.find_state, "active");
@@ -1757,6 +1860,7 @@ typedef struct host {
   int rc_feed;   /* ixr_feed from inside a host function */
   int rc_reload; /* ixr_reload from inside a host function */
   int rc_advance;
+  int rc_run;
 } host;
 
 /* host.get(k): "value of k", counted through the upvalue. */
@@ -1779,6 +1883,7 @@ static int host_feed(lua_State *L) {
   const char *line = luaL_checklstring(L, 1, &len);
   h->rc_feed = ixr_feed(h->rt, line, len);
   h->rc_advance = ixr_advance(h->rt, 1);
+  h->rc_run = ixr_run(h->rt);
   return 0;
 }
 
@@ -1938,6 +2043,7 @@ static void test_host_function_feeds_reentrantly(void **state) {
   int c = tcap_find(&f->cap, 0, "\"poked\"", NULL);
   if (!(a >= 0 && b > a && c > b)) dump_and_fail(f, "before, after, poked: not in order");
   assert_int_equal(h.rc_advance, IXR_EBUSY);
+  assert_int_equal(h.rc_run, IXR_EBUSY);
 }
 
 /* A reload from inside a strategy's call would swap the strategies (and
@@ -2124,6 +2230,10 @@ int main(void) {
       cmocka_unit_test(test_error_codes),
       cmocka_unit_test_setup_teardown(test_new_rejects_bad_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_new_without_standard_library, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_new_under_a_tiny_memory_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_log_records_are_single_lines, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reload_errors_cut_at_a_character, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_null_prints_as_null, setup, teardown),
       cmocka_unit_test_setup_teardown(test_new_without_handlers_dir, setup, teardown),
       cmocka_unit_test_setup_teardown(test_new_with_broken_strategy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_feed_misuse, setup, teardown),
