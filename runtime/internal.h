@@ -376,6 +376,9 @@ void ixr__trace(ixr_runtime *rt, const char *fmt, ...)
 const char *ixr__where(lua_State *L, int idx, char *buf, size_t n);
 /* Logs each line of text[0..len) as a message of its own, after prefix
  * (log records are one line each). */
+/* reload.c: a fingerprint of the names and bytes of every .lua file of
+ * the handlers directory and the standard library. */
+uint64_t ixr__files_fingerprint(ixr_runtime *rt);
 void ixr__log_lines(ixr_runtime *rt, ixr_log_level level, const char *prefix,
                     const char *text, size_t len);
 /* The longest prefix of s[0..n], at most n bytes, that does not end inside
@@ -484,6 +487,8 @@ struct ixr_runtime {
   ixr__pool pool; /* the Lua state's small blocks, and the sessions */
   ixr__buf decode_scratch; /* strings with escapes, while decoding a line */
   ixr__keycache *keycache; /* codec.c: recent object keys */
+  uint64_t loaded_fp;      /* reload.c: the .lua files as the generation in
+                              service was built from them */
 
   /* limits of one call into Lua (luahost.c) */
   lua_State *call_thread; /* the thread of the call in progress, or NULL */

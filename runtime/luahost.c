@@ -9,10 +9,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lualib.h>
 
@@ -346,10 +348,21 @@ int ixr__call_quiet(ixr_runtime *rt, int nargs, int nres, char **errmsg) {
 
 /* A whole file into b; 0, or an error with its message in *errmsg. */
 static int read_file(const char *path, ixr__buf *b, char **errmsg) {
-  FILE *f = fopen(path, "rb");
+  /* Not blocking: a FIFO named x.lua would hold the whole runtime until
+   * something wrote to it. Only a regular file is read. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat sb;
+  const char *why = NULL;
+  if (fd < 0) why = strerror(errno);
+  else if (fstat(fd, &sb) != 0) why = strerror(errno);
+  else if (!S_ISREG(sb.st_mode)) why = "not a regular file";
+  else if (fcntl(fd, F_SETFL, 0) != 0) why = strerror(errno);
+  FILE *f = why == NULL ? fdopen(fd, "rb") : NULL;
+  if (why == NULL && f == NULL) why = strerror(errno);
   if (f == NULL) {
+    if (fd >= 0) close(fd);
     char buf[512];
-    snprintf(buf, sizeof(buf), "%s: cannot open: %s", path, strerror(errno));
+    snprintf(buf, sizeof(buf), "%s: cannot open: %s", path, why);
     *errmsg = strdup(buf);
     return IXR_ENOENT;
   }
@@ -733,8 +746,17 @@ static int l_require(lua_State *L) {
   }
   ixr__seal_env(L, -2);
   if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_pushboolean(L, 1);
+    /* A module's environment is its own and sealed: it can give nothing
+     * to the strategies but what it returns. One that returns nothing is,
+     * far more often, a file caught halfway through a save (its first
+     * lines compile): refused, so that the reload is. */
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, 2);
+    return luaL_error(L, "%s: module '%s' returned nothing (a module must "
+                         "return its value, usually a table; is the file "
+                         "complete?)",
+                      lua_tostring(L, 4), name);
   }
   if (standard) {
     lua_pushvalue(L, 1); /* not "loading" if making the view fails */
@@ -973,7 +995,18 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
                        ixr__buf *errors) {
   lua_State *L = rt->L;
   DIR *d = opendir(dir);
-  if (d == NULL) return 0;
+  if (d == NULL) {
+    /* A top directory that is missing is reported where it is needed
+     * (the handlers directory, the standard library). A subdirectory that
+     * cannot be read would hide its modules: a problem, not an empty one. */
+    if (depth == 0) return 0;
+    char msg[4200];
+    int n = snprintf(msg, sizeof(msg), "%s: cannot read the directory: %s\n",
+                     dir, strerror(errno));
+    if (n > (int)sizeof(msg) - 1) n = (int)sizeof(msg) - 1;
+    ixr__buf_append(errors, msg, (size_t)n);
+    return 1;
+  }
   int problems = 0;
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {

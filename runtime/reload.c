@@ -10,6 +10,7 @@
  * module cache is put back, and the errors are reported: a broken file
  * never replaces a working one, and nothing is half-applied.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
     return IXR_EBUSY;
   uint64_t t0 = uv_hrtime();
   int saved = ixr__modules_save(rt);
+  uint64_t fp = rt->watch != NULL ? ixr__files_fingerprint(rt) : 0;
   ixr__generation g;
   int problems = ixr__generation_build(rt, &g);
   res->files = g.files;
@@ -54,6 +56,7 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
     luaL_unref(rt->L, LUA_REGISTRYINDEX, saved);
     ixr__generation_install(rt, &g);
     res->ok = 1;
+    if (rt->watch != NULL) rt->loaded_fp = fp;
   }
   res->generation = rt->generation;
   res->ms = ms_since(t0);
@@ -62,7 +65,8 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
   ixr__gc_after_work(rt); /* the old generation's garbage, paced */
   if (res->ok)
     ixr__log(rt, IXR_LOG_INFO,
-             "reload: generation %llu in service: %u files, %u changed, %.2f ms",
+             "reload: generation %llu in service: %u files, %u strategies "
+             "changed, %.2f ms",
              (unsigned long long)res->generation, res->files, res->changed,
              res->ms);
   else {
@@ -167,6 +171,11 @@ typedef struct watched {
   watcher *w;
   int depth;       /* 0: the handlers or lua dir itself */
   char *path;
+  /* A parent watch: the directory that holds a top directory, which is
+   * replaced (mv new handlers, a symlink switched) under this name; top is
+   * that directory's path. NULL for the others. */
+  char *child;
+  const char *top;
 } watched;
 
 struct watcher {
@@ -175,11 +184,18 @@ struct watcher {
   watched **dirs;
   int ndirs, cap;
   unsigned debounce_ms;
-  unsigned open;     /* handles whose close callback is pending */
-  uint64_t files_fp; /* the .lua files as of the last look (fingerprint) */
+  unsigned open;        /* handles whose close callback is pending */
+  uint64_t files_fp;    /* the .lua files as of the last look (fingerprint) */
+  uint64_t burst_start; /* loop time of the first event not looked at yet */
 };
 
+/* A burst of writes puts the look off at most this long: a file written
+ * to without end (a log, an editor's swap file) must not put a reload
+ * off for ever. */
+#define WATCH_MAX_WAIT_MS 1000
+
 static int watch_tree(watcher *w, const char *dir, int depth);
+static void on_debounced(uv_timer_t *t);
 
 /* A name a strategy or module file can have: NAME.lua, not an editor's
  * swap, backup or lock file (.x.lua.swp, .#x.lua, #x.lua#, x.lua~). */
@@ -227,6 +243,21 @@ static uint64_t fingerprint(ixr_runtime *rt) {
   return fingerprint_dir(rt->lua_dir, 0, h);
 }
 
+uint64_t ixr__files_fingerprint(ixr_runtime *rt) { return fingerprint(rt); }
+
+/* Looks again debounce_ms after this event, but no later than
+ * WATCH_MAX_WAIT_MS after the first event not looked at yet. */
+static void look_later(watcher *w) {
+  uint64_t now = uv_now(w->rt->loop);
+  if (!uv_is_active((uv_handle_t *)&w->debounce)) w->burst_start = now;
+  uint64_t limit = w->burst_start + (w->debounce_ms > WATCH_MAX_WAIT_MS
+                                         ? w->debounce_ms
+                                         : WATCH_MAX_WAIT_MS);
+  uint64_t due = now + w->debounce_ms;
+  if (due > limit) due = limit > now ? limit : now;
+  uv_timer_start(&w->debounce, on_debounced, due - now, 0);
+}
+
 static void on_debounced(uv_timer_t *t) {
   watcher *w = t->data;
   ixr_runtime *rt = w->rt;
@@ -255,6 +286,18 @@ static void on_fs_event(uv_fs_event_t *h, const char *file, int events,
     ixr__log(w->rt, IXR_LOG_WARN, "watch: %s", uv_strerror(status));
     return;
   }
+  if (d->child != NULL) {
+    /* The parent of a top directory: only that name matters. Replaced
+     * (mv, a symlink switched), it is watched again where the path now
+     * leads, and looked at. */
+    if (file == NULL || strcmp(file, d->child) != 0) return;
+    struct stat tb;
+    if (stat(d->top, &tb) == 0 && S_ISDIR(tb.st_mode) &&
+        watch_tree(w, d->top, 0) != 0)
+      ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s", d->top);
+    look_later(w);
+    return;
+  }
   /* A directory created (or created again) is watched from now on. */
   char path[4096];
   struct stat sb;
@@ -264,10 +307,10 @@ static void on_fs_event(uv_fs_event_t *h, const char *file, int events,
       stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) &&
       watch_tree(w, path, d->depth + 1) != 0)
     ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s", path);
-  /* Any event restarts the timer (one look per burst of writes); the look
-   * reloads only if a .lua file's name or bytes changed, which also covers
-   * a directory moved away. */
-  uv_timer_start(&w->debounce, on_debounced, w->debounce_ms, 0);
+  /* Any event puts the look off (one look per burst of writes, see
+   * look_later); the look reloads only if a .lua file's name or bytes
+   * changed, which also covers a directory moved away. */
+  look_later(w);
 }
 
 static void on_dir_closed(uv_handle_t *h) {
@@ -275,6 +318,7 @@ static void on_dir_closed(uv_handle_t *h) {
   watcher *w = d->w;
   ixr_runtime *rt = w->rt;
   free(d->path);
+  free(d->child);
   free(d);
   if (--w->open == 0) {
     free(w->dirs);
@@ -324,23 +368,78 @@ static int watch_dir(watcher *w, const char *dir, int depth) {
   return 0;
 }
 
+/* The directory a .lua file that is a symlink leads to: edited there, the
+ * file changes with no event in the directories watched. Watched as deep
+ * as it goes (nothing under it is watched). */
+static void watch_link_target(watcher *w, const char *link) {
+  char *real = realpath(link, NULL);
+  if (real == NULL) return;
+  char *slash = strrchr(real, '/');
+  if (slash != NULL) {
+    if (slash == real) slash[1] = '\0';
+    else *slash = '\0';
+    bool known = false;
+    for (int i = 0; i < w->ndirs && !known; i++) known = strcmp(w->dirs[i]->path, real) == 0;
+    if (!known && watch_dir(w, real, IXR__MODULE_DEPTH) != 0)
+      ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s (where %s leads)", real, link);
+  }
+  free(real);
+}
+
 /* The directory and its subdirectories, down to IXR__MODULE_DEPTH. */
 static int watch_tree(watcher *w, const char *dir, int depth) {
   int rc = watch_dir(w, dir, depth);
   if (rc != 0 || depth >= IXR__MODULE_DEPTH) return rc;
   DIR *dh = opendir(dir);
-  if (dh == NULL) return 0;
+  if (dh == NULL) {
+    ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot read %s: %s", dir, strerror(errno));
+    return 0;
+  }
   struct dirent *e;
   while ((e = readdir(dh)) != NULL && rc == 0) {
     if (e->d_name[0] == '.') continue;
     char sub[4096];
     if (snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) >= (int)sizeof(sub))
       continue;
-    struct stat sb;
-    if (stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode)) rc = watch_tree(w, sub, depth + 1);
+    struct stat sb, lb;
+    if (stat(sub, &sb) != 0) continue;
+    if (S_ISDIR(sb.st_mode)) rc = watch_tree(w, sub, depth + 1);
+    else if (S_ISREG(sb.st_mode) && lua_file_name(e->d_name) &&
+             lstat(sub, &lb) == 0 && S_ISLNK(lb.st_mode))
+      watch_link_target(w, sub);
   }
   closedir(dh);
   return rc;
+}
+
+/* Watches the directory that holds top, for top's own name (see watched). */
+static void watch_parent(watcher *w, const char *top) {
+  char *copy = strdup(top);
+  if (copy == NULL) return;
+  size_t n = strlen(copy);
+  while (n > 1 && copy[n - 1] == '/') copy[--n] = '\0';
+  char *slash = strrchr(copy, '/');
+  const char *name = slash != NULL ? slash + 1 : copy;
+  char *parent = slash == NULL ? strdup(".") : slash == copy ? strdup("/") : strndup(copy, (size_t)(slash - copy));
+  char *child = strdup(name);
+  free(copy);
+  if (parent == NULL || child == NULL || child[0] == '\0' || strcmp(child, ".") == 0 ||
+      strcmp(child, "..") == 0) {
+    free(parent);
+    free(child);
+    return;
+  }
+  int before = w->ndirs;
+  if (watch_dir(w, parent, -1) == 0 && w->ndirs == before + 1) {
+    watched *d = w->dirs[w->ndirs - 1];
+    d->child = child;
+    d->top = top;
+    child = NULL;
+  } else {
+    ixr__log(w->rt, IXR_LOG_DEBUG, "watch: %s is not watched for %s being replaced", parent, top);
+  }
+  free(parent);
+  free(child);
 }
 
 int ixr_watch(ixr_runtime *rt, unsigned debounce_ms) {
@@ -360,15 +459,21 @@ int ixr_watch(ixr_runtime *rt, unsigned debounce_ms) {
   w->open++;
   rt->open_handles++;
   rt->watch = w;
-  w->files_fp = fingerprint(rt);
   int rc = watch_tree(w, rt->handlers_dir, 0);
   if (rc == 0) rc = watch_tree(w, rt->lua_dir, 0);
   if (rc != 0) {
     ixr__watch_close(rt);
     return rc;
   }
+  watch_parent(w, rt->handlers_dir);
+  watch_parent(w, rt->lua_dir);
   ixr__log(rt, IXR_LOG_INFO, "watching %s and %s (%d directories)",
            rt->handlers_dir, rt->lua_dir, w->ndirs);
+  /* The files as the generation in service was built from them: a file
+   * changed while it loaded (ixr_new reads every file first) is looked at
+   * now, not at the next unrelated change. */
+  w->files_fp = rt->loaded_fp;
+  if (fingerprint(rt) != w->files_fp) look_later(w);
   return 0;
 }
 

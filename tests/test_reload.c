@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -414,6 +415,208 @@ static void test_watch_ignores_editor_files_follows_new_dirs(void **state) {
   }
 }
 
+/* A file written to without end beside the strategies (an editor's swap
+ * file, a log) used to put every reload off for as long as it was written:
+ * a look now comes at most a second after the first event of a burst. */
+static void on_swap_tick(uv_timer_t *t) {
+  watchctx *w = t->data;
+  char path[512];
+  snprintf(path, sizeof(path), "%s/.default.lua.swp", w->dir);
+  FILE *fp = fopen(path, "a");
+  if (fp != NULL) {
+    fputs("x", fp);
+    fclose(fp);
+  }
+  if (w->writes == 1) strategy(w->dir, "default", 2, NULL);
+  if (++w->writes == 18) uv_timer_stop(t);
+}
+
+static void test_watch_not_starved_by_other_writes(void **state) {
+  fixture *f = *state;
+  watchctx w;
+  /* writes every 100 ms for 1.8 s, debounce 300 ms: the reload is due by
+   * about 1.1 s, and the run stops at 1.7 s, still inside the writes */
+  uint64_t gen = run_watched(f, 300, on_swap_tick, 100, 1700, &w);
+  assert_int_equal(gen, 2);
+}
+
+/* The handlers directory replaced as a whole (mv new handlers): watched
+ * again where its path now leads. It used to stop the watch, silently. */
+static char *moved_aside;
+
+static void on_swap_dir_step(uv_timer_t *t) {
+  watchctx *w = t->data;
+  char fresh[512];
+  snprintf(fresh, sizeof(fresh), "%s.new", w->dir);
+  if (w->writes++ == 0) {
+    assert_int_equal(mkdir(fresh, 0755), 0);
+    strategy(fresh, "default", 2, NULL);
+    assert_int_equal(rename(w->dir, moved_aside), 0);
+    assert_int_equal(rename(fresh, w->dir), 0);
+  } else {
+    strategy(w->dir, "default", 3, NULL); /* an edit in the new directory */
+    uv_timer_stop(t);
+  }
+}
+
+static void test_watch_follows_a_replaced_handlers_dir(void **state) {
+  fixture *f = *state;
+  char old[512];
+  snprintf(old, sizeof(old), "%s.old", f->dir);
+  moved_aside = old;
+  watchctx w;
+  uint64_t gen = run_watched(f, 100, on_swap_dir_step, 400, 1500, &w);
+  assert_int_equal(w.writes, 2);
+  char cmd[1100];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", old);
+  assert_int_equal(system(cmd), 0);
+  if (gen != 3) {
+    fprintf(stderr, "generation %llu; log:\n%s\n", (unsigned long long)gen,
+            f->cap.log ? f->cap.log : "");
+    fail();
+  }
+}
+
+/* A strategy file that is a symlink: an edit where it leads is seen. */
+static char link_target[600];
+
+static void on_link_edit(uv_timer_t *t) {
+  watchctx *w = t->data;
+  FILE *fp = fopen(link_target, "w");
+  assert_non_null(fp);
+  fputs("return { start = function(session) session:action('v2') end }\n", fp);
+  fclose(fp);
+  w->writes++;
+  uv_timer_stop(t);
+}
+
+static void test_watch_follows_a_symlinked_strategy(void **state) {
+  fixture *f = *state;
+  char ext[512], link[600];
+  snprintf(ext, sizeof(ext), "%s-ext", f->dir);
+  assert_int_equal(mkdir(ext, 0755), 0);
+  snprintf(link_target, sizeof(link_target), "%s/t.lua", ext);
+  FILE *fp = fopen(link_target, "w");
+  fputs("return { start = function(session) session:action('v1') end }\n", fp);
+  fclose(fp);
+  snprintf(link, sizeof(link), "%s/t.lua", f->dir);
+  assert_int_equal(symlink(link_target, link), 0);
+  watchctx w;
+  uint64_t gen = run_watched(f, 100, on_link_edit, 200, 1000, &w);
+  char cmd[1100];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ext);
+  assert_int_equal(system(cmd), 0);
+  assert_int_equal(w.writes, 1);
+  assert_int_equal(gen, 2);
+}
+
+/* A file changed while the first generation loads (before ixr_watch) is
+ * reloaded once the watch starts. It used to wait for some other change. */
+static void on_stop_only(uv_timer_t *t) { ixr_stop(t->data); uv_close((uv_handle_t *)t, NULL); }
+
+static void test_watch_sees_a_change_made_during_the_first_load(void **state) {
+  fixture *f = *state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ixr_options o;
+  ixr_options_init(&o);
+  o.handlers_dir = f->dir;
+  o.loop = &loop;
+  o.on_log = tcap_logcb;
+  o.log_ud = &f->cap;
+  ixr_runtime *rt;
+  assert_int_equal(ixr_new(&rt, &o), 0);
+  strategy(f->dir, "default", 2, NULL); /* after the load, before the watch */
+  assert_int_equal(ixr_watch(rt, 100), 0);
+  uv_timer_t stop;
+  uv_timer_init(&loop, &stop);
+  stop.data = rt;
+  uv_timer_start(&stop, on_stop_only, 800, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ixr_stats st;
+  ixr_get_stats(rt, &st);
+  ixr_close(rt);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_int_equal(st.generation, 2);
+}
+
+/* A module that returns nothing is most often one caught halfway through a
+ * save: refused when a strategy requires it as it loads (the reload is
+ * rejected), an error where it is required later. */
+static void test_module_returning_nothing_is_refused(void **state) {
+  fixture *f = *state;
+  char lib[512];
+  snprintf(lib, sizeof(lib), "%s/lib", f->dir);
+  assert_int_equal(mkdir(lib, 0755), 0);
+  tdir_write(f->dir, "lib/route.lua", "local M = {}\nM.target = 'A'\n");
+  tdir_write(f->dir, "uses.lua",
+             "local route = require('lib.route')\n"
+             "return { start = function(session) session:action('t', { t = route.target }) end }\n");
+  ixr_reload_result res;
+  assert_int_equal(ixr_reload(f->rt, &res), IXR_ESTRATEGY);
+  assert_non_null(strstr(res.errors, "module 'lib.route' returned nothing"));
+  /* complete, it loads */
+  tdir_write(f->dir, "lib/route.lua", "local M = {}\nM.target = 'A'\nreturn M\n");
+  assert_int_equal(ixr_reload(f->rt, &res), 0);
+}
+
+/* A FIFO named like a strategy used to block the whole runtime in the
+ * reload until something wrote to it. */
+static void test_fifo_named_lua_does_not_block(void **state) {
+  fixture *f = *state;
+  char fifo[512];
+  snprintf(fifo, sizeof(fifo), "%s/p.lua", f->dir);
+  assert_int_equal(mkfifo(fifo, 0644), 0);
+  ixr_reload_result res;
+  assert_int_equal(ixr_reload(f->rt, &res), IXR_ESTRATEGY);
+  assert_non_null(strstr(res.errors, "p.lua: cannot open: not a regular file"));
+  unlink(fifo);
+}
+
+/* A module directory that cannot be read hides its modules: the reload is
+ * refused, not taken with the directory as empty. As root every directory
+ * can be read, so the check runs as nobody, in a child. */
+static void test_unreadable_module_dir_refuses_the_reload(void **state) {
+  fixture *f = *state;
+  char lib[512];
+  snprintf(lib, sizeof(lib), "%s/lib", f->dir);
+  assert_int_equal(mkdir(lib, 0755), 0);
+  tdir_write(f->dir, "lib/m.lua", "return { v = 1 }\n");
+  chmod(f->dir, 0755);
+  char cmd[1100];
+  snprintf(cmd, sizeof(cmd), "chmod a+r '%s'/*.lua '%s'/lib/*.lua", f->dir, f->dir);
+  assert_int_equal(system(cmd), 0);
+  bool root = geteuid() == 0;
+  /* The handlers are readable as they are: a reload is taken. */
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  if (root) assert_int_equal(chmod(lib, 0700), 0); /* nobody cannot read it */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (root && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(10);
+    if (!root && chmod(lib, 0) != 0) _exit(11);
+    ixr_options o;
+    ixr_options_init(&o);
+    o.handlers_dir = f->dir;
+    o.clock = IXR_CLOCK_MANUAL;
+    o.log_level = IXR_LOG_ERROR;
+    o.on_log = NULL;
+    ixr_runtime *rt;
+    if (ixr_new(&rt, &o) != 0) _exit(12);
+    ixr_reload_result res;
+    int rc = ixr_reload(rt, &res);
+    bool said = strstr(res.errors, "lib: cannot read the directory") != NULL;
+    ixr_close(rt);
+    _exit(rc == IXR_ESTRATEGY && said ? 0 : 14);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  chmod(lib, 0755);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /*
  * Reload under load: events for thousands of sessions stream in over a unix
  * socket while the handlers are rewritten 50 times, some of them broken.
@@ -602,6 +805,13 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_control_events, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_debounces, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_ignores_editor_files_follows_new_dirs, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_not_starved_by_other_writes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_follows_a_replaced_handlers_dir, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_follows_a_symlinked_strategy, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_sees_a_change_made_during_the_first_load, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_module_returning_nothing_is_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fifo_named_lua_does_not_block, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unreadable_module_dir_refuses_the_reload, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reload_under_load, setup_load, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
