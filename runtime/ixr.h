@@ -284,7 +284,8 @@ IXR_EXTERN int ixr_listen_control(ixr_runtime *rt, const char *addr);
 
 /* Runs the runtime's own loop until ixr_stop() (or ixr_close() from a
  * callback, which also frees the runtime before this returns). IXR_ELOOP
- * on a host loop. */
+ * on a host loop; IXR_EBUSY while running, and from a callback or a host
+ * function (the loop would run other events inside the one in progress). */
 IXR_EXTERN int ixr_run(ixr_runtime *rt);
 
 /*
@@ -334,9 +335,13 @@ typedef struct ixr_reload_result {
 IXR_EXTERN int ixr_reload(ixr_runtime *rt, ixr_reload_result *res);
 
 /*
- * Watches the handlers directory (and its subdirectories, one level) and
- * the standard library for changes, and reloads `debounce_ms` after the
- * last change (editors write a file in several steps).
+ * Watches the handlers directory and the standard library (and their
+ * subdirectories, 8 levels down) for changes, and reloads `debounce_ms`
+ * after the last change of a burst (editors write a file in several
+ * steps), at most a second after its first, when the name or the bytes of
+ * a .lua file changed. A top directory replaced (mv, a symlink switched)
+ * is watched again where its path leads; a .lua file that is a symlink is
+ * followed. Changes made since ixr_new read the files are seen.
  */
 IXR_EXTERN int ixr_watch(ixr_runtime *rt, unsigned debounce_ms);
 
