@@ -100,10 +100,11 @@ typedef struct cli_recorder cli_recorder;
  * saying why on standard error. cli_recorder_start, once the runtime
  * exists and before any input, writes the header line: the clock, the line
  * limit and the wall-clock time at runtime clock 0 of the run, which a
- * replay needs. */
+ * replay needs; from then on it also notes where a reload that was no
+ * input line put a new generation in service. */
 int cli_recorder_open(cli_recorder **out, const char *path, ixr_clock clock,
                       size_t max_line);
-void cli_recorder_start(cli_recorder *r, int64_t start_time_ms);
+void cli_recorder_start(cli_recorder *r, ixr_runtime *rt);
 void cli_recorder_input(void *ud, const char *line, size_t len, uint64_t now_ms);
 /* Closes the file; returns 0, or -1 when a write failed (already reported). */
 int cli_recorder_close(cli_recorder *r);

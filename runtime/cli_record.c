@@ -12,7 +12,10 @@
  * string; they are kept byte for byte as {"t":..,"base64":"..."}, so a
  * replay reproduces the errors they caused. A line longer than max_line,
  * which the run skipped, is noted as {"t":..,"too_long":BYTES_READ}; the
- * replay feeds a line one byte over the limit in its place.
+ * replay feeds a line one byte over the limit in its place. A reload that
+ * was no input line (SIGHUP, --watch, the control socket) is noted as
+ * {"t":..,"reloaded":GENERATION} before the next line: a replay cannot
+ * redo it, and says so.
  */
 #include <errno.h>
 #include <limits.h>
@@ -78,6 +81,9 @@ struct cli_recorder {
   bool failed;
   ixr_clock clock;
   size_t max_line;
+  ixr_runtime *rt;
+  uint64_t generation; /* in service at the last line */
+  bool inband;         /* the last line may have been an ixr.reload */
 };
 
 static void record_failed(cli_recorder *r) {
@@ -133,17 +139,46 @@ fail:
   return -1;
 }
 
-void cli_recorder_start(cli_recorder *r, int64_t start_time_ms) {
+void cli_recorder_start(cli_recorder *r, ixr_runtime *rt) {
+  ixr_stats st;
+  ixr_get_stats(rt, &st);
+  r->rt = rt;
+  r->generation = st.generation;
   fprintf(r->f,
           "{\"record\":\"ixr\",\"version\":1,\"clock\":\"%s\",\"max_line\":%zu,"
           "\"start_time_ms\":%lld}\n",
           r->clock == IXR_CLOCK_MANUAL ? "manual" : "real", r->max_line,
-          (long long)start_time_ms);
+          (long long)st.start_time_ms);
   if (fflush(r->f) != 0) record_failed(r);
+}
+
+/* A reload that is no input line (SIGHUP, --watch, the control socket)
+ * cannot be replayed: the record says where one put a new generation in
+ * service, {"t":..,"reloaded":GENERATION}, so that a replay can say from
+ * where its output may differ. The generation is looked at when each line
+ * arrives; a change right after a line that may be an ixr.reload is taken
+ * for that line's (which the replay does again). */
+static void note_reload(cli_recorder *r, const char *line, size_t len, uint64_t now_ms) {
+  ixr_stats st;
+  if (r->rt == NULL || ixr_get_stats(r->rt, &st) != 0) return;
+  if (st.generation != r->generation && !r->inband) {
+    yajl_gen g = r->g;
+    yajl_gen_map_open(g);
+    cj_gen_str(g, "t", 1);
+    yajl_gen_integer(g, (long long)now_ms);
+    cj_gen_str(g, "reloaded", 8);
+    yajl_gen_integer(g, (long long)st.generation);
+    yajl_gen_map_close(g);
+    if (cj_gen_line(g, r->f) != 0) record_failed(r);
+  }
+  r->generation = st.generation;
+  r->inband = line != NULL && memmem(line, len, "ixr.reload", 10) != NULL;
 }
 
 void cli_recorder_input(void *ud, const char *line, size_t len, uint64_t now_ms) {
   cli_recorder *r = ud;
+  if (r->failed) return;
+  note_reload(r, line, len, now_ms);
   if (r->failed) return;
   yajl_gen g = r->g;
   yajl_gen_map_open(g);
@@ -196,6 +231,8 @@ typedef struct replay {
   uint64_t t;         /* the time recorded for the line being fed */
   long rec_line;      /* its line in the record file */
   long diverged_at;   /* first record line replayed at another time, or 0 */
+  unsigned long long reloads; /* reloads of the run that were no input line */
+  long reload_at;     /* the record line of the first, or 0 */
   uint64_t diverged_t, diverged_now;
   bool out_failed, scen_failed;
 } replay;
@@ -389,6 +426,14 @@ static int parse_record(const char *text, size_t len, size_t max_line, uint64_t 
   int rc = -1;
   unsigned long long tv, skipped;
   const cj *l = cj_get(v, "line"), *b = cj_get(v, "base64"), *tl = cj_get(v, "too_long");
+  const cj *rl = cj_get(v, "reloaded");
+  unsigned long long gen;
+  if (v != NULL && v->type == CJ_OBJECT && rl != NULL && l == NULL && b == NULL &&
+      tl == NULL && cj_uint(cj_get(v, "t"), &tv) && cj_uint(rl, &gen)) {
+    *t = tv; /* a reload mark: no line */
+    cj_free(v);
+    return 1;
+  }
   if (v == NULL) {
     snprintf(err, errlen, "not a JSON line (%s)", why);
   } else if (v->type == CJ_OBJECT && cj_get(v, "t") == NULL && cj_get(v, "name") != NULL) {
@@ -400,8 +445,8 @@ static int parse_record(const char *text, size_t len, size_t max_line, uint64_t 
              (tl == NULL && (l ? l : b)->type != CJ_STRING) ||
              (tl != NULL && !cj_uint(tl, &skipped))) {
     snprintf(err, errlen,
-             "a record line needs one of \"line\" or \"base64\", a string, or "
-             "\"too_long\", a byte count");
+             "a record line needs one of \"line\" or \"base64\", a string, "
+             "\"too_long\", a byte count, or \"reloaded\", a generation");
   } else if (tl != NULL) {
     if ((*line = malloc(max_line + 2)) != NULL) {
       memset(*line, 'x', max_line + 1);
@@ -636,10 +681,21 @@ int cli_replay(int argc, char **argv) {
     char err[400] = "";
     uint64_t t = 0;
     size_t line_len = 0;
-    if (parse_record(buf, len, o.max_line, &t, &line, &line_len, err, sizeof(err)) != 0) {
+    int pr = parse_record(buf, len, o.max_line, &t, &line, &line_len, err, sizeof(err));
+    if (pr < 0) {
       fprintf(stderr, "ixr replay: %s:%ld: %s\n", path, rp.rec_line, err);
       status = 1;
       break;
+    }
+    if (pr == 1) { /* the run reloaded here, by no input line */
+      if (rp.reloads++ == 0) rp.reload_at = rp.rec_line;
+      if (rp.scen != NULL) {
+        fputs("# The recorded run reloaded its strategies here (SIGHUP, --watch or "
+              "the control socket): this scenario runs on one set of files.\n",
+              rp.scen);
+        rp.scen_line++;
+      }
+      continue;
     }
     /* The run fired the timers due by a line's arrival before the line,
      * even those armed by the line before it in the same millisecond
@@ -670,6 +726,13 @@ int cli_replay(int argc, char **argv) {
     fprintf(stderr, "ixr replay: %s: read error\n", path);
     status = 1;
   }
+  if (rp.reloads > 0)
+    fprintf(stderr,
+            "ixr replay: warning: the recorded run reloaded its strategies %llu "
+            "time%s by SIGHUP, --watch or the control socket, first at %s:%ld: "
+            "this replay runs every line on the files of --handlers as they are "
+            "now, so its output may differ from the run's from there on\n",
+            rp.reloads, rp.reloads == 1 ? "" : "s", path, rp.reload_at);
   if (rp.diverged_at != 0)
     fprintf(stderr,
             "ixr replay: warning: %s:%ld was recorded at %llu ms but replayed "

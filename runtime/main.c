@@ -196,11 +196,7 @@ static int cmd_run(int argc, char **argv) {
     uv_loop_close(&loop);
     return 1;
   }
-  if (rec != NULL) {
-    ixr_stats st;
-    ixr_get_stats(c.rt, &st);
-    cli_recorder_start(rec, st.start_time_ms);
-  }
+  if (rec != NULL) cli_recorder_start(rec, c.rt);
   for (int i = 0; i < nlisten && status == 0; i++) {
     rc = ixr_listen(c.rt, listens[i]);
     if (rc != 0) {

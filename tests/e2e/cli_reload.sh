@@ -8,7 +8,7 @@ IXR=$1
 SRC=$2
 export IXR_LUA_DIR="$SRC/lua"
 T=$(mktemp -d /tmp/ixr-cli-reload.XXXXXX)
-trap 'kill "$PID" 2>/dev/null; rm -rf "$T"' EXIT
+trap 'kill "$PID" 2>/dev/null; kill "${PID3:-}" 2>/dev/null; rm -rf "$T"' EXIT
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "PASS $1"; }
@@ -114,6 +114,43 @@ if [ $rc -eq 0 ] && grep -q '"n":9' "$T/out2"; then
 else
   ko "SIGHUP during the start does not kill ixr (exit $rc)"
   cat "$T/log2"
+fi
+
+# A reload by SIGHUP is no input line: the record notes where it put a new
+# generation in service, and a replay says it cannot redo it (it used to
+# replay everything on the final files without a word).
+mkdir "$T/hr"
+printf "return { defaults = 'none', start = function(s, e) s:action('v', { n = 1 }) end }\n" > "$T/hr/default.lua"
+mkfifo "$T/in3"
+"$IXR" run --handlers "$T/hr" --record "$T/r.rec" < "$T/in3" > "$T/out3" 2> "$T/log3" &
+PID3=$!
+exec 5> "$T/in3"
+printf '{"name":"interaction.present","data":{"interactionid":"R1"}}\n' >&5
+i=0
+while [ $i -lt 50 ] && ! grep -q '"R1"' "$T/out3"; do sleep 0.1; i=$((i + 1)); done
+printf "return { defaults = 'none', start = function(s, e) s:action('v', { n = 2 }) end }\n" > "$T/hr/default.lua"
+kill -HUP "$PID3"
+i=0
+while [ $i -lt 50 ] && ! grep -q 'generation 2 in service' "$T/log3"; do sleep 0.1; i=$((i + 1)); done
+printf '{"name":"interaction.present","data":{"interactionid":"R2"}}\n' >&5
+printf '{"name":"ixr.reload"}\n' >&5
+printf '{"name":"interaction.present","data":{"interactionid":"R3"}}\n' >&5
+exec 5>&-
+wait "$PID3"
+if [ "$(grep -c '"reloaded":2' "$T/r.rec")" -eq 1 ] && [ "$(grep -c '"reloaded"' "$T/r.rec")" -eq 1 ]; then
+  ok "the record notes a reload by SIGHUP, and not one by an ixr.reload line"
+else
+  ko "the record notes a reload by SIGHUP, and not one by an ixr.reload line"
+  cat "$T/r.rec"
+fi
+"$IXR" replay --handlers "$T/hr" --to-scenario "$T/r.scenario" "$T/r.rec" > "$T/out4" 2> "$T/log4"
+if grep -q 'reloaded its strategies 1 time by SIGHUP, --watch or the control socket, first at' "$T/log4" &&
+   grep -q '^# The recorded run reloaded its strategies here' "$T/r.scenario" &&
+   [ "$(grep -c '"type":"action"' "$T/out4")" -eq 3 ]; then
+  ok "a replay says it cannot redo a reload that was no input line"
+else
+  ko "a replay says it cannot redo a reload that was no input line"
+  cat "$T/log4"
 fi
 
 [ $fail -eq 0 ] || { echo "--- output"; cat "$T/out"; echo "--- log"; cat "$T/log"; }
