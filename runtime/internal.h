@@ -379,12 +379,19 @@ const char *ixr__where(lua_State *L, int idx, char *buf, size_t n);
 /* reload.c: a fingerprint of the names and bytes of every .lua file of
  * the handlers directory and the standard library. */
 uint64_t ixr__files_fingerprint(ixr_runtime *rt);
+/* The watch (if any) takes fp as the files last looked at. */
+void ixr__watch_saw(ixr_runtime *rt, uint64_t fp);
 void ixr__log_lines(ixr_runtime *rt, ixr_log_level level, const char *prefix,
                     const char *text, size_t len);
-/* The longest prefix of s[0..n], at most n bytes, that does not end inside
- * a UTF-8 sequence (s[n] is the first byte left out). */
+/* n, or less so that s[0..n) does not end inside a UTF-8 sequence (a cut
+ * made at n bytes): looks back from the end only. */
 static inline size_t ixr__utf8_cut(const char *s, size_t n) {
-  while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+  for (size_t back = 1; back <= 4 && back <= n; back++) {
+    unsigned char c = (unsigned char)s[n - back];
+    if ((c & 0xC0) == 0x80) continue; /* a continuation byte: look further */
+    size_t want = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return want > back ? n - back : n;
+  }
   return n;
 }
 void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...)
@@ -488,7 +495,8 @@ struct ixr_runtime {
   ixr__buf decode_scratch; /* strings with escapes, while decoding a line */
   ixr__keycache *keycache; /* codec.c: recent object keys */
   uint64_t loaded_fp;      /* reload.c: the .lua files as the generation in
-                              service was built from them */
+                              service was built from them, if valid */
+  bool loaded_fp_valid;
 
   /* limits of one call into Lua (luahost.c) */
   lua_State *call_thread; /* the thread of the call in progress, or NULL */

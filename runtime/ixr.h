@@ -338,7 +338,8 @@ IXR_EXTERN int ixr_reload(ixr_runtime *rt, ixr_reload_result *res);
  * Watches the handlers directory and the standard library (and their
  * subdirectories, 8 levels down) for changes, and reloads `debounce_ms`
  * after the last change of a burst (editors write a file in several
- * steps), at most a second after its first, when the name or the bytes of
+ * steps), but no later than a second (or debounce_ms, if longer) after the
+ * burst's first change, when the name or the bytes of
  * a .lua file changed. A top directory replaced (mv, a symlink switched)
  * is watched again where its path leads; a .lua file that is a symlink is
  * followed. Changes made since ixr_new read the files are seen.

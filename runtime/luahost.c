@@ -1018,9 +1018,14 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
     struct stat sb;
     if (stat(path, &sb) != 0) continue;
     if (S_ISDIR(sb.st_mode)) {
-      if (depth >= IXR__MODULE_DEPTH ||
-          snprintf(mod, sizeof(mod), "%s%s.", prefix, n) >= (int)sizeof(mod))
+      /* Only a directory whose name can be part of a module name (not
+       * lost+found, say) holds modules: only its problems count. */
+      int ml = snprintf(mod, sizeof(mod), "%s%s", prefix, n);
+      if (depth >= IXR__MODULE_DEPTH || ml + 1 >= (int)sizeof(mod) ||
+          !module_name_ok(mod, (size_t)ml))
         continue;
+      mod[ml] = '.';
+      mod[ml + 1] = '\0';
       problems += capture_dir(rt, sources, path, mod, depth + 1, standard, errors);
       continue;
     }

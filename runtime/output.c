@@ -287,10 +287,10 @@ static void log_one(ixr_runtime *rt, ixr_log_level level, const char *msg) {
 
 /*
  * A log record is one line (ixr.h: on_log's msg has no newline, and hosts
- * write each as one syslog or JSON record): a message with newlines in it
- * (a Lua error that spans lines, a print of several) goes out as one
- * record per non-empty line. One too long for the buffer is cut at a
- * character boundary.
+ * write each as one syslog or JSON record): newlines in a message (a Lua
+ * error that spans lines, a print of several) become " | ", so that the
+ * record keeps its context (the session's ids come first). One too long
+ * for the buffer is cut at a character boundary.
  */
 void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...) {
   if (level > rt->opt.log_level) return;
@@ -300,15 +300,26 @@ void ixr__log(ixr_runtime *rt, ixr_log_level level, const char *fmt, ...) {
   int n = vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   if (n < 0) return;
-  size_t len = (size_t)n < sizeof(msg) ? (size_t)n : ixr__utf8_cut(msg, sizeof(msg) - 1);
-  msg[len] = '\0';
-  for (char *p = msg, *end = msg + len; p < end;) {
-    char *nl = memchr(p, '\n', (size_t)(end - p));
-    if (nl == NULL) nl = end;
-    *nl = '\0';
-    if (nl > p) log_one(rt, level, p);
-    p = nl + 1;
+  size_t len = (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+  if (memchr(msg, '\n', len) == NULL && memchr(msg, '\r', len) == NULL) {
+    msg[ixr__utf8_cut(msg, len)] = '\0';
+    log_one(rt, level, msg);
+    return;
   }
+  while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r')) len--;
+  char one[2048];
+  size_t o = 0;
+  for (size_t i = 0; i < len && o < sizeof(one) - 4; i++) {
+    if (msg[i] == '\r' || msg[i] == '\n') {
+      if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n') i++;
+      memcpy(one + o, " | ", 3);
+      o += 3;
+    } else {
+      one[o++] = msg[i];
+    }
+  }
+  one[ixr__utf8_cut(one, o)] = '\0';
+  log_one(rt, level, one);
 }
 
 void ixr__log_lines(ixr_runtime *rt, ixr_log_level level, const char *prefix,

@@ -38,6 +38,8 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
     return IXR_EBUSY;
   uint64_t t0 = uv_hrtime();
   int saved = ixr__modules_save(rt);
+  /* While watching: the files as this reload reads them, so that the
+   * watch does not reload them again (SIGHUP after an edit). */
   uint64_t fp = rt->watch != NULL ? ixr__files_fingerprint(rt) : 0;
   ixr__generation g;
   int problems = ixr__generation_build(rt, &g);
@@ -56,8 +58,12 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
     luaL_unref(rt->L, LUA_REGISTRYINDEX, saved);
     ixr__generation_install(rt, &g);
     res->ok = 1;
-    if (rt->watch != NULL) rt->loaded_fp = fp;
+    /* Without a watch the files are not looked at: ixr_watch, later,
+     * takes them as they are then. */
+    rt->loaded_fp_valid = rt->watch != NULL;
+    rt->loaded_fp = fp;
   }
+  if (rt->watch != NULL) ixr__watch_saw(rt, fp);
   res->generation = rt->generation;
   res->ms = ms_since(t0);
   rt->last_reload = *res;
@@ -176,6 +182,9 @@ typedef struct watched {
    * that directory's path. NULL for the others. */
   char *child;
   const char *top;
+  /* Where symlinked .lua files lead: any change there is looked at; no
+   * directory under it is watched. */
+  bool link;
 } watched;
 
 struct watcher {
@@ -195,6 +204,7 @@ struct watcher {
 #define WATCH_MAX_WAIT_MS 1000
 
 static int watch_tree(watcher *w, const char *dir, int depth);
+static void watch_link_target(watcher *w, const char *link);
 static void on_debounced(uv_timer_t *t);
 
 /* A name a strategy or module file can have: NAME.lua, not an editor's
@@ -298,15 +308,20 @@ static void on_fs_event(uv_fs_event_t *h, const char *file, int events,
     look_later(w);
     return;
   }
-  /* A directory created (or created again) is watched from now on. */
+  /* A directory created (or created again) is watched from now on; so is
+   * where a .lua file made a symlink (or switched to another target) leads. */
   char path[4096];
-  struct stat sb;
-  if (file != NULL && !lua_file_name(file) && file[0] != '.' &&
-      d->depth < IXR__MODULE_DEPTH &&
+  struct stat sb, lb;
+  if (!d->link && file != NULL && file[0] != '.' &&
       snprintf(path, sizeof(path), "%s/%s", d->path, file) < (int)sizeof(path) &&
-      stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-      watch_tree(w, path, d->depth + 1) != 0)
-    ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s", path);
+      stat(path, &sb) == 0) {
+    if (S_ISDIR(sb.st_mode) && !lua_file_name(file) && d->depth < IXR__MODULE_DEPTH &&
+        watch_tree(w, path, d->depth + 1) != 0)
+      ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s", path);
+    else if (S_ISREG(sb.st_mode) && lua_file_name(file) && lstat(path, &lb) == 0 &&
+             S_ISLNK(lb.st_mode))
+      watch_link_target(w, path);
+  }
   /* Any event puts the look off (one look per burst of writes, see
    * look_later); the look reloads only if a .lua file's name or bytes
    * changed, which also covers a directory moved away. */
@@ -330,9 +345,20 @@ static void on_dir_closed(uv_handle_t *h) {
 /* Watches dir. One watched already under this path is watched again: the
  * directory may have been removed and made anew (inotify follows the old
  * one, gone). */
-static int watch_dir(watcher *w, const char *dir, int depth) {
+static bool same_role(const watched *d, const char *child, bool link) {
+  if (d->link != link) return false;
+  if (d->child == NULL || child == NULL) return d->child == child;
+  return strcmp(d->child, child) == 0;
+}
+
+/* Watches dir in a role: a tree's directory (child NULL, not link), the
+ * parent of a top directory (child: its name there; top: its path) or
+ * where symlinks lead (link). One path may be watched in several roles,
+ * one handle each. */
+static int watch_dir_as(watcher *w, const char *dir, int depth, const char *child,
+                        const char *top, bool link) {
   for (int i = 0; i < w->ndirs; i++)
-    if (strcmp(w->dirs[i]->path, dir) == 0) {
+    if (strcmp(w->dirs[i]->path, dir) == 0 && same_role(w->dirs[i], child, link)) {
       uv_fs_event_stop(&w->dirs[i]->h);
       return uv_fs_event_start(&w->dirs[i]->h, on_fs_event, dir, 0) == 0 ? 0 : IXR_EIO;
     }
@@ -350,7 +376,15 @@ static int watch_dir(watcher *w, const char *dir, int depth) {
   }
   d->w = w;
   d->depth = depth;
+  d->link = link;
+  d->top = top;
+  if (child != NULL && (d->child = strdup(child)) == NULL) {
+    free(d->path);
+    free(d);
+    return IXR_ENOMEM;
+  }
   if (uv_fs_event_init(w->rt->loop, &d->h) != 0) {
+    free(d->child);
     free(d->path);
     free(d);
     return IXR_EIO;
@@ -361,11 +395,17 @@ static int watch_dir(watcher *w, const char *dir, int depth) {
   uv_unref((uv_handle_t *)&d->h); /* watching keeps no loop alive */
   int rc = uv_fs_event_start(&d->h, on_fs_event, dir, 0);
   if (rc != 0) {
-    ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s: %s", dir,
-             uv_strerror(rc));
+    /* A parent that cannot be watched costs only the following of its
+     * top directory being replaced (see watch_parent). */
+    ixr__log(w->rt, child != NULL ? IXR_LOG_DEBUG : IXR_LOG_WARN,
+             "watch: cannot watch %s: %s", dir, uv_strerror(rc));
     return IXR_EIO;
   }
   return 0;
+}
+
+static int watch_dir(watcher *w, const char *dir, int depth) {
+  return watch_dir_as(w, dir, depth, NULL, NULL, false);
 }
 
 /* The directory a .lua file that is a symlink leads to: edited there, the
@@ -379,8 +419,9 @@ static void watch_link_target(watcher *w, const char *link) {
     if (slash == real) slash[1] = '\0';
     else *slash = '\0';
     bool known = false;
-    for (int i = 0; i < w->ndirs && !known; i++) known = strcmp(w->dirs[i]->path, real) == 0;
-    if (!known && watch_dir(w, real, IXR__MODULE_DEPTH) != 0)
+    for (int i = 0; i < w->ndirs && !known; i++)
+      known = w->dirs[i]->link && strcmp(w->dirs[i]->path, real) == 0;
+    if (!known && watch_dir_as(w, real, IXR__MODULE_DEPTH, NULL, NULL, true) != 0)
       ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s (where %s leads)", real, link);
   }
   free(real);
@@ -429,15 +470,8 @@ static void watch_parent(watcher *w, const char *top) {
     free(child);
     return;
   }
-  int before = w->ndirs;
-  if (watch_dir(w, parent, -1) == 0 && w->ndirs == before + 1) {
-    watched *d = w->dirs[w->ndirs - 1];
-    d->child = child;
-    d->top = top;
-    child = NULL;
-  } else {
+  if (watch_dir_as(w, parent, -1, child, top, false) != 0)
     ixr__log(w->rt, IXR_LOG_DEBUG, "watch: %s is not watched for %s being replaced", parent, top);
-  }
   free(parent);
   free(child);
 }
@@ -472,9 +506,15 @@ int ixr_watch(ixr_runtime *rt, unsigned debounce_ms) {
   /* The files as the generation in service was built from them: a file
    * changed while it loaded (ixr_new reads every file first) is looked at
    * now, not at the next unrelated change. */
-  w->files_fp = rt->loaded_fp;
-  if (fingerprint(rt) != w->files_fp) look_later(w);
+  uint64_t now_fp = fingerprint(rt);
+  w->files_fp = rt->loaded_fp_valid ? rt->loaded_fp : now_fp;
+  if (now_fp != w->files_fp) look_later(w);
   return 0;
+}
+
+void ixr__watch_saw(ixr_runtime *rt, uint64_t fp) {
+  watcher *w = rt->watch;
+  if (w != NULL) w->files_fp = fp;
 }
 
 static void on_debounce_closed(uv_handle_t *h) {

@@ -81,6 +81,7 @@ static const char *find_lua_dir(const ixr_options *o, char *buf, size_t n) {
 static int load_first_generation(ixr_runtime *rt) {
   ixr__generation g;
   rt->loaded_fp = ixr__files_fingerprint(rt); /* for ixr_watch, later */
+  rt->loaded_fp_valid = true;
   int rc = ixr__generation_build(rt, &g);
   if (g.errors.len > 0)
     ixr__log_lines(rt, rc < 0 || g.sets_ref == LUA_NOREF ? IXR_LOG_ERROR : IXR_LOG_WARN,

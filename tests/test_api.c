@@ -260,6 +260,37 @@ static void test_log_records_are_single_lines(void **state) {
   assert_int_equal(c.with_newline, 0);
 }
 
+static bool utf8_whole(const char *s);
+
+typedef struct logkeep {
+  int records, broken;
+  char last[4096];
+} logkeep;
+
+static void logkeep_cb(void *ud, ixr_log_level level, const char *msg);
+
+/* Newlines in a message join its lines with " | " in one record, which
+ * keeps the session's ids; one cut for length is cut at a character. */
+static void test_log_record_keeps_context_and_characters(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "logs.lua",
+             "return { start = function(session, event)\n"
+             "  session:log('info', 'first\\r\\nsecond\\nthird\\n')\n"
+             "  for n = 1990, 2050 do print(string.rep('a', n) .. '\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80') end\n"
+             "end }\n");
+  logkeep k;
+  memset(&k, 0, sizeof(k));
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_log = logkeep_cb;
+  o.log_ud = &k;
+  o.log_level = IXR_LOG_INFO;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L\",\"strategy\":\"logs\"}}");
+  assert_true(k.records >= 62);
+  assert_int_equal(k.broken, 0);
+}
+
 /* True if s is valid UTF-8 (enough for the test: lead and continuation
  * bytes in place). */
 static bool utf8_whole(const char *s) {
@@ -272,6 +303,17 @@ static bool utf8_whole(const char *s) {
       if ((*p & 0xC0) != 0x80) return false;
   }
   return true;
+}
+
+static void logkeep_cb(void *ud, ixr_log_level level, const char *msg) {
+  logkeep *k = ud;
+  (void)level;
+  k->records++;
+  if (strchr(msg, '\n') != NULL || strchr(msg, '\r') != NULL || !utf8_whole(msg)) k->broken++;
+  if (strstr(msg, "first") != NULL &&
+      (strstr(msg, "L") == NULL || strstr(msg, "first | second | third") == NULL))
+    k->broken++;
+  snprintf(k->last, sizeof(k->last), "%s", msg);
 }
 
 /* A reload's errors longer than the result's buffer are cut at a character,
@@ -2232,6 +2274,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_new_without_standard_library, setup, teardown),
       cmocka_unit_test_setup_teardown(test_new_under_a_tiny_memory_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_log_records_are_single_lines, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_log_record_keeps_context_and_characters, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reload_errors_cut_at_a_character, setup, teardown),
       cmocka_unit_test_setup_teardown(test_null_prints_as_null, setup, teardown),
       cmocka_unit_test_setup_teardown(test_new_without_handlers_dir, setup, teardown),

@@ -311,6 +311,8 @@ static void on_stop(uv_timer_t *t) {
 /* Runs a runtime that watches f->dir (debounce ms) on a loop of its own:
  * `step` runs every `every` ms from 10 ms on (it stops its timer itself),
  * and the runtime stops at `stop_ms`. Returns the generation then. */
+static const char *watched_lua_dir; /* the standard library, if not the default */
+
 static uint64_t run_watched(fixture *f, unsigned debounce, uv_timer_cb step,
                             uint64_t every, uint64_t stop_ms, watchctx *w) {
   uv_loop_t loop;
@@ -318,6 +320,7 @@ static uint64_t run_watched(fixture *f, unsigned debounce, uv_timer_cb step,
   ixr_options o;
   ixr_options_init(&o);
   o.handlers_dir = f->dir;
+  o.lua_dir = watched_lua_dir;
   o.loop = &loop;
   o.on_log = tcap_logcb;
   o.log_ud = &f->cap;
@@ -510,6 +513,100 @@ static void test_watch_follows_a_symlinked_strategy(void **state) {
   assert_int_equal(gen, 2);
 }
 
+/* A symlink made (or switched) after the watch began is followed too. */
+static char late_target[600];
+
+static void on_late_link_step(uv_timer_t *t) {
+  watchctx *w = t->data;
+  char link[600];
+  FILE *fp;
+  switch (w->writes++) {
+    case 0: /* the link appears: a new strategy (generation 2) */
+      snprintf(link, sizeof(link), "%s/late.lua", w->dir);
+      assert_int_equal(symlink(late_target, link), 0);
+      break;
+    case 1: /* its target edited (generation 3) */
+      fp = fopen(late_target, "w");
+      fputs("return { start = function(session) session:action('v2') end }\n", fp);
+      fclose(fp);
+      uv_timer_stop(t);
+      break;
+  }
+}
+
+static void test_watch_follows_a_symlink_made_later(void **state) {
+  fixture *f = *state;
+  char ext[512];
+  snprintf(ext, sizeof(ext), "%s-late", f->dir);
+  assert_int_equal(mkdir(ext, 0755), 0);
+  snprintf(late_target, sizeof(late_target), "%s/late.lua", ext);
+  FILE *fp = fopen(late_target, "w");
+  fputs("return { start = function(session) session:action('v1') end }\n", fp);
+  fclose(fp);
+  watchctx w;
+  uint64_t gen = run_watched(f, 100, on_late_link_step, 400, 1400, &w);
+  char cmd[1100];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ext);
+  assert_int_equal(system(cmd), 0);
+  assert_int_equal(w.writes, 2);
+  assert_int_equal(gen, 3);
+}
+
+/* The standard library replaced as a whole, beside the handlers directory
+ * (one parent for both, as in the source tree): followed as well. */
+static char lua_copy[512];
+
+static void on_lua_swap_step(uv_timer_t *t) {
+  watchctx *w = t->data;
+  char cmd[4096];
+  if (w->writes++ == 0) {
+    snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s.new' && mv '%s' '%s.old' && mv '%s.new' '%s' && "
+             "echo '-- edited' >> '%s/ixr/types.lua'",
+             lua_copy, lua_copy, lua_copy, lua_copy, lua_copy, lua_copy, lua_copy);
+    assert_int_equal(system(cmd), 0);
+  } else {
+    snprintf(cmd, sizeof(cmd), "echo '-- edited again' >> '%s/ixr/types.lua'", lua_copy);
+    assert_int_equal(system(cmd), 0);
+    uv_timer_stop(t);
+  }
+}
+
+static void test_watch_follows_a_replaced_lua_dir(void **state) {
+  fixture *f = *state;
+  const char *src = getenv("IXR_LUA_DIR");
+  assert_non_null(src);
+  snprintf(lua_copy, sizeof(lua_copy), "%s-lua", f->dir);
+  char cmd[1200];
+  snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s'", src, lua_copy);
+  assert_int_equal(system(cmd), 0);
+  watched_lua_dir = lua_copy;
+  watchctx w;
+  uint64_t gen = run_watched(f, 100, on_lua_swap_step, 400, 1400, &w);
+  watched_lua_dir = NULL;
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s.old'", lua_copy, lua_copy);
+  assert_int_equal(system(cmd), 0);
+  assert_int_equal(w.writes, 2);
+  assert_int_equal(gen, 3);
+}
+
+/* A reload by hand (SIGHUP, ixr_reload) while watching takes the files as
+ * it read them: the watch does not reload them a second time. */
+static void on_edit_and_reload(uv_timer_t *t) {
+  watchctx *w = t->data;
+  strategy(w->dir, "default", 7, NULL);
+  assert_int_equal(ixr_reload(w->rt, NULL), 0);
+  w->writes++;
+  uv_timer_stop(t);
+}
+
+static void test_watch_after_a_reload_by_hand(void **state) {
+  fixture *f = *state;
+  watchctx w;
+  uint64_t gen = run_watched(f, 100, on_edit_and_reload, 100, 800, &w);
+  assert_int_equal(w.writes, 1);
+  assert_int_equal(gen, 2);
+}
+
 /* A file changed while the first generation loads (before ixr_watch) is
  * reloaded once the watch starts. It used to wait for some other change. */
 static void on_stop_only(uv_timer_t *t) { ixr_stop(t->data); uv_close((uv_handle_t *)t, NULL); }
@@ -588,6 +685,11 @@ static void test_unreadable_module_dir_refuses_the_reload(void **state) {
   snprintf(cmd, sizeof(cmd), "chmod a+r '%s'/*.lua '%s'/lib/*.lua", f->dir, f->dir);
   assert_int_equal(system(cmd), 0);
   bool root = geteuid() == 0;
+  /* A directory that cannot hold modules (its name cannot be part of one)
+   * is no problem, readable or not: a volume's lost+found. */
+  char lost[600];
+  snprintf(lost, sizeof(lost), "%s/lost+found", f->dir);
+  assert_int_equal(mkdir(lost, root ? 0700 : 0), 0);
   /* The handlers are readable as they are: a reload is taken. */
   assert_int_equal(ixr_reload(f->rt, NULL), 0);
   if (root) assert_int_equal(chmod(lib, 0700), 0); /* nobody cannot read it */
@@ -605,6 +707,7 @@ static void test_unreadable_module_dir_refuses_the_reload(void **state) {
     ixr_runtime *rt;
     if (ixr_new(&rt, &o) != 0) _exit(12);
     ixr_reload_result res;
+    if (strstr(ixr_reload(rt, &res) == 0 ? "" : res.errors, "lost+found") != NULL) _exit(15);
     int rc = ixr_reload(rt, &res);
     bool said = strstr(res.errors, "lib: cannot read the directory") != NULL;
     ixr_close(rt);
@@ -809,6 +912,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_watch_follows_a_replaced_handlers_dir, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_follows_a_symlinked_strategy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_sees_a_change_made_during_the_first_load, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_follows_a_symlink_made_later, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_follows_a_replaced_lua_dir, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_after_a_reload_by_hand, setup, teardown),
       cmocka_unit_test_setup_teardown(test_module_returning_nothing_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fifo_named_lua_does_not_block, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unreadable_module_dir_refuses_the_reload, setup, teardown),
