@@ -213,8 +213,9 @@ void ixr__flow_cancel(ixr_runtime *rt, ixr__session *s) {
   }
   s->co = NULL;
   s->flow_epoch++;
-  free(s->end_after_flow);
-  s->end_after_flow = NULL;
+  /* A pending end (end_after_flow) stays: a flow that replaces this one
+   * (core.run) has lost control as much, and ends the session the same
+   * way. Suspending drops it. */
 }
 
 /*
@@ -340,6 +341,8 @@ void ixr__session_end(ixr_runtime *rt, ixr__session *s, const char *reason) {
 void ixr__session_suspend(ixr_runtime *rt, ixr__session *s, const char *reason) {
   if (s->state != IXR__ACTIVE) return;
   ixr__flow_cancel(rt, s);
+  free(s->end_after_flow); /* presented again, it starts afresh */
+  s->end_after_flow = NULL;
   s->state = IXR__SUSPENDED;
   rt->sessions_active--;
   rt->sessions_suspended++;
@@ -487,9 +490,10 @@ static void deliver(ixr_runtime *rt, ixr__session *s, int ev, const char *name,
   ixr__invoke(rt, s, NULL, 2, name);
 }
 
-static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
-                          const char *iid, size_t iid_len, uint32_t hash,
-                          uint64_t lineno, int id_idx) {
+/* The strategy a present names (data.strategy; "default" without one),
+ * or NULL once an error line has said why none can start. */
+static ixr__strategy *present_strategy(ixr_runtime *rt, ixr__sink *from, int data,
+                                       uint64_t lineno, int id_idx) {
   lua_State *L = rt->L;
   const char *sname = "default";
   size_t slen = 7;
@@ -500,7 +504,7 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
     lua_pop(L, 1);
     ixr__emit_error(rt, from, NULL, "bad_event", "data.strategy must be a string",
                     lineno, id_idx, NULL);
-    return;
+    return NULL;
   }
   ixr__strategy *st = ixr__strategy_find(rt, sname, slen);
   if (st == NULL || st->error != NULL) {
@@ -519,9 +523,16 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
     lua_pop(L, 1);
     ixr__emit_error(rt, from, NULL, st ? "strategy_error" : "strategy_not_found",
                     msg, lineno, id_idx, NULL);
-    return;
+    return NULL;
   }
   lua_pop(L, 1); /* the strategy name */
+  return st;
+}
+
+static void start_with(ixr_runtime *rt, ixr__strategy *st, ixr__sink *from, int ev,
+                       const char *iid, size_t iid_len, uint32_t hash,
+                       uint64_t lineno, int id_idx) {
+  lua_State *L = rt->L;
   ixr__session *s = NULL;
   if (iid_len < UINT32_MAX)
     s = ixr__pool_realloc(&rt->pool, NULL, 0, session_size(iid_len));
@@ -564,6 +575,48 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
   ixr__push_session(rt, s);
   lua_pushvalue(L, ev);
   ixr__flow_start(rt, s);
+}
+
+static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
+                          const char *iid, size_t iid_len, uint32_t hash,
+                          uint64_t lineno, int id_idx) {
+  ixr__strategy *st = present_strategy(rt, from, data, lineno, id_idx);
+  if (st != NULL) start_with(rt, st, from, ev, iid, iid_len, hash, lineno, id_idx);
+}
+
+bool ixr__session_replace(ixr_runtime *rt, ixr__session *s, int ev) {
+  lua_State *L = rt->L;
+  int top = lua_gettop(L);
+  ev = lua_absindex(L, ev);
+  int id_idx = 0;
+  if (rt->line_has_id) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->line_id_ref);
+    id_idx = lua_gettop(L);
+  }
+  ixr__sink *from = rt->line_from;
+  bool done = false;
+  if (lua_getfield(L, ev, "data") == LUA_TTABLE) {
+    int data = lua_gettop(L);
+    ixr__strategy *st = present_strategy(rt, from, data, rt->line_no, id_idx);
+    if (st != NULL) {
+      /* The id and hash outlive the session: copied first. */
+      size_t len = s->node.len;
+      uint32_t hash = s->node.hash;
+      lua_pushlstring(L, s->iid, len);
+      const char *iid = lua_tostring(L, -1);
+      char *reason = s->end_after_flow;
+      s->end_after_flow = NULL;
+      if (rt->opt.on_trace != NULL)
+        ixr__trace(rt, "  s%llu presented again after losing control: ends (%s), "
+                   "and a new session starts", (unsigned long long)s->id, reason);
+      ixr__session_end(rt, s, reason);
+      free(reason);
+      start_with(rt, st, from, ev, iid, len, hash, rt->line_no, id_idx);
+      done = true;
+    }
+  }
+  lua_settop(L, top);
+  return done;
 }
 
 static void control(ixr_runtime *rt, ixr__sink *from, const char *name,
@@ -613,6 +666,7 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
   int t = lua_getfield(L, ev, "id"); /* ev+1 */
   if (t == LUA_TSTRING || t == LUA_TNUMBER) id_idx = ev + 1;
   rt->line_no = lineno; /* for the errors of the strategy calls below */
+  rt->line_from = from;
   if (id_idx != 0) {
     lua_pushvalue(L, id_idx);
     lua_rawseti(L, LUA_REGISTRYINDEX, rt->line_id_ref);
@@ -687,23 +741,6 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
     goto done;
   }
   ixr__session *s = (ixr__session *)n;
-  if (s->state == IXR__ACTIVE && s->end_after_flow != NULL && len == 19 &&
-      memcmp(name, "interaction.present", 19) == 0) {
-    /* The session lost control of the interaction (routing, while its flow
-     * waited: core.end_after_flow) and the interaction is available again:
-     * it is no longer that session's. The old session ends with its
-     * reason, and the present starts a new one, as for an interaction
-     * without a session. */
-    char *reason = s->end_after_flow;
-    s->end_after_flow = NULL;
-    if (rt->opt.on_trace != NULL)
-      ixr__trace(rt, "  s%llu %s -> lost control before: ends (%s), and a new "
-                 "session starts", (unsigned long long)s->id, name, reason);
-    ixr__session_end(rt, s, reason);
-    free(reason);
-    start_session(rt, from, ev, data, iid, iid_len, hash, lineno, id_idx);
-    goto done;
-  }
   if (from != NULL) s->sink = ixr__sink_ref(from);
   deliver(rt, s, ev, name, len, data);
 done:
@@ -711,6 +748,7 @@ done:
   rt->depth--;
   ixr__reap(rt); /* the flows this line cancelled close: their errors are its */
   rt->line_no = 0;
+  rt->line_from = NULL;
   if (rt->line_has_id) {
     lua_pushboolean(L, 0);
     lua_rawseti(L, LUA_REGISTRYINDEX, rt->line_id_ref);

@@ -286,6 +286,12 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno);
 void ixr__session_end(ixr_runtime *rt, ixr__session *s, const char *reason);
 void ixr__session_suspend(ixr_runtime *rt, ixr__session *s, const char *reason);
 void ixr__session_resume(ixr_runtime *rt, ixr__session *s);
+/* The session lost control (end_after_flow) and its interaction is
+ * presented again by the event at ev: if the present names a strategy that
+ * can start, ends the session with its pending reason and starts a new
+ * one for the event; otherwise says why in an error line and changes
+ * nothing. True if replaced. */
+bool ixr__session_replace(ixr_runtime *rt, ixr__session *s, int ev);
 void ixr__flow_cancel(ixr_runtime *rt, ixr__session *s);
 /* [-2, +0] runs fn(session, event) as the session's new flow. */
 void ixr__flow_start(ixr_runtime *rt, ixr__session *s);
@@ -497,6 +503,8 @@ struct ixr_runtime {
   uint64_t loaded_fp;      /* reload.c: the .lua files as the generation in
                               service was built from them, if valid */
   bool loaded_fp_valid;
+  ixr__sink *line_from;    /* dispatch.c: the stream of the event in
+                              progress (NULL: none, or a timer) */
 
   /* limits of one call into Lua (luahost.c) */
   lua_State *call_thread; /* the thread of the call in progress, or NULL */

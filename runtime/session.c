@@ -70,6 +70,16 @@ static bool action_name_ok(const char *name, size_t len) {
  * returns its request id number. Raises on bad arguments, and while the
  * session is suspended: it does not control its interaction then (after a
  * switchover the action would reach a server that did not give it). */
+/* Raises on a bad action name or args; returns the name. */
+static const char *check_action(lua_State *L, int name_idx, int args_idx, size_t *nlen) {
+  const char *name = luaL_checklstring(L, name_idx, nlen);
+  if (!action_name_ok(name, *nlen))
+    luaL_argerror(L, name_idx,
+                  "action name must be 1 to 64 letters, digits, '_', '-' or '.'");
+  if (!lua_isnoneornil(L, args_idx)) luaL_checktype(L, args_idx, LUA_TTABLE);
+  return name;
+}
+
 static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
                             int args_idx) {
   ixr_runtime *rt = ixr__runtime_of(L);
@@ -79,11 +89,7 @@ static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
                "'%s' until it is presented again",
                (lua_Integer)s->id, s->iid);
   size_t nlen;
-  const char *name = luaL_checklstring(L, name_idx, &nlen);
-  if (!action_name_ok(name, nlen))
-    luaL_argerror(L, name_idx,
-                  "action name must be 1 to 64 letters, digits, '_', '-' or '.'");
-  if (!lua_isnoneornil(L, args_idx)) luaL_checktype(L, args_idx, LUA_TTABLE);
+  const char *name = check_action(L, name_idx, args_idx, &nlen);
   /* Taken once the line is written: a refused action uses up no id. */
   uint64_t reqid = rt->next_request_id + 1;
   char sid[24], rid[24];
@@ -154,7 +160,11 @@ static int lost_control(lua_State *L, ixr__session *s, int name_idx) {
 /* session:action(name, args) -> requestid */
 static int s_action(lua_State *L) {
   ixr__session *s = check_live(L, 1);
-  if (s->end_after_flow != NULL) return lost_control(L, s, 2);
+  if (s->end_after_flow != NULL) {
+    size_t nlen;
+    check_action(L, 2, 3, &nlen); /* a mistake is reported all the same */
+    return lost_control(L, s, 2);
+  }
   push_reqid(L, emit_action(L, s, 2, 3));
   return 1;
 }
@@ -227,7 +237,11 @@ static int request(lua_State *L, ixr__session *s, const char *what,
   check_flow(L, s, what);
   uint64_t ms = opt_timeout(L, opts_idx);
   const char *name = luaL_checkstring(L, name_idx);
-  if (s->end_after_flow != NULL) return lost_control(L, s, name_idx);
+  if (s->end_after_flow != NULL) {
+    size_t nlen;
+    check_action(L, name_idx, args_idx, &nlen); /* a mistake is reported all the same */
+    return lost_control(L, s, name_idx);
+  }
   uint64_t reqid = emit_action(L, s, name_idx, args_idx);
   set_wait(L, s, IXR__WAIT_REQUEST, name, reqid, ms);
   /* The dispatcher resumes with (true, event), (false, event) or
@@ -556,10 +570,9 @@ static int c_flow_waiting(lua_State *L) {
 }
 
 /* core.end_after_flow(session, reason): the session lost control of its
- * interaction while its flow waits; when the flow finishes, end the
- * session with this reason instead of "completed". Until then it sends no
- * action (lost_control), and an interaction.present for its interaction
- * ends it and starts a new session (dispatch.c). */
+ * interaction while its flow waits; when the flow (or one that replaces
+ * it) finishes, end the session with this reason instead of "completed".
+ * Until then it sends no action (lost_control); suspending drops it. */
 static int c_end_after_flow(lua_State *L) {
   ixr__session *s = check_live(L, 1);
   const char *reason = check_reason(L, 2);
@@ -568,6 +581,45 @@ static int c_end_after_flow(lua_State *L) {
   free(s->end_after_flow);
   s->end_after_flow = copy;
   return 0;
+}
+
+/* core.ending(session) -> the reason the session will end with once its
+ * flow finishes (it lost control: core.end_after_flow), or nil */
+static int c_ending(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  if (s->end_after_flow != NULL) lua_pushstring(L, s->end_after_flow);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* core.replace(session, event) -> true | false: the session lost control
+ * (core.ending) and its interaction is presented again by event: ends the
+ * session with its pending reason and starts a new session for the event,
+ * as for an interaction without one. A present whose strategy cannot
+ * start replaces nothing (false): its error line says why. */
+static int c_replace(lua_State *L) {
+  ixr__session *s = check_live(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  ixr_runtime *rt = ixr__runtime_of(L);
+  if (s->state != IXR__ACTIVE || s->end_after_flow == NULL)
+    return luaL_error(L, "core.replace: session s%I has not lost control of "
+                         "its interaction", (lua_Integer)s->id);
+  lua_getfield(L, 2, "data");
+  size_t len = 0;
+  const char *iid = NULL;
+  if (lua_istable(L, -1) && lua_getfield(L, -1, "interactionid") == LUA_TSTRING)
+    iid = lua_tolstring(L, -1, &len);
+  if (iid == NULL || len != s->node.len || memcmp(iid, s->iid, len) != 0)
+    return luaL_error(L, "core.replace: the event is not about interaction '%s'",
+                      s->iid);
+  lua_settop(L, 2);
+  check_can_start(L, rt, "core.replace");
+  lua_pushvalue(L, 2);
+  if (L != rt->L) lua_xmove(L, rt->L, 1);
+  bool done = ixr__session_replace(rt, s, -1);
+  lua_pop(rt->L, 1);
+  lua_pushboolean(L, done);
+  return 1;
 }
 
 /* core.strategy(session) -> the table the strategy file returned */
@@ -615,6 +667,8 @@ static const luaL_Reg core_funcs[] = {
     {"run", c_run},
     {"flow_waiting", c_flow_waiting},
     {"end_after_flow", c_end_after_flow},
+    {"ending", c_ending},
+    {"replace", c_replace},
     {"strategy", c_strategy},
     {"data", c_data},
     {"now", c_now},

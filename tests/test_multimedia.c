@@ -59,6 +59,7 @@ static const row ROWS[] = {
   {"legacy",  "interaction.deleted",       NULL,        IDLE,    "ended:deleted",        NULL},
   /* resultof */
   {"resultof", "interaction.notcontrolled", "routing",   IDLE,   "running",              NULL},
+  {"resultof", "interaction.notcontrolled", "routing",   PENDING, "running",             "ended:routing"},
   {"resultof", "interaction.notcontrolled", "deletion",  IDLE,   "ended:deletion",       NULL},
   {"resultof", "interaction.notcontrolled", "detaching", IDLE,   "running",              NULL},
   {"resultof", "interaction.notcontrolled", "revoking",  IDLE,   "running",              NULL},
@@ -147,6 +148,24 @@ static int setup(void **state) {
              "  end,\n"
              "}\n"
              "return S\n");
+  /* replaces its flow by hand (core.run) once the route is answered */
+  tdir_write(f->dir, "nested.lua",
+             "local core = require('ixr.core')\n"
+             "local function second(session) session:action('note') end\n"
+             "return {\n"
+             "  start = function(session, event)\n"
+             "    session:route({ target = 'A' }, { timeout = 10 })\n"
+             "    core.run(session, second, event)\n"
+             "  end,\n"
+             "}\n");
+  /* its own present handler */
+  tdir_write(f->dir, "ownpresent.lua",
+             "return {\n"
+             "  start = function(session, event) session:route({ target = 'A' }) end,\n"
+             "  on = { ['interaction.present'] = function(session, event)\n"
+             "    session:log('info', 'own present handler')\n"
+             "  end },\n"
+             "}\n");
   /* resumes by hand, with a flow that is not a function */
   tdir_write(f->dir, "badresume.lua",
              "local core = require('ixr.core')\n"
@@ -582,6 +601,52 @@ static void test_no_action_after_routing(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
 }
 
+/* A flow that replaces the waiting one (core.run) has lost control as
+ * much: its action is not sent, and the session ends with "routing". The
+ * replacement used to clear the state: the action went out and the
+ * session ended "completed". */
+static void test_lost_control_survives_a_new_flow(void **state) {
+  fixture *f = *state;
+  present(f, "X", "nested");
+  tfeed(f->rt, ROUTING);
+  size_t mark = f->cap.n;
+  feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r1\"}}");
+  assert_int_equal(f->cap.n, mark + 1);
+  assert_true(outcome_is(f, mark, "s1", "ended:routing"));
+}
+
+/* A present after routing that names no strategy that can start is an
+ * error line, and the session that lost control stays: no session is lost
+ * because of a bad line (CONTRACT.md). It used to be ended first. */
+static void test_bad_present_after_routing_loses_nothing(void **state) {
+  fixture *f = *state;
+  present(f, "X", "requeue");
+  tfeed(f->rt, ROUTING);
+  size_t mark = f->cap.n;
+  present(f, "X", "nosuch");
+  feedf(f, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"X\",\"strategy\":7}}");
+  assert_true(tcap_find(&f->cap, mark, "\"strategy_not_found\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, mark, "\"bad_event\"", "data.strategy", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, mark, "\"type\":\"session\"", NULL) < 0);
+  /* the late result lets its flow finish: ended, routing */
+  feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r1\"}}");
+  feedf(f, "{\"name\":\"interaction.finish\",\"data\":{\"interactionid\":\"X\"}}");
+  assert_true(tcap_find(&f->cap, mark, "\"ended\"", "\"s1\"", "\"reason\":\"routing\"", NULL) >= 0);
+}
+
+/* The present after routing goes to the strategy's own handler for it,
+ * which replaces the standard one (CONTRACT.md); it used to be taken by
+ * the runtime before any handler. */
+static void test_own_present_handler_after_routing(void **state) {
+  fixture *f = *state;
+  present(f, "X", "ownpresent");
+  tfeed(f->rt, ROUTING);
+  size_t mark = f->cap.n;
+  present(f, "X", "ownpresent");
+  assert_int_equal(f->cap.n, mark);
+  assert_non_null(strstr(f->cap.log, "own present handler"));
+}
+
 /* The requeue timeout is armed with the suspension, in one step, from the
  * strategy as loaded: a strategy that changed its own requeue_timeout to
  * something that is no number used to leave its sessions suspended
@@ -632,6 +697,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_no_action_after_routing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_requeue_timeout_armed_with_suspension, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resume_with_flow_is_one_step, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lost_control_survives_a_new_flow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_present_after_routing_loses_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_own_present_handler_after_routing, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,8 @@
 --             once the flow finishes.
 --   resultof  interaction.notcontrolled ends the session only when resultof
 --             is absent ("notcontrolled") or "deletion"; any other value
---             leaves it running.
+--             leaves it running, but "routing" while the flow waits for
+--             its request ends it once the flow finishes, as in the others.
 --   none      no standard handlers at all.
 --
 -- In requeue, legacy and resultof, interaction.deleted ends the session with
@@ -105,15 +106,22 @@ local function deleted(session, event)
 end
 
 -- notcontrolled with "routing": the expected result of the session's own
--- action, in requeue and legacy. If the flow still waits for the result of
--- its request, the session ends once the flow finishes (DOMAIN.md); it no
+-- action. If the flow still waits for the result of its request, the
+-- session ends once the flow finishes (DOMAIN.md, for every set); it no
 -- longer controls the interaction meanwhile: an action it tries is not
 -- sent and ends it, and an interaction.present ends it and starts a new
--- session.
-local function routed(session)
+-- session (present, below). Returns true in that case.
+local function routed_while_waiting(session)
   if core.flow_waiting(session) == "request" then
     core.end_after_flow(session, "routing")
-  else
+    return true
+  end
+  return false
+end
+
+-- requeue and legacy: "routing" ends the session, now or after the flow.
+local function routed(session)
+  if not routed_while_waiting(session) then
     session:exit("routing")
   end
 end
@@ -146,6 +154,14 @@ end
 function M.requeue.present(session, event)
   if not own(session, event, "requeue.present") then return end
   if core.state(session) ~= "suspended" then
+    if core.ending(session) then
+      -- It lost control (routing) while its flow waited, and the
+      -- interaction is available again: no longer this session's. A new
+      -- session starts for it (unless the present names no strategy that
+      -- can start: then nothing changes, and an error line says why).
+      core.replace(session, event)
+      return
+    end
     -- Presented again while still controlled: nothing to do.
     session:log("debug", "interaction.present for an active session: ignored")
     return
@@ -188,6 +204,11 @@ function M.resultof.notcontrolled(session, event)
   if not KNOWN[resultof] then resultof = other_resultof(resultof) end
   if resultof == nil or resultof == "deletion" then
     session:exit(reason_of(resultof))
+  elseif resultof == "routing" and core.state(session) == "active" then
+    -- Any other value leaves the session running, but the details that
+    -- apply to every set (DOMAIN.md) end it once the flow that waits for
+    -- its request finishes.
+    routed_while_waiting(session)
   end
 end
 

@@ -296,6 +296,21 @@ function core.flow_waiting(session) end
 ---@param reason string
 function core.end_after_flow(session, reason) end
 
+---The reason the session will end with once its flow finishes (it lost
+---control: core.end_after_flow), or nil.
+---@param session ixr.Session
+---@return string|nil reason
+function core.ending(session) end
+
+---The session lost control (core.ending) and its interaction is presented
+---again by event: ends it with its pending reason and starts a new session
+---for the event. A present whose strategy cannot start replaces nothing
+---(false; its error line says why).
+---@param session ixr.Session
+---@param event ixr.Event
+---@return boolean replaced
+function core.replace(session, event) end
+
 ---@param session ixr.Session
 ---@return ixr.Strategy strategy the table the strategy file returned
 function core.strategy(session) end
