@@ -529,9 +529,11 @@ static ixr__strategy *present_strategy(ixr_runtime *rt, ixr__sink *from, int dat
   return st;
 }
 
-static void start_with(ixr_runtime *rt, ixr__strategy *st, ixr__sink *from, int ev,
-                       const char *iid, size_t iid_len, uint32_t hash,
-                       uint64_t lineno, int id_idx) {
+/* Starts a session of st for the present at ev. Its output goes to sink;
+ * errors of the start itself to from (which may be NULL). */
+static void start_with(ixr_runtime *rt, ixr__strategy *st, ixr__sink *from,
+                       ixr__sinkref sink, int ev, const char *iid, size_t iid_len,
+                       uint32_t hash, uint64_t lineno, int id_idx) {
   lua_State *L = rt->L;
   ixr__session *s = NULL;
   if (iid_len < UINT32_MAX)
@@ -554,7 +556,7 @@ static void start_with(ixr_runtime *rt, ixr__strategy *st, ixr__sink *from, int 
   st->refs++;
   s->ref = LUA_NOREF;
   s->co_ref = LUA_NOREF;
-  s->sink = ixr__sink_ref(from);
+  s->sink = sink;
   if (ixr__new_session_ud(rt, s) != 0) {
     ixr__strategy_release(rt, st);
     free_session(rt, s);
@@ -581,7 +583,8 @@ static void start_session(ixr_runtime *rt, ixr__sink *from, int ev, int data,
                           const char *iid, size_t iid_len, uint32_t hash,
                           uint64_t lineno, int id_idx) {
   ixr__strategy *st = present_strategy(rt, from, data, lineno, id_idx);
-  if (st != NULL) start_with(rt, st, from, ev, iid, iid_len, hash, lineno, id_idx);
+  if (st != NULL)
+    start_with(rt, st, from, ixr__sink_ref(from), ev, iid, iid_len, hash, lineno, id_idx);
 }
 
 bool ixr__session_replace(ixr_runtime *rt, ixr__session *s, int ev) {
@@ -606,12 +609,14 @@ bool ixr__session_replace(ixr_runtime *rt, ixr__session *s, int ev) {
       const char *iid = lua_tostring(L, -1);
       char *reason = s->end_after_flow;
       s->end_after_flow = NULL;
+      /* The stream of the present, or (called from a timer) the session's. */
+      ixr__sinkref sink = from != NULL ? ixr__sink_ref(from) : s->sink;
       if (rt->opt.on_trace != NULL)
         ixr__trace(rt, "  s%llu presented again after losing control: ends (%s), "
                    "and a new session starts", (unsigned long long)s->id, reason);
       ixr__session_end(rt, s, reason);
       free(reason);
-      start_with(rt, st, from, ev, iid, len, hash, rt->line_no, id_idx);
+      start_with(rt, st, from, sink, ev, iid, len, hash, rt->line_no, id_idx);
       done = true;
     }
   }

@@ -158,6 +158,18 @@ static int setup(void **state) {
              "    core.run(session, second, event)\n"
              "  end,\n"
              "}\n");
+  /* replaces itself from a timer, with an event of its own making */
+  tdir_write(f->dir, "timerreplace.lua",
+             "local core = require('ixr.core')\n"
+             "return {\n"
+             "  start = function(session, event) session:route({ target = 'A' }) end,\n"
+             "  on = { ['interaction.later'] = function(session, event)\n"
+             "    session:after(0, function(s)\n"
+             "      s:log('info', 'replaced: ' .. tostring(core.replace(s, { name = 'interaction.present',\n"
+             "        data = { interactionid = s.interactionid, strategy = 'requeue' } })))\n"
+             "    end)\n"
+             "  end },\n"
+             "}\n");
   /* its own present handler */
   tdir_write(f->dir, "ownpresent.lua",
              "return {\n"
@@ -634,6 +646,20 @@ static void test_bad_present_after_routing_loses_nothing(void **state) {
   assert_true(tcap_find(&f->cap, mark, "\"ended\"", "\"s1\"", "\"reason\":\"routing\"", NULL) >= 0);
 }
 
+/* core.replace from a timer, where no stream sent anything: the new
+ * session's output goes where the old one's went. */
+static void test_replace_from_a_timer(void **state) {
+  fixture *f = *state;
+  present(f, "X", "timerreplace");
+  tfeed(f->rt, ROUTING);
+  size_t mark = f->cap.n;
+  feedf(f, "{\"name\":\"interaction.later\",\"data\":{\"interactionid\":\"X\"}}");
+  feedf(f, "{\"name\":\"clock.advance\",\"data\":{\"ms\":0}}");
+  assert_true(outcome_is(f, mark, "s1", "ended:routing") || tcap_find(&f->cap, mark, "\"ended\"", "\"s1\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, mark, "\"started\"", "\"s2\"", "\"strategy\":\"requeue\"", NULL) >= 0);
+  assert_non_null(strstr(f->cap.log, "replaced: true"));
+}
+
 /* The present after routing goes to the strategy's own handler for it,
  * which replaces the standard one (CONTRACT.md); it used to be taken by
  * the runtime before any handler. */
@@ -700,6 +726,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_lost_control_survives_a_new_flow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_present_after_routing_loses_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_own_present_handler_after_routing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_replace_from_a_timer, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
