@@ -381,6 +381,10 @@ void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
   ixr__session *s = ixr__timer_session(t);
   rt->depth++;
   bool requeue = a == NULL && s->state == IXR__SUSPENDED;
+  /* A timer is no line's: fired by a clock.advance line, its output is
+   * still its session's (dispatch.c keeps the line's stream meanwhile). */
+  ixr__sink *line_from = rt->line_from;
+  rt->line_from = NULL;
   if (rt->opt.on_trace != NULL)
     ixr__trace(rt, "timer at %llu ms: s%llu %s", (unsigned long long)t->due,
                (unsigned long long)s->id,
@@ -406,6 +410,7 @@ void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t) {
     ixr__push_session(rt, s);
     ixr__invoke(rt, s, NULL, 1, "timer");
   }
+  rt->line_from = line_from;
   rt->depth--;
   ixr__run_queued_if_any(rt); /* what callbacks fed meanwhile */
 }
@@ -497,7 +502,10 @@ static ixr__strategy *present_strategy(ixr_runtime *rt, ixr__sink *from, int dat
   lua_State *L = rt->L;
   const char *sname = "default";
   size_t slen = 7;
-  int t = lua_getfield(L, data, "strategy");
+  /* Raw: core.replace passes a table a strategy made, and no strategy
+   * code may run here (outside any protected call, between checks). */
+  lua_pushliteral(L, "strategy");
+  int t = lua_rawget(L, data);
   if (t == LUA_TSTRING) {
     sname = lua_tolstring(L, -1, &slen);
   } else if (t != LUA_TNIL) {
@@ -596,12 +604,15 @@ bool ixr__session_replace(ixr_runtime *rt, ixr__session *s, int ev) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->line_id_ref);
     id_idx = lua_gettop(L);
   }
-  ixr__sink *from = rt->line_from;
+  /* Errors go to the stream of the line in progress, or (from a timer)
+   * to the session's. */
+  ixr__sink *from = rt->line_from != NULL ? rt->line_from : ixr__sink_resolve(rt, s->sink);
   bool done = false;
-  if (lua_getfield(L, ev, "data") == LUA_TTABLE) {
+  lua_pushliteral(L, "data");
+  if (lua_rawget(L, ev) == LUA_TTABLE) {
     int data = lua_gettop(L);
     ixr__strategy *st = present_strategy(rt, from, data, rt->line_no, id_idx);
-    if (st != NULL) {
+    if (st != NULL && s->state == IXR__ACTIVE && s->end_after_flow != NULL) {
       /* The id and hash outlive the session: copied first. */
       size_t len = s->node.len;
       uint32_t hash = s->node.hash;
@@ -610,7 +621,7 @@ bool ixr__session_replace(ixr_runtime *rt, ixr__session *s, int ev) {
       char *reason = s->end_after_flow;
       s->end_after_flow = NULL;
       /* The stream of the present, or (called from a timer) the session's. */
-      ixr__sinkref sink = from != NULL ? ixr__sink_ref(from) : s->sink;
+      ixr__sinkref sink = rt->line_from != NULL ? ixr__sink_ref(rt->line_from) : s->sink;
       if (rt->opt.on_trace != NULL)
         ixr__trace(rt, "  s%llu presented again after losing control: ends (%s), "
                    "and a new session starts", (unsigned long long)s->id, reason);

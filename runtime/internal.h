@@ -131,6 +131,8 @@ typedef struct ixr__sinkref {
 int ixr__sink_open(ixr_runtime *rt, ixr__sink *sk);
 void ixr__sink_close(ixr_runtime *rt, ixr__sink *sk);
 ixr__sinkref ixr__sink_ref(const ixr__sink *sk);
+/* The sink r names, or (gone) the newest open one, or NULL. */
+ixr__sink *ixr__sink_resolve(ixr_runtime *rt, ixr__sinkref r);
 
 /* ---- timer.c: one heap of timers, one clock --------------------------- */
 

@@ -92,6 +92,8 @@ static ixr__sink *resolve(ixr_runtime *rt, ixr__sinkref r) {
   return sk;
 }
 
+ixr__sink *ixr__sink_resolve(ixr_runtime *rt, ixr__sinkref r) { return resolve(rt, r); }
+
 static void hold(ixr_runtime *rt, const ixr_output *out) {
   if (rt->held_count >= rt->opt.max_held) {
     if (rt->stats.held_dropped++ == 0)

@@ -604,20 +604,28 @@ static int c_replace(lua_State *L) {
   if (s->state != IXR__ACTIVE || s->end_after_flow == NULL)
     return luaL_error(L, "core.replace: session s%I has not lost control of "
                          "its interaction", (lua_Integer)s->id);
-  lua_getfield(L, 2, "data");
+  /* Raw reads (here and in ixr__session_replace): no strategy code may run
+   * between these checks and the replacement. */
+  lua_pushliteral(L, "data");
   size_t len = 0;
   const char *iid = NULL;
-  if (lua_istable(L, -1) && lua_getfield(L, -1, "interactionid") == LUA_TSTRING)
-    iid = lua_tolstring(L, -1, &len);
+  if (lua_rawget(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "interactionid");
+    if (lua_rawget(L, -2) == LUA_TSTRING) iid = lua_tolstring(L, -1, &len);
+  }
   if (iid == NULL || len != s->node.len || memcmp(iid, s->iid, len) != 0)
     return luaL_error(L, "core.replace: the event is not about interaction '%s'",
                       s->iid);
   lua_settop(L, 2);
   check_can_start(L, rt, "core.replace");
+  bool in_flow = (L == s->co);
   lua_pushvalue(L, 2);
   if (L != rt->L) lua_xmove(L, rt->L, 1);
   bool done = ixr__session_replace(rt, s, -1);
   lua_pop(rt->L, 1);
+  /* From the session's own flow: it has ended, and its flow stops here,
+   * as after session:exit. */
+  if (done && in_flow && lua_isyieldable(L)) return lua_yield(L, 0);
   lua_pushboolean(L, done);
   return 1;
 }

@@ -3,10 +3,12 @@
  * through the real runtime. The table below is the table of
  * docs/multimedia.md, row for row: change one, change the other.
  */
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -167,6 +169,31 @@ static int setup(void **state) {
              "    session:after(0, function(s)\n"
              "      s:log('info', 'replaced: ' .. tostring(core.replace(s, { name = 'interaction.present',\n"
              "        data = { interactionid = s.interactionid, strategy = 'requeue' } })))\n"
+             "    end)\n"
+             "  end },\n"
+             "}\n");
+  /* replaces itself from its own flow, with a table whose metamethods
+   * raise: they must never run (no protected call is around that code) */
+  tdir_write(f->dir, "metareplace.lua",
+             "local core = require('ixr.core')\n"
+             "return {\n"
+             "  start = function(session, event)\n"
+             "    session:route({ target = 'A' })\n"
+             "    local boom = { __index = function() error('boom') end }\n"
+             "    core.replace(session, { name = 'interaction.present', data = setmetatable(\n"
+             "      { interactionid = session.interactionid, strategy = 'requeue' }, boom) })\n"
+             "    session:action('after_replace')\n"
+             "  end,\n"
+             "}\n");
+  /* the same, 1 ms later: its timer fires inside a clock.advance line */
+  tdir_write(f->dir, "timerreplace1.lua",
+             "local core = require('ixr.core')\n"
+             "return {\n"
+             "  start = function(session, event) session:route({ target = 'A' }) end,\n"
+             "  on = { ['interaction.later'] = function(session, event)\n"
+             "    session:after(0.001, function(s)\n"
+             "      core.replace(s, { name = 'interaction.present',\n"
+             "        data = { interactionid = s.interactionid, strategy = 'requeue' } })\n"
              "    end)\n"
              "  end },\n"
              "}\n");
@@ -660,6 +687,55 @@ static void test_replace_from_a_timer(void **state) {
   assert_non_null(strstr(f->cap.log, "replaced: true"));
 }
 
+/* A timer that fires inside another stream's clock.advance line is no
+ * event of that stream: the session it starts writes where the old one
+ * did (it used to write to the stream of the clock.advance). Here the
+ * session's stream is the API's (the output callback), and the
+ * clock.advance comes from a served file. */
+static void test_replace_from_a_timer_keeps_the_stream(void **state) {
+  fixture *f = *state;
+  present(f, "X", "timerreplace1");
+  tfeed(f->rt, ROUTING);
+  feedf(f, "{\"name\":\"interaction.later\",\"data\":{\"interactionid\":\"X\"}}");
+  size_t mark = f->cap.n;
+  char in[1024], out[1024];
+  snprintf(in, sizeof(in), "%s/advance.ndjson", f->dir);
+  snprintf(out, sizeof(out), "%s/advance.out", f->dir);
+  tdir_write(f->dir, "advance.ndjson", "{\"name\":\"clock.advance\",\"data\":{\"ms\":5}}\n");
+  int ifd = open(in, O_RDONLY);
+  int ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  assert_true(ifd >= 0 && ofd >= 0);
+  assert_int_equal(ixr_serve_fd(f->rt, ifd, ofd, IXR_SERVE_STOP_AT_EOF), 0);
+  assert_int_equal(ixr_run(f->rt), 0);
+  close(ifd);
+  close(ofd);
+  assert_true(tcap_find(&f->cap, mark, "\"ended\"", "\"s1\"", "\"reason\":\"routing\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, mark, "\"started\"", "\"s2\"", NULL) >= 0);
+  FILE *fp = fopen(out, "r");
+  assert_non_null(fp);
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+  fclose(fp);
+  buf[n] = '\0';
+  assert_null(strstr(buf, "\"s2\""));
+}
+
+/* core.replace reads the event raw (a metamethod that raised there used
+ * to abort the process: no protected call is around it while a flow
+ * runs), and from the session's own flow it stops that flow, as
+ * session:exit does. */
+static void test_replace_from_the_flow(void **state) {
+  fixture *f = *state;
+  present(f, "X", "metareplace");
+  tfeed(f->rt, ROUTING);
+  size_t mark = f->cap.n;
+  feedf(f, "{\"name\":\"interaction.route.done\",\"data\":{\"interactionid\":\"X\",\"requestid\":\"r1\"}}");
+  assert_true(tcap_find(&f->cap, mark, "\"ended\"", "\"s1\"", "\"reason\":\"routing\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, mark, "\"started\"", "\"s2\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, mark, "\"after_replace\"", NULL) < 0);
+  assert_true(tcap_find(&f->cap, mark, "\"error\"", NULL) < 0);
+}
+
 /* The present after routing goes to the strategy's own handler for it,
  * which replaces the standard one (CONTRACT.md); it used to be taken by
  * the runtime before any handler. */
@@ -727,6 +803,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_present_after_routing_loses_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_own_present_handler_after_routing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replace_from_a_timer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_replace_from_the_flow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_replace_from_a_timer_keeps_the_stream, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -304,8 +304,9 @@ function core.ending(session) end
 
 ---The session lost control (core.ending) and its interaction is presented
 ---again by event: ends it with its pending reason and starts a new session
----for the event. A present whose strategy cannot start replaces nothing
----(false; its error line says why).
+---for the event (its fields read raw). A present whose strategy cannot
+---start replaces nothing (false; its error line says why). From the
+---session's own flow, that flow stops there, as after session:exit.
 ---@param session ixr.Session
 ---@param event ixr.Event
 ---@return boolean replaced
