@@ -443,6 +443,12 @@ static void test_watch_not_starved_by_other_writes(void **state) {
   assert_int_equal(gen, 2);
 }
 
+static void remove_tree(const char *path) {
+  char cmd[4200];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+  assert_int_equal(system(cmd), 0);
+}
+
 /* The handlers directory replaced as a whole (mv new handlers): watched
  * again where its path now leads. It used to stop the watch, silently. */
 static char *moved_aside;
@@ -470,9 +476,7 @@ static void test_watch_follows_a_replaced_handlers_dir(void **state) {
   watchctx w;
   uint64_t gen = run_watched(f, 100, on_swap_dir_step, 400, 1500, &w);
   assert_int_equal(w.writes, 2);
-  char cmd[1100];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", old);
-  assert_int_equal(system(cmd), 0);
+  remove_tree(old);
   if (gen != 3) {
     fprintf(stderr, "generation %llu; log:\n%s\n", (unsigned long long)gen,
             f->cap.log ? f->cap.log : "");
@@ -480,35 +484,46 @@ static void test_watch_follows_a_replaced_handlers_dir(void **state) {
   }
 }
 
+/* A strategy that answers with action 'vN', at path. */
+static void write_version(const char *path, int v) {
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  fprintf(fp, "return { start = function(session) session:action('v%d') end }\n", v);
+  fclose(fp);
+}
+
+/* A directory beside the handlers (dir + suffix) holding version 1 of a
+ * strategy file `name`, whose path goes into target; returns the
+ * directory (static). */
+static const char *outside_target(fixture *f, const char *suffix, const char *name,
+                                  char *target, size_t len) {
+  static char ext[512];
+  snprintf(ext, sizeof(ext), "%s%s", f->dir, suffix);
+  assert_int_equal(mkdir(ext, 0755), 0);
+  snprintf(target, len, "%s/%s", ext, name);
+  write_version(target, 1);
+  return ext;
+}
+
 /* A strategy file that is a symlink: an edit where it leads is seen. */
 static char link_target[600];
 
 static void on_link_edit(uv_timer_t *t) {
   watchctx *w = t->data;
-  FILE *fp = fopen(link_target, "w");
-  assert_non_null(fp);
-  fputs("return { start = function(session) session:action('v2') end }\n", fp);
-  fclose(fp);
+  write_version(link_target, 2);
   w->writes++;
   uv_timer_stop(t);
 }
 
 static void test_watch_follows_a_symlinked_strategy(void **state) {
   fixture *f = *state;
-  char ext[512], link[600];
-  snprintf(ext, sizeof(ext), "%s-ext", f->dir);
-  assert_int_equal(mkdir(ext, 0755), 0);
-  snprintf(link_target, sizeof(link_target), "%s/t.lua", ext);
-  FILE *fp = fopen(link_target, "w");
-  fputs("return { start = function(session) session:action('v1') end }\n", fp);
-  fclose(fp);
+  const char *ext = outside_target(f, "-ext", "t.lua", link_target, sizeof(link_target));
+  char link[600];
   snprintf(link, sizeof(link), "%s/t.lua", f->dir);
   assert_int_equal(symlink(link_target, link), 0);
   watchctx w;
   uint64_t gen = run_watched(f, 100, on_link_edit, 200, 1000, &w);
-  char cmd[1100];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ext);
-  assert_int_equal(system(cmd), 0);
+  remove_tree(ext);
   assert_int_equal(w.writes, 1);
   assert_int_equal(gen, 2);
 }
@@ -519,16 +534,13 @@ static char late_target[600];
 static void on_late_link_step(uv_timer_t *t) {
   watchctx *w = t->data;
   char link[600];
-  FILE *fp;
   switch (w->writes++) {
     case 0: /* the link appears: a new strategy (generation 2) */
       snprintf(link, sizeof(link), "%s/late.lua", w->dir);
       assert_int_equal(symlink(late_target, link), 0);
       break;
     case 1: /* its target edited (generation 3) */
-      fp = fopen(late_target, "w");
-      fputs("return { start = function(session) session:action('v2') end }\n", fp);
-      fclose(fp);
+      write_version(late_target, 2);
       uv_timer_stop(t);
       break;
   }
@@ -536,18 +548,10 @@ static void on_late_link_step(uv_timer_t *t) {
 
 static void test_watch_follows_a_symlink_made_later(void **state) {
   fixture *f = *state;
-  char ext[512];
-  snprintf(ext, sizeof(ext), "%s-late", f->dir);
-  assert_int_equal(mkdir(ext, 0755), 0);
-  snprintf(late_target, sizeof(late_target), "%s/late.lua", ext);
-  FILE *fp = fopen(late_target, "w");
-  fputs("return { start = function(session) session:action('v1') end }\n", fp);
-  fclose(fp);
+  const char *ext = outside_target(f, "-late", "late.lua", late_target, sizeof(late_target));
   watchctx w;
   uint64_t gen = run_watched(f, 100, on_late_link_step, 400, 1400, &w);
-  char cmd[1100];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ext);
-  assert_int_equal(system(cmd), 0);
+  remove_tree(ext);
   assert_int_equal(w.writes, 2);
   assert_int_equal(gen, 3);
 }
@@ -583,8 +587,9 @@ static void test_watch_follows_a_replaced_lua_dir(void **state) {
   watchctx w;
   uint64_t gen = run_watched(f, 100, on_lua_swap_step, 400, 1400, &w);
   watched_lua_dir = NULL;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s.old'", lua_copy, lua_copy);
-  assert_int_equal(system(cmd), 0);
+  remove_tree(lua_copy);
+  snprintf(cmd, sizeof(cmd), "%s.old", lua_copy);
+  remove_tree(cmd);
   assert_int_equal(w.writes, 2);
   assert_int_equal(gen, 3);
 }
