@@ -505,6 +505,7 @@ struct ixr_runtime {
   uint64_t loaded_fp;      /* reload.c: the .lua files as the generation in
                               service was built from them, if valid */
   bool loaded_fp_valid;
+  int walk_dirs;           /* luahost.c: directories of the current walk */
   ixr__sink *line_from;    /* dispatch.c: the stream of the event in
                               progress (NULL: none, or a timer) */
 
@@ -684,6 +685,25 @@ int ixr__modules_capture(ixr_runtime *rt, ixr__buf *errors);
 /* How deep below lua/ and the handlers dir module files are read (and
  * --watch looks). */
 #define IXR__MODULE_DEPTH 8
+/* Directories looked at in one walk of the handlers directory or the
+ * standard library (loading, fingerprinting, watching): a symlink to a
+ * large tree (/, /usr) must not hold the loop for seconds. */
+#define IXR__MAX_WALK_DIRS 1000
+
+/* A directory name that can be one part of a module name (require("a.b")
+ * is a/b.lua): letters, digits, '_' and '-'. Other directories (lost+found,
+ * a.b, names with spaces or beyond ASCII) hold no modules: they are not
+ * read, fingerprinted or watched. */
+static inline bool ixr__module_dir_ok(const char *s) {
+  if (*s == '\0') return false;
+  for (; *s; s++) {
+    char c = *s;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
 /* [-0, +1 on success] ixr__load_file for the strategy file `name`, from the
  * text ixr__modules_capture kept (else from disk). */
 int ixr__load_strategy_file(ixr_runtime *rt, const char *name, const char *path,

@@ -1022,8 +1022,21 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
        * lost+found, say) holds modules: only its problems count. */
       int ml = snprintf(mod, sizeof(mod), "%s%s", prefix, n);
       if (depth >= IXR__MODULE_DEPTH || ml + 1 >= (int)sizeof(mod) ||
-          !module_name_ok(mod, (size_t)ml))
+          !ixr__module_dir_ok(n) || !module_name_ok(mod, (size_t)ml))
         continue;
+      if (++rt->walk_dirs > IXR__MAX_WALK_DIRS) {
+        if (rt->walk_dirs == IXR__MAX_WALK_DIRS + 1) {
+          char msg[4300];
+          int k = snprintf(msg, sizeof(msg),
+                           "%s: more than %d directories of modules (a symlink to a "
+                           "large tree?): the rest is not read\n",
+                           path, IXR__MAX_WALK_DIRS);
+          if (k > (int)sizeof(msg) - 1) k = (int)sizeof(msg) - 1;
+          ixr__buf_append(errors, msg, (size_t)k);
+          problems++;
+        }
+        continue;
+      }
       mod[ml] = '.';
       mod[ml + 1] = '\0';
       problems += capture_dir(rt, sources, path, mod, depth + 1, standard, errors);
@@ -1076,7 +1089,9 @@ int ixr__modules_capture(ixr_runtime *rt, ixr__buf *errors) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &LOADED_KEY);
   lua_rawgetp(L, -1, &SOURCES_KEY);
   int sources = lua_gettop(L);
+  rt->walk_dirs = 0;
   int problems = capture_dir(rt, sources, rt->lua_dir, "", 0, true, errors);
+  rt->walk_dirs = 0;
   problems += capture_dir(rt, sources, rt->handlers_dir, "", 0, false, errors);
   lua_pop(L, 2);
   return problems;

@@ -196,6 +196,7 @@ struct watcher {
   unsigned open;        /* handles whose close callback is pending */
   uint64_t files_fp;    /* the .lua files as of the last look (fingerprint) */
   uint64_t burst_start; /* loop time of the first event not looked at yet */
+  int walk;             /* directories of the current watch_tree walk */
 };
 
 /* A burst of writes puts the look off at most this long: a file written
@@ -215,7 +216,7 @@ static bool lua_file_name(const char *n) {
 }
 
 /* FNV-1a over the names and bytes of every .lua file under dir. */
-static uint64_t fingerprint_dir(const char *dir, int depth, uint64_t h) {
+static uint64_t fingerprint_dir(const char *dir, int depth, uint64_t h, int *dirs) {
   DIR *d = opendir(dir);
   if (d == NULL) return h;
   struct dirent *e;
@@ -227,7 +228,10 @@ static uint64_t fingerprint_dir(const char *dir, int depth, uint64_t h) {
     struct stat sb;
     if (stat(path, &sb) != 0) continue;
     if (S_ISDIR(sb.st_mode)) {
-      if (depth < IXR__MODULE_DEPTH) h = fingerprint_dir(path, depth + 1, h);
+      /* the directories a load reads (capture_dir), no others */
+      if (depth < IXR__MODULE_DEPTH && ixr__module_dir_ok(e->d_name) &&
+          ++*dirs <= IXR__MAX_WALK_DIRS)
+        h = fingerprint_dir(path, depth + 1, h, dirs);
       continue;
     }
     if (!S_ISREG(sb.st_mode) || !lua_file_name(e->d_name)) continue;
@@ -249,8 +253,10 @@ static uint64_t fingerprint_dir(const char *dir, int depth, uint64_t h) {
  * the same one: a fingerprint is only compared with the last one. */
 static uint64_t fingerprint(ixr_runtime *rt) {
   uint64_t h = 14695981039346656037ull;
-  h = fingerprint_dir(rt->handlers_dir, 0, h);
-  return fingerprint_dir(rt->lua_dir, 0, h);
+  int dirs = 0;
+  h = fingerprint_dir(rt->handlers_dir, 0, h, &dirs);
+  dirs = 0;
+  return fingerprint_dir(rt->lua_dir, 0, h, &dirs);
 }
 
 uint64_t ixr__files_fingerprint(ixr_runtime *rt) { return fingerprint(rt); }
@@ -268,9 +274,39 @@ static void look_later(watcher *w) {
   uv_timer_start(&w->debounce, on_debounced, due - now, 0);
 }
 
+static void on_dir_closed(uv_handle_t *h);
+static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status);
+
+/* Handles of directories that are gone (removed, moved out of the tree):
+ * closed, so that a tree whose directories come and go does not pile up
+ * handles until inotify's limit. Top directories and their parents stay:
+ * they are watched by path. Called at each look. */
+static void prune(watcher *w) {
+  int kept = 0;
+  for (int i = 0; i < w->ndirs; i++) {
+    watched *d = w->dirs[i];
+    struct stat sb;
+    bool gone = d->child == NULL && (d->depth > 0 || d->link) &&
+                (stat(d->path, &sb) != 0 || !S_ISDIR(sb.st_mode));
+    if (gone) {
+      uv_close((uv_handle_t *)&d->h, on_dir_closed);
+      continue;
+    }
+    /* Where a link leads may be a new directory under the same path
+     * (replaced while the link stayed): watched again. */
+    if (d->link) {
+      uv_fs_event_stop(&d->h);
+      uv_fs_event_start(&d->h, on_fs_event, d->path, 0);
+    }
+    w->dirs[kept++] = d;
+  }
+  w->ndirs = kept;
+}
+
 static void on_debounced(uv_timer_t *t) {
   watcher *w = t->data;
   ixr_runtime *rt = w->rt;
+  prune(w);
   /* Saving often touches a file without changing it, or writes an
    * editor's own files beside it: reload (which resets module state) only
    * when the name or the bytes of a .lua file changed. */
@@ -315,7 +351,7 @@ static void on_fs_event(uv_fs_event_t *h, const char *file, int events,
   if (!d->link && file != NULL && file[0] != '.' &&
       snprintf(path, sizeof(path), "%s/%s", d->path, file) < (int)sizeof(path) &&
       stat(path, &sb) == 0) {
-    if (S_ISDIR(sb.st_mode) && !lua_file_name(file) && d->depth < IXR__MODULE_DEPTH &&
+    if (S_ISDIR(sb.st_mode) && ixr__module_dir_ok(file) && d->depth < IXR__MODULE_DEPTH &&
         watch_tree(w, path, d->depth + 1) != 0)
       ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s", path);
     else if (S_ISREG(sb.st_mode) && lua_file_name(file) && lstat(path, &lb) == 0 &&
@@ -418,17 +454,25 @@ static void watch_link_target(watcher *w, const char *link) {
   if (slash != NULL) {
     if (slash == real) slash[1] = '\0';
     else *slash = '\0';
-    bool known = false;
-    for (int i = 0; i < w->ndirs && !known; i++)
-      known = w->dirs[i]->link && strcmp(w->dirs[i]->path, real) == 0;
-    if (!known && watch_dir_as(w, real, IXR__MODULE_DEPTH, NULL, NULL, true) != 0)
+    /* Watched again if it was already: the directory may be a new one
+     * under the same path. */
+    if (watch_dir_as(w, real, IXR__MODULE_DEPTH, NULL, NULL, true) != 0)
       ixr__log(w->rt, IXR_LOG_WARN, "watch: cannot watch %s (where %s leads)", real, link);
   }
   free(real);
 }
 
-/* The directory and its subdirectories, down to IXR__MODULE_DEPTH. */
+/* The directory and its subdirectories that can hold modules, down to
+ * IXR__MODULE_DEPTH. Only the top one failing fails the watch: a
+ * subdirectory that cannot be watched is warned of. */
+static int walk_tree(watcher *w, const char *dir, int depth);
+
 static int watch_tree(watcher *w, const char *dir, int depth) {
+  w->walk = 0;
+  return walk_tree(w, dir, depth);
+}
+
+static int walk_tree(watcher *w, const char *dir, int depth) {
   int rc = watch_dir(w, dir, depth);
   if (rc != 0 || depth >= IXR__MODULE_DEPTH) return rc;
   DIR *dh = opendir(dir);
@@ -444,8 +488,11 @@ static int watch_tree(watcher *w, const char *dir, int depth) {
       continue;
     struct stat sb, lb;
     if (stat(sub, &sb) != 0) continue;
-    if (S_ISDIR(sb.st_mode)) rc = watch_tree(w, sub, depth + 1);
-    else if (S_ISREG(sb.st_mode) && lua_file_name(e->d_name) &&
+    if (S_ISDIR(sb.st_mode)) {
+      if (ixr__module_dir_ok(e->d_name) && ++w->walk <= IXR__MAX_WALK_DIRS &&
+          walk_tree(w, sub, depth + 1) != 0)
+        ixr__log(w->rt, IXR_LOG_WARN, "watch: %s is not watched", sub);
+    } else if (S_ISREG(sb.st_mode) && lua_file_name(e->d_name) &&
              lstat(sub, &lb) == 0 && S_ISLNK(lb.st_mode))
       watch_link_target(w, sub);
   }

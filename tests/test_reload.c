@@ -556,6 +556,36 @@ static void test_watch_follows_a_symlink_made_later(void **state) {
   assert_int_equal(gen, 3);
 }
 
+/* The directory a symlinked strategy leads to, replaced under the same
+ * path (the link unchanged): its files are watched again. */
+static void on_target_dir_step(uv_timer_t *t) {
+  watchctx *w = t->data;
+  char dir[600];
+  snprintf(dir, sizeof(dir), "%s", link_target);
+  *strrchr(dir, '/') = '\0';
+  if (w->writes++ == 0) {
+    remove_tree(dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    write_version(link_target, 2); /* generation 2 */
+  } else {
+    write_version(link_target, 3); /* generation 3: seen in the new directory */
+    uv_timer_stop(t);
+  }
+}
+
+static void test_watch_follows_a_replaced_link_target_dir(void **state) {
+  fixture *f = *state;
+  const char *ext = outside_target(f, "-tgt", "t.lua", link_target, sizeof(link_target));
+  char link[600];
+  snprintf(link, sizeof(link), "%s/t.lua", f->dir);
+  assert_int_equal(symlink(link_target, link), 0);
+  watchctx w;
+  uint64_t gen = run_watched(f, 100, on_target_dir_step, 500, 1600, &w);
+  remove_tree(ext);
+  assert_int_equal(w.writes, 2);
+  assert_int_equal(gen, 3);
+}
+
 /* The standard library replaced as a whole, beside the handlers directory
  * (one parent for both, as in the source tree): followed as well. */
 static char lua_copy[512];
@@ -663,6 +693,21 @@ static void test_module_returning_nothing_is_refused(void **state) {
   assert_int_equal(ixr_reload(f->rt, &res), 0);
 }
 
+/* A symlink to / among the module directories used to keep the loop
+ * walking the whole file system (to 8 levels, /proc included) at every
+ * load: the walk stops after 1,000 directories, and says so. */
+static void test_link_to_a_large_tree_is_bounded(void **state) {
+  fixture *f = *state;
+  char link[600];
+  snprintf(link, sizeof(link), "%s/root", f->dir);
+  assert_int_equal(symlink("/", link), 0);
+  ixr_reload_result res;
+  assert_int_equal(ixr_reload(f->rt, &res), IXR_ESTRATEGY);
+  assert_non_null(strstr(res.errors, "more than 1000 directories of modules"));
+  assert_true(res.ms < 10000);
+  unlink(link);
+}
+
 /* A FIFO named like a strategy used to block the whole runtime in the
  * reload until something wrote to it. */
 static void test_fifo_named_lua_does_not_block(void **state) {
@@ -711,6 +756,8 @@ static void test_unreadable_module_dir_refuses_the_reload(void **state) {
     o.on_log = NULL;
     ixr_runtime *rt;
     if (ixr_new(&rt, &o) != 0) _exit(12);
+    /* an unreadable subdirectory (lost+found) is no reason not to watch */
+    if (ixr_watch(rt, 100) != 0) _exit(16);
     ixr_reload_result res;
     if (strstr(ixr_reload(rt, &res) == 0 ? "" : res.errors, "lost+found") != NULL) _exit(15);
     int rc = ixr_reload(rt, &res);
@@ -918,10 +965,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_watch_follows_a_symlinked_strategy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_sees_a_change_made_during_the_first_load, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_follows_a_symlink_made_later, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watch_follows_a_replaced_link_target_dir, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_follows_a_replaced_lua_dir, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_after_a_reload_by_hand, setup, teardown),
       cmocka_unit_test_setup_teardown(test_module_returning_nothing_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fifo_named_lua_does_not_block, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_link_to_a_large_tree_is_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unreadable_module_dir_refuses_the_reload, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reload_under_load, setup_load, teardown),
   };
