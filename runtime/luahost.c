@@ -1045,8 +1045,23 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
     if (!S_ISREG(sb.st_mode) || nl < 5 || strcmp(n + nl - 4, ".lua") != 0) continue;
     int ml = snprintf(mod, sizeof(mod), "%s%.*s", prefix, (int)(nl - 4), n);
     if (ml >= (int)sizeof(mod) || !module_name_ok(mod, (size_t)ml)) continue;
-    if (lua_getfield(L, sources, mod) != LUA_TNIL) { /* lua/ comes first */
-      lua_pop(L, 1);
+    if (lua_getfield(L, sources, mod) != LUA_TNIL) {
+      /* lua/ comes first; two files of the same tree for one module
+       * (a.b.lua and a/b.lua) would leave which one require loads to the
+       * order of a directory listing: a problem. */
+      lua_rawgeti(L, -1, 2);
+      const char *other = lua_tostring(L, -1);
+      size_t dl = strlen(rt->lua_dir);
+      bool from_std = other != NULL && strncmp(other, rt->lua_dir, dl) == 0 && other[dl] == '/';
+      if (standard == from_std) {
+        char msg[9000];
+        int k = snprintf(msg, sizeof(msg), "%s: module '%s' is %s as well: rename one\n",
+                         path, mod, other ? other : "?");
+        if (k > (int)sizeof(msg) - 1) k = (int)sizeof(msg) - 1;
+        ixr__buf_append(errors, msg, (size_t)k);
+        problems++;
+      }
+      lua_pop(L, 2);
       continue;
     }
     lua_pop(L, 1);

@@ -708,6 +708,23 @@ static void test_link_to_a_large_tree_is_bounded(void **state) {
   unlink(link);
 }
 
+/* a.b.lua and a/b.lua are both module a.b: which one require loaded
+ * depended on the order of a directory listing. A problem now. */
+static void test_one_module_two_files_is_a_problem(void **state) {
+  fixture *f = *state;
+  char dir[600];
+  snprintf(dir, sizeof(dir), "%s/lib", f->dir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(dir, sizeof(dir), "%s/lib/a", f->dir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  tdir_write(f->dir, "lib/a.b.lua", "return { v = 1 }\n");
+  tdir_write(f->dir, "lib/a/b.lua", "return { v = 2 }\n");
+  ixr_reload_result res;
+  assert_int_equal(ixr_reload(f->rt, &res), IXR_ESTRATEGY);
+  assert_non_null(strstr(res.errors, "module 'lib.a.b' is "));
+  assert_non_null(strstr(res.errors, "as well: rename one"));
+}
+
 /* A FIFO named like a strategy used to block the whole runtime in the
  * reload until something wrote to it. */
 static void test_fifo_named_lua_does_not_block(void **state) {
@@ -970,6 +987,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_watch_after_a_reload_by_hand, setup, teardown),
       cmocka_unit_test_setup_teardown(test_module_returning_nothing_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fifo_named_lua_does_not_block, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_one_module_two_files_is_a_problem, setup, teardown),
       cmocka_unit_test_setup_teardown(test_link_to_a_large_tree_is_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unreadable_module_dir_refuses_the_reload, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reload_under_load, setup_load, teardown),
