@@ -347,7 +347,6 @@ void ixr__session_suspend(ixr_runtime *rt, ixr__session *s, const char *reason) 
   rt->sessions_active--;
   rt->sessions_suspended++;
   ixr__emit_session(rt, s, "suspended", reason);
-  if (s->state != IXR__SUSPENDED) return; /* ended by an output callback */
   uint64_t ms = (uint64_t)ceil(s->strategy->requeue_timeout * 1000.0);
   if (ixr__timer_start(rt, &s->wait_timer, IXR__TIMER_FLOW, ms) != 0) {
     ixr__log(rt, IXR_LOG_ERROR,

@@ -24,7 +24,13 @@ static double ms_since(uint64_t t0) {
   return (double)(uv_hrtime() - t0) / 1e6;
 }
 
-int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
+static int reload(ixr_runtime *rt, ixr_reload_result *res, const uint64_t *files_fp);
+
+int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) { return reload(rt, res, NULL); }
+
+/* files_fp: the watch's fingerprint of the files, taken just now (NULL:
+ * taken here when watching). */
+static int reload(ixr_runtime *rt, ixr_reload_result *res, const uint64_t *files_fp) {
   ixr_reload_result local;
   if (res == NULL) res = &local;
   memset(res, 0, sizeof(*res));
@@ -40,7 +46,8 @@ int ixr_reload(ixr_runtime *rt, ixr_reload_result *res) {
   int saved = ixr__modules_save(rt);
   /* While watching: the files as this reload reads them, so that the
    * watch does not reload them again (SIGHUP after an edit). */
-  uint64_t fp = rt->watch != NULL ? ixr__files_fingerprint(rt) : 0;
+  uint64_t fp = files_fp != NULL ? *files_fp
+                : rt->watch != NULL ? ixr__files_fingerprint(rt) : 0;
   ixr__generation g;
   int problems = ixr__generation_build(rt, &g);
   res->files = g.files;
@@ -315,10 +322,9 @@ static void on_debounced(uv_timer_t *t) {
     ixr__log(rt, IXR_LOG_DEBUG, "watch: no .lua file changed: not reloading");
     return;
   }
-  w->files_fp = fp;
   rt->in_uv_cb++;
   ixr__log(rt, IXR_LOG_INFO, "watch: files changed: reloading");
-  ixr_reload(rt, NULL);
+  reload(rt, NULL, &fp); /* takes fp as the files looked at */
   rt->in_uv_cb--;
   ixr__leave(rt);
 }

@@ -541,7 +541,7 @@ static int c_resume(lua_State *L) {
                       (lua_Integer)s->id);
   check_can_start(L, rt, "core.resume");
   ixr__session_resume(rt, s);
-  if (s->state == IXR__ACTIVE) start_flow(L, rt, s); /* not ended meanwhile */
+  start_flow(L, rt, s);
   return 0;
 }
 

@@ -213,6 +213,16 @@ static void test_new_without_standard_library(void **state) {
   assert_non_null(strstr(f->cap.log, "ixr.multimedia"));
 }
 
+/* f->rt on the manual clock, its log into cb(ud) from level on. */
+static void new_logging(fixture *f, ixr_log_cb cb, void *ud, ixr_log_level level) {
+  ixr_options o;
+  opts(f, &o, IXR_CLOCK_MANUAL);
+  o.on_log = cb;
+  o.log_ud = ud;
+  o.log_level = level;
+  assert_int_equal(ixr_new(&f->rt, &o), 0);
+}
+
 /* The standard library cannot load under a cap far too small: that is no
  * strategy's fault, and ixr_new says so (it used to say IXR_ESTRATEGY). */
 static void test_new_under_a_tiny_memory_cap(void **state) {
@@ -248,11 +258,9 @@ static void test_log_records_are_single_lines(void **state) {
   tdir_write(f->dir, "b.lua", "return 5\n");
   tdir_write(f->dir, "c.lua", "error('two\\nlines')\n");
   logcheck c = {0, 0};
-  ixr_options o;
-  opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_log = logcheck_cb;
-  o.log_ud = &c;
-  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  ixr_options defaults;
+  ixr_options_init(&defaults);
+  new_logging(f, logcheck_cb, &c, defaults.log_level);
   assert_true(c.records >= 3);
   tdir_write(f->dir, "default.lua", "return {\n");
   assert_int_equal(ixr_reload(f->rt, NULL), IXR_ESTRATEGY);
@@ -280,12 +288,7 @@ static void test_log_record_keeps_context_and_characters(void **state) {
              "end }\n");
   logkeep k;
   memset(&k, 0, sizeof(k));
-  ixr_options o;
-  opts(f, &o, IXR_CLOCK_MANUAL);
-  o.on_log = logkeep_cb;
-  o.log_ud = &k;
-  o.log_level = IXR_LOG_INFO;
-  assert_int_equal(ixr_new(&f->rt, &o), 0);
+  new_logging(f, logkeep_cb, &k, IXR_LOG_INFO);
   tfeed(f->rt, "{\"name\":\"interaction.present\",\"data\":{\"interactionid\":\"L\",\"strategy\":\"logs\"}}");
   assert_true(k.records >= 62);
   assert_int_equal(k.broken, 0);

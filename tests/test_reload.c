@@ -505,8 +505,20 @@ static const char *outside_target(fixture *f, const char *suffix, const char *na
   return ext;
 }
 
-/* A strategy file that is a symlink: an edit where it leads is seen. */
+/* handlers/t.lua, a symlink to version 1 of a strategy in a directory
+ * beside the handlers (dir + suffix), whose path goes into link_target;
+ * returns that directory. */
 static char link_target[600];
+
+static const char *linked_strategy(fixture *f, const char *suffix) {
+  const char *ext = outside_target(f, suffix, "t.lua", link_target, sizeof(link_target));
+  char link[600];
+  snprintf(link, sizeof(link), "%s/t.lua", f->dir);
+  assert_int_equal(symlink(link_target, link), 0);
+  return ext;
+}
+
+/* A strategy file that is a symlink: an edit where it leads is seen. */
 
 static void on_link_edit(uv_timer_t *t) {
   watchctx *w = t->data;
@@ -517,10 +529,7 @@ static void on_link_edit(uv_timer_t *t) {
 
 static void test_watch_follows_a_symlinked_strategy(void **state) {
   fixture *f = *state;
-  const char *ext = outside_target(f, "-ext", "t.lua", link_target, sizeof(link_target));
-  char link[600];
-  snprintf(link, sizeof(link), "%s/t.lua", f->dir);
-  assert_int_equal(symlink(link_target, link), 0);
+  const char *ext = linked_strategy(f, "-ext");
   watchctx w;
   uint64_t gen = run_watched(f, 100, on_link_edit, 200, 1000, &w);
   remove_tree(ext);
@@ -575,10 +584,7 @@ static void on_target_dir_step(uv_timer_t *t) {
 
 static void test_watch_follows_a_replaced_link_target_dir(void **state) {
   fixture *f = *state;
-  const char *ext = outside_target(f, "-tgt", "t.lua", link_target, sizeof(link_target));
-  char link[600];
-  snprintf(link, sizeof(link), "%s/t.lua", f->dir);
-  assert_int_equal(symlink(link_target, link), 0);
+  const char *ext = linked_strategy(f, "-tgt");
   watchctx w;
   uint64_t gen = run_watched(f, 100, on_target_dir_step, 500, 1600, &w);
   remove_tree(ext);
@@ -766,11 +772,7 @@ static void test_unreadable_module_dir_refuses_the_reload(void **state) {
     if (root && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(10);
     if (!root && chmod(lib, 0) != 0) _exit(11);
     ixr_options o;
-    ixr_options_init(&o);
-    o.handlers_dir = f->dir;
-    o.clock = IXR_CLOCK_MANUAL;
-    o.log_level = IXR_LOG_ERROR;
-    o.on_log = NULL;
+    topts(&o, f->dir, &f->cap); /* the child's log stays in its copy */
     ixr_runtime *rt;
     if (ixr_new(&rt, &o) != 0) _exit(12);
     /* an unreadable subdirectory (lost+found) is no reason not to watch */
