@@ -484,8 +484,6 @@ static int c_state(lua_State *L) {
   return 1;
 }
 
-/* core.suspend(session, reason): stops the flow (its pending request or wait
- * is cancelled), emits "suspended" and arms the requeue timeout. */
 static const char *check_reason(lua_State *L, int arg) {
   size_t len;
   const char *reason = luaL_checklstring(L, arg, &len);
@@ -493,10 +491,17 @@ static const char *check_reason(lua_State *L, int arg) {
   return reason;
 }
 
+/* core.suspend(session, reason): stops the flow (its pending request or wait
+ * is cancelled), emits "suspended" and arms the requeue timeout. */
 static int c_suspend(lua_State *L) {
   ixr__session *s = check_live(L, 1);
   const char *reason = check_reason(L, 2);
+  bool in_flow = (L == s->co);
   ixr__session_suspend(ixr__runtime_of(L), s, reason);
+  /* From the session's own flow (a flow that waited for notcontrolled and
+   * calls the standard handler): the flow is cancelled by the suspension,
+   * so it stops here, as after session:exit. */
+  if (in_flow && s->state == IXR__SUSPENDED && lua_isyieldable(L)) return lua_yield(L, 0);
   return 0;
 }
 

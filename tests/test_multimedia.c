@@ -387,6 +387,58 @@ static void test_override_calls_standard(void **state) {
   assert_true(saw > 0 && sus > saw);
 }
 
+/* A flow that waits for a standard event itself takes it: the standard
+ * handler does not run (the flow is the nearer handler, docs/protocol.md
+ * "Routing events to sessions"). Calling the standard handler from the
+ * flow keeps the standard outcome, and the flow stops there: a suspension
+ * from the flow's own code ends the flow as session:exit does (nothing
+ * after the call runs, no error for acting while suspended). */
+static void test_flow_waits_for_standard_events(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "waiter.lua",
+             "local mm = require('ixr.multimedia')\n"
+             "return { requeue_timeout = 10,\n"
+             "  start = function(session, event)\n"
+             "    if event.requeued then\n"
+             "      local del = session:wait('interaction.deleted')\n"
+             "      session:action('saw_deleted', {})\n"
+             "      mm.requeue.deleted(session, del)\n"
+             "      session:action('after_deleted', {})\n"
+             "      return\n"
+             "    end\n"
+             "    local ev = session:wait('interaction.notcontrolled')\n"
+             "    session:action('saw', { resultof = ev.data.resultof })\n"
+             "    if ev.data.resultof == 'keep' then session:wait('interaction.finish') end\n"
+             "    mm.requeue.notcontrolled(session, ev)\n"
+             "    session:action('after_suspend', {})\n"
+             "  end }\n");
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  /* Taken by the flow: no suspension unless the flow asks for one. */
+  present(f, "K", "waiter");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"K\",\"resultof\":\"keep\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"saw\"", "\"K\"", "\"resultof\":\"keep\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"suspended\"", "\"K\"", NULL) < 0);
+  assert_true(tcap_find(&f->cap, 0, "\"ended\"", "\"K\"", NULL) < 0);
+  /* The flow calls the standard handler: suspended, and the flow stops. */
+  present(f, "W", "waiter");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"W\",\"resultof\":\"revoking\"}}");
+  int saw = tcap_find(&f->cap, 0, "\"saw\"", "\"W\"", "\"resultof\":\"revoking\"", NULL);
+  int sus = tcap_find(&f->cap, 0, "\"suspended\"", "\"W\"", "\"reason\":\"revoking\"", NULL);
+  assert_true(saw >= 0 && sus > saw);
+  assert_true(tcap_find(&f->cap, 0, "after_suspend", NULL) < 0);
+  assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
+  /* Presented again: resumed; deleted, taken by the flow, which ends the
+   * session through the standard handler and stops. */
+  present(f, "W", "waiter");
+  assert_true(tcap_find(&f->cap, 0, "\"resumed\"", "\"W\"", NULL) > sus);
+  feedf(f, "{\"name\":\"interaction.deleted\",\"data\":{\"interactionid\":\"W\"}}");
+  int del = tcap_find(&f->cap, 0, "\"saw_deleted\"", "\"W\"", NULL);
+  int end = tcap_find(&f->cap, 0, "\"ended\"", "\"W\"", "\"reason\":\"deleted\"", NULL);
+  assert_true(del > sus && end > del);
+  assert_true(tcap_find(&f->cap, 0, "after_deleted", NULL) < 0);
+  assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
+}
+
 /* A standard handler called by hand the wrong way (no event, the arguments
  * swapped, a colon for a dot) raises an error at the strategy's line,
  * naming itself: doing nothing would leave a deleted interaction's
@@ -791,6 +843,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_requeue_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_suspended_session_rules, setup, teardown),
       cmocka_unit_test_setup_teardown(test_override_calls_standard, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flow_waits_for_standard_events, setup, teardown),
       cmocka_unit_test_setup_teardown(test_other_interaction_is_ignored, setup, teardown),
       cmocka_unit_test_setup_teardown(test_standard_handler_called_wrong, setup, teardown),
       cmocka_unit_test_setup_teardown(test_two_switched_over_at_once, setup, teardown),
