@@ -115,6 +115,9 @@ typedef struct decoder {
   const char *expected;
   const unsigned char *at;
   bool oom;
+  /* The text of the top-level "id" member's value, once it parsed: a line
+   * that fails after it still gets its id echoed. */
+  const unsigned char *id_at, *id_end;
 } decoder;
 
 static int fail(decoder *d, const unsigned char *at, const char *msg) {
@@ -600,6 +603,7 @@ static int parse_object(decoder *d, int depth) {
   bool made = false;
   for (const char *want = "a string key or '}'";; want = "a string key") {
     if (p == end || *p != '"') return unexpected(d, p, want);
+    bool is_id = depth == 0 && end - p >= 4 && memcmp(p, "\"id\"", 4) == 0;
     d->p = p + 1;
     if (push_key(d) != 0) return -1;
     p = skip_ws(d->p, end);
@@ -611,6 +615,10 @@ static int parse_object(decoder *d, int depth) {
     } else {
       d->p = p;
       if (parse_value(d, depth + 1) != 0) return -1;
+      if (is_id) {
+        d->id_at = p;
+        d->id_end = d->p;
+      }
       nrec++;
     }
     pending++;
@@ -668,10 +676,28 @@ static int parse_value(decoder *d, int depth) {
   }
 }
 
+/* [-0, +1 | +0] after a failed decode: the value of the line's top-level
+ * "id" member, when it parsed before the failure and is a string or a
+ * number (what an error line echoes). */
+static bool push_id(const decoder *failed) {
+  if (failed->id_at == NULL || failed->oom) return false;
+  decoder e = *failed;
+  e.start = e.p = failed->id_at;
+  e.end = failed->id_end;
+  e.kc = NULL;
+  int t = LUA_TNONE;
+  if (parse_value(&e, 1) == 0) {
+    t = lua_type(e.L, -1);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) lua_pop(e.L, 1);
+  }
+  return t == LUA_TSTRING || t == LUA_TNUMBER;
+}
+
 int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
-                size_t errlen) {
+                size_t errlen, bool *id_pushed) {
   lua_State *L = rt->L;
   int top = lua_gettop(L);
+  if (id_pushed != NULL) *id_pushed = false;
   decoder d;
   d.L = L;
   d.start = (const unsigned char *)line;
@@ -681,6 +707,7 @@ int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
   d.msg = d.expected = NULL;
   d.at = NULL;
   d.oom = false;
+  d.id_at = d.id_end = NULL;
   if (d.p == d.end) {
     snprintf(err, errlen, "no JSON value");
     return IXR_EINVAL;
@@ -692,12 +719,13 @@ int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
   if (rc == 0) rc = parse_value(&d, 0);
   if (rc == 0 && skip_ws(d.p, d.end) != d.end)
     rc = fail(&d, skip_ws(d.p, d.end), "trailing garbage");
-  if (d.scratch->cap > SCRATCH_KEEP) ixr__buf_free(d.scratch);
   if (rc != 0) {
     lua_settop(L, top);
     error_message(&d, err, errlen);
-    return d.oom ? IXR_ENOMEM : IXR_EINVAL;
+    if (id_pushed != NULL) *id_pushed = push_id(&d);
   }
+  if (d.scratch->cap > SCRATCH_KEEP) ixr__buf_free(d.scratch);
+  if (rc != 0) return d.oom ? IXR_ENOMEM : IXR_EINVAL;
   if (d.kc != NULL) lua_remove(L, d.kcidx);
   IXR_STACK_CHECK(L, top, 1);
   return 0;

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -254,11 +255,24 @@ static void run_flow(ixr_runtime *rt, ixr__session *s, int nargs) {
       }
       case IXR__CALL_YIELDED:
         if (s->wait_kind == IXR__WAIT_NONE) {
-          ixr__emit_strategy_error(rt, s, "handler_error",
-                                   "the flow yielded outside session:request or "
-                                   "session:wait (coroutine.yield in a flow is "
-                                   "not supported)",
-                                   NULL);
+          /* FILE:LINE of the yield and the flow's traceback, as for any
+           * other error of a flow. */
+          char msg[600], where[300] = "";
+          lua_Debug ar;
+          for (int lv = 0; lua_getstack(co, lv, &ar); lv++)
+            if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0) {
+              snprintf(where, sizeof(where), "%s:%d: ", ar.short_src, ar.currentline);
+              break;
+            }
+          snprintf(msg, sizeof(msg),
+                   "%sthe flow yielded outside session:request or session:wait "
+                   "(coroutine.yield in a flow is not supported)",
+                   where);
+          rt->internal_alloc++; /* ixr's report: not refused at a limit */
+          luaL_traceback(L, co, NULL, 0);
+          rt->internal_alloc--;
+          ixr__emit_strategy_error(rt, s, "handler_error", msg, lua_tostring(L, -1));
+          lua_pop(L, 1);
           ixr__session_end(rt, s, "error");
         }
         break;
@@ -496,6 +510,26 @@ static void deliver(ixr_runtime *rt, ixr__session *s, int ev, const char *name,
 
 /* The strategy a present names (data.strategy; "default" without one),
  * or NULL once an error line has said why none can start. */
+/* The message for a strategy that is not in service: says so when its
+ * file is there now (added since the last load: a reload picks it up). */
+static void not_loaded(const ixr_runtime *rt, const char *name, size_t len, char *msg,
+                       size_t n) {
+  int shown = (int)(len > 100 ? 100 : len);
+  char path[4096];
+  struct stat sb;
+  if (len <= 200 &&
+      snprintf(path, sizeof(path), "%s/%.*s.lua", rt->handlers_dir, (int)len, name) <
+          (int)sizeof(path) &&
+      stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+    snprintf(msg, n,
+             "no strategy '%.*s' in service: %s/%.*s.lua was added after the "
+             "strategies were loaded (reload to load it: SIGHUP, ixr.reload, or --watch)",
+             shown, name, rt->handlers_dir, shown, name);
+  else
+    snprintf(msg, n, "no strategy '%.*s' (looked for %s/%.*s.lua)", shown, name,
+             rt->handlers_dir, shown, name);
+}
+
 static ixr__strategy *present_strategy(ixr_runtime *rt, ixr__sink *from, int data,
                                        uint64_t lineno, int id_idx) {
   lua_State *L = rt->L;
@@ -522,9 +556,7 @@ static ixr__strategy *present_strategy(ixr_runtime *rt, ixr__sink *from, int dat
                "'-' and '.' (the name of a file directly in %s)",
                (int)(slen > 100 ? 100 : slen), sname, rt->handlers_dir);
     else if (st == NULL)
-      snprintf(msg, sizeof(msg), "no strategy '%.*s' (looked for %s/%.*s.lua)",
-               (int)(slen > 100 ? 100 : slen), sname, rt->handlers_dir,
-               (int)(slen > 100 ? 100 : slen), sname);
+      not_loaded(rt, sname, slen, msg, sizeof(msg));
     else
       snprintf(msg, sizeof(msg), "%s", st->error);
     lua_pop(L, 1);
@@ -667,6 +699,12 @@ static void control(ixr_runtime *rt, ixr__sink *from, const char *name,
   ixr__control(rt, from, name, lineno, id_idx);
 }
 
+/* A decoded JSON array (only asked on the error paths: an object's keys
+ * are strings, so it has no [1]). */
+static bool is_array(lua_State *L, int idx) {
+  return lua_rawlen(L, idx) > 0 || ixr__is_marked_array(L, idx);
+}
+
 void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
   lua_State *L = rt->L;
   int ev = lua_gettop(L);
@@ -692,7 +730,9 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
   if (lua_getfield(L, ev, "name") == LUA_TSTRING) /* ev+2 */
     name = lua_tolstring(L, ev + 2, &len);
   if (name == NULL || len == 0) {
-    ixr__emit_error(rt, from, NULL, "bad_event", "name must be a non-empty string",
+    ixr__emit_error(rt, from, NULL, "bad_event",
+                    is_array(L, ev) ? "an event must be a JSON object, not an array"
+                                    : "name must be a non-empty string",
                     lineno, id_idx, NULL);
     goto done;
   }
@@ -738,7 +778,9 @@ void ixr__dispatch(ixr_runtime *rt, ixr__sink *from, uint64_t lineno) {
     iid = lua_tolstring(L, ev + 4, &iid_len);
   if (iid == NULL) {
     ixr__emit_error(rt, from, NULL, "bad_event",
-                    "data.interactionid must be a string", lineno, id_idx, NULL);
+                    data != 0 && is_array(L, data) ? "data must be an object, not an array"
+                                                   : "data.interactionid must be a string",
+                    lineno, id_idx, NULL);
     goto done;
   }
   uint32_t hash = ixr__hash(iid, iid_len);

@@ -339,10 +339,12 @@ int ixr__new_session_ud(ixr_runtime *rt, ixr__session *s);
 
 typedef struct ixr__jw ixr__jw; /* a JSON line writer */
 
-/* [-0, +1 | +0] decodes one line into a table; on failure pushes nothing
- * and writes a message into err. */
+/* [-0, +1 | +0..1] decodes one line into a table. On failure writes a
+ * message into err and pushes the line's top-level "id" if it parsed
+ * before the failure and is a string or a number (*id_pushed then true;
+ * id_pushed may be NULL: nothing pushed). */
 int ixr__decode(ixr_runtime *rt, const char *line, size_t len, char *err,
-                size_t errlen);
+                size_t errlen, bool *id_pushed);
 ixr__jw *ixr__jw_new(void);
 void ixr__jw_free(ixr__jw *w);
 void ixr__jw_begin(ixr__jw *w);

@@ -702,6 +702,11 @@ static int l_require(lua_State *L) {
     return luaL_error(L, "module '%s' not found in %s/ or %s/ (among the files "
                          "there when the strategies were loaded)",
                       name, rt->lua_dir, rt->handlers_dir);
+  /* A file that did not compile when the generation loaded: its own
+   * error, not "not found" (the file is there). */
+  if (lua_rawgeti(L, -1, 4) == LUA_TSTRING)
+    return luaL_error(L, "module '%s' did not compile: %s", name, lua_tostring(L, -1));
+  lua_pop(L, 1);
   lua_rawgeti(L, -1, 3);
   bool standard = lua_toboolean(L, -1); /* under lua/: shared, so read-only */
   lua_pop(L, 1);
@@ -985,7 +990,7 @@ void ixr__reset_modules(ixr_runtime *rt) {
 }
 
 /* Compiles every NAME.lua under dir, down to IXR__MODULE_DEPTH, into
- * sources[module] = {chunk, path, standard}, unless an earlier directory
+ * sources[module] = {chunk, path, standard[, error]}, unless an earlier directory
  * had that module; the strategy files at the top of the handlers dir are
  * kept as text instead (load_one compiles and checks them). prefix: the
  * module name of dir ("" at the top). A file that does not compile is a
@@ -1066,6 +1071,7 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
     }
     lua_pop(L, 1);
     char *err = NULL;
+    bool broken = false;
     if (!standard && depth == 0) { /* a strategy file: its text */
       ixr__buf b = {0};
       if (read_file(path, &b, &err) != 0) {
@@ -1082,12 +1088,16 @@ static int capture_dir(ixr_runtime *rt, int sources, const char *dir,
         const char *m = err ? err : "out of memory";
         ixr__buf_append(errors, m, strlen(m));
         ixr__buf_append(errors, "\n", 1);
+        /* kept with its error, for require to tell */
+        lua_pushboolean(L, false);
+        lua_pushstring(L, m);
         free(err);
-        continue;
+        broken = true;
       }
     }
-    lua_createtable(L, 3, 0);
-    lua_insert(L, -2);
+    lua_createtable(L, 4, 0);
+    lua_insert(L, broken ? -3 : -2);
+    if (broken) lua_rawseti(L, -3, 4);
     lua_rawseti(L, -2, 1);
     lua_pushstring(L, path);
     lua_rawseti(L, -2, 2);

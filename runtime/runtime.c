@@ -209,9 +209,12 @@ int ixr__decode_and_dispatch(ixr_runtime *rt, ixr__sink *from,
   while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
   if (i == len) return 0;
   char err[256];
-  if (ixr__decode(rt, line, len, err, sizeof(err)) != 0) {
+  bool id = false;
+  if (ixr__decode(rt, line, len, err, sizeof(err), &id) != 0) {
     rt->stats.events_in++;
-    ixr__emit_error(rt, from, NULL, "bad_json", err, lineno, 0, NULL);
+    ixr__emit_error(rt, from, NULL, "bad_json", err, lineno, id ? lua_gettop(rt->L) : 0,
+                    NULL);
+    if (id) lua_pop(rt->L, 1);
     return 0;
   }
   ixr__dispatch(rt, from, lineno);

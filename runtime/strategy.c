@@ -429,7 +429,11 @@ static int cmp_names(const void *a, const void *b) {
 }
 
 /* The strategy names in the handlers dir (NAME.lua files), sorted. */
-static int list_strategies(const char *dir, char ***names, size_t *count) {
+/* The strategy names in dir, sorted. A .lua file whose name cannot be a
+ * strategy's is not loaded: a warning in warnings, since nothing else
+ * would tell (a file named "new route.lua", say). */
+static int list_strategies(const char *dir, char ***names, size_t *count,
+                           ixr__buf *warnings) {
   DIR *d = opendir(dir);
   if (d == NULL) return IXR_ENOENT;
   char **v = NULL;
@@ -439,7 +443,17 @@ static int list_strategies(const char *dir, char ***names, size_t *count) {
   while ((e = readdir(d)) != NULL) {
     size_t len = strlen(e->d_name);
     if (len < 5 || strcmp(e->d_name + len - 4, ".lua") != 0) continue;
-    if (!ixr__strategy_name_ok(e->d_name, len - 4)) continue;
+    if (!ixr__strategy_name_ok(e->d_name, len - 4)) {
+      if (e->d_name[0] == '.') continue; /* an editor's hidden file */
+      char msg[600];
+      int k = snprintf(msg, sizeof(msg),
+                       "%s/%s: warning: not loaded: a strategy's name is letters, "
+                       "digits, '_', '-' and '.' (128 at most)\n",
+                       dir, e->d_name);
+      if (k > (int)sizeof(msg) - 1) k = (int)sizeof(msg) - 1;
+      ixr__buf_append(warnings, msg, (size_t)k);
+      continue;
+    }
     if (n == cap) {
       cap = cap ? cap * 2 : 16;
       char **nv = realloc(v, cap * sizeof(*nv));
@@ -548,7 +562,7 @@ static int generation_build(ixr_runtime *rt, ixr__generation *g) {
   if (load_sets(rt, &g->sets_ref, &g->errors) != 0) return 1 + module_problems;
   char **names = NULL;
   size_t n = 0;
-  rc = list_strategies(rt->handlers_dir, &names, &n);
+  rc = list_strategies(rt->handlers_dir, &names, &n, &g->warnings);
   if (rc != 0) {
     char msg[600];
     int len = snprintf(msg, sizeof(msg), "%s: cannot read the directory\n",

@@ -67,7 +67,7 @@ static void check_sentinels(lua_State *L) {
 static void decode_ok_n(fixture *f, const char *json, size_t len) {
   char err[256] = "";
   int top = lua_gettop(f->L);
-  int rc = ixr__decode(f->rt, json, len, err, sizeof(err));
+  int rc = ixr__decode(f->rt, json, len, err, sizeof(err), NULL);
   if (rc != 0) fail_msg("decode of %.200s failed: %s", json, err);
   assert_int_equal(lua_gettop(f->L), top + 1);
 }
@@ -82,7 +82,7 @@ static void decode_fail_n(fixture *f, const char *json, size_t len,
                           const char *frag) {
   char err[256] = "";
   push_sentinels(f->L);
-  int rc = ixr__decode(f->rt, json, len, err, sizeof(err));
+  int rc = ixr__decode(f->rt, json, len, err, sizeof(err), NULL);
   if (rc == 0) fail_msg("decode of %.200s succeeded", json);
   assert_int_equal(rc, IXR_EINVAL);
   assert_true(strlen(err) > 0);

@@ -236,6 +236,45 @@ static void test_waiting_flow_finishes_on_old_code(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"after_route\"", "\"v\":1", NULL) >= 0);
 }
 
+/* session.vars belong to the session, not to the code: kept across a
+ * reload that changes the strategy, for a session that is running and for
+ * one that is suspended and comes back on the new code. */
+static void test_vars_survive_a_reload(void **state) {
+  fixture *f = *state;
+  const char *v1 =
+      "return {\n"
+      "  start = function(session, event)\n"
+      "    session.vars.seen = (session.vars.seen or 0) + 1\n"
+      "    session.vars.from = session.vars.from or 'v1'\n"
+      "    session:wait('interaction.finish')\n"
+      "  end,\n"
+      "  on = { ['interaction.ping'] = function(session)\n"
+      "    session:action('vars', { code = 1, seen = session.vars.seen, from = session.vars.from })\n"
+      "  end },\n"
+      "}\n";
+  tdir_write(f->dir, "keep.lua", v1);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  present(f, "V1", "keep");
+  present(f, "V2", "keep");
+  send_ev(f, "interaction.notcontrolled", "V2", ",\"resultof\":\"revoking\"");
+  assert_true(tcap_find(&f->cap, 0, "\"suspended\"", "\"V2\"", NULL) >= 0);
+  char v2[1024];
+  snprintf(v2, sizeof(v2), "%s", v1);
+  char *code = strstr(v2, "code = 1");
+  assert_non_null(code);
+  code[7] = '2';
+  tdir_write(f->dir, "keep.lua", v2);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  send_ev(f, "interaction.ping", "V1", NULL);
+  assert_true(tcap_find(&f->cap, 0, "\"vars\"", "\"V1\"", "\"code\":2", "\"seen\":1",
+                        "\"from\":\"v1\"", NULL) >= 0);
+  present(f, "V2", "keep"); /* resumed: the flow runs again, on the new code */
+  assert_true(tcap_find(&f->cap, 0, "\"resumed\"", "\"V2\"", NULL) >= 0);
+  send_ev(f, "interaction.ping", "V2", NULL);
+  assert_true(tcap_find(&f->cap, 0, "\"vars\"", "\"V2\"", "\"code\":2", "\"seen\":2",
+                        "\"from\":\"v1\"", NULL) >= 0);
+}
+
 static void test_module_state_does_not_survive(void **state) {
   fixture *f = *state;
   tdir_write(f->dir, "lib/count.lua", "local M = { n = 0 }\nfunction M.bump() M.n = M.n + 1; return M.n end\nreturn M\n");
@@ -974,7 +1013,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_next_event_uses_new_generation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pinned_sessions_stay, setup, teardown),
       cmocka_unit_test_setup_teardown(test_waiting_flow_finishes_on_old_code, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_module_state_does_not_survive, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_vars_survive_a_reload, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_module_state_does_not_survive, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_module_is_not_a_loop, setup, teardown),
       cmocka_unit_test_setup_teardown(test_control_events, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watch_debounces, setup, teardown),

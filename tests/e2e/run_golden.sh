@@ -170,6 +170,53 @@ else
   failed=$((failed + 1))
 fi
 
+# expect NAME WANT GOT: passes when GOT matches the extended regex WANT.
+expect() {
+  if printf '%s\n' "$3" | grep -E "$2" >/dev/null; then
+    echo "PASS $1"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $1: expected /$2/, got:"
+    printf '%s\n' "$3" | sed 's/^/    | /'
+    failed=$((failed + 1))
+  fi
+}
+
+# ixr version: the program's name and version, exit 0.
+expect version '^ixr [0-9]+\.[0-9]+\.[0-9]+$' "$("$ixr" version 2>&1; echo "status $?")"
+expect version_status '^status 0$' "$("$ixr" version >/dev/null 2>&1; echo "status $?")"
+
+# At the end of its input, ixr run exits 0 without waiting for the timers of
+# live sessions (a 30 s route timeout here, on the real clock).
+start=$(date +%s)
+out=$(echo '{"name":"interaction.present","data":{"interactionid":"L1"}}' |
+  IXR_LUA_DIR=lua timeout 20 "$ixr" run --handlers tests/e2e/handlers 2>/dev/null
+  echo "status $?")
+expect eof_real_clock '"action":"route".*status 0$' "$(printf '%s' "$out" | tr '\n' ' ')"
+expect eof_no_wait '^[0-9]$' "$(($(date +%s) - start))"
+
+# --handlers defaults to ./handlers: the bundled strategies, from the root.
+out=$(echo '{"name":"interaction.present","data":{"interactionid":"D1"}}' |
+  IXR_LUA_DIR=lua "$ixr" run --clock manual 2>/dev/null)
+expect handlers_default '"action":"route".*"target":"AgentGroup:General"' "$out"
+
+# A strategy file added after the strategies were loaded is not in service
+# until a reload, and the error says so (not "looked for", as if missing).
+mkdir "$tmp/late"
+cp tests/e2e/handlers/default.lua "$tmp/late/"
+out=$( (echo '{"name":"interaction.present","data":{"interactionid":"N1"}}'
+  sleep 0.5
+  cp tests/e2e/handlers/default.lua "$tmp/late/fresh.lua"
+  echo '{"name":"interaction.present","data":{"interactionid":"N2","strategy":"fresh"}}') |
+  IXR_LUA_DIR=lua "$ixr" run --handlers "$tmp/late" --clock manual 2>/dev/null)
+expect added_after_load "strategy_not_found.*no strategy 'fresh' in service: .*/late/fresh.lua was added after the strategies were loaded" "$out"
+
+# A .lua file whose name cannot be a strategy's is not loaded, and ixr check
+# says so on standard error (a warning: exit 0 when nothing else is wrong).
+cp tests/e2e/handlers/default.lua "$tmp/late/new route.lua"
+out=$(IXR_LUA_DIR=lua "$ixr" check --handlers "$tmp/late" 2>&1; echo "status $?")
+expect check_bad_name "new route.lua: warning: not loaded: a strategy's name is.*status 0$" "$(printf '%s' "$out" | tr '\n' ' ')"
+
 if [ "$found" -eq 0 ]; then
   echo "no tests/e2e/*.ndjson cases found in $src"
   failed=$((failed + 1))

@@ -250,12 +250,17 @@ static void decode_twice(const uint8_t *data, size_t size) {
   size_t n = size < DECODE_MAX ? size : DECODE_MAX;
   char err[256];
   err[0] = '\0';
-  int rc = ixr__decode(rt, (const char *)data, n, err, sizeof(err));
+  bool id = false;
+  int rc = ixr__decode(rt, (const char *)data, n, err, sizeof(err), &id);
   if (rc != 0) {
-    if (lua_gettop(L) != top)
-      fz_fail("decode failed (%s) and left the stack %d -> %d", err, top,
-              lua_gettop(L));
+    /* Nothing, or the id it recovered: a string or a number. */
+    if (lua_gettop(L) != top + (id ? 1 : 0))
+      fz_fail("decode failed (%s) and left the stack %d -> %d (id %d)", err, top,
+              lua_gettop(L), (int)id);
+    if (id && lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+      fz_fail("decode failed and recovered an id of type %s", luaL_typename(L, -1));
     if (err[0] == '\0') fz_fail("decode failed without a message");
+    lua_settop(L, top);
     return;
   }
   if (lua_gettop(L) != top + 1)
@@ -275,7 +280,7 @@ static void decode_twice(const uint8_t *data, size_t size) {
     fz_fail("encoded value has an unexpected frame: %.*s", (int)len, line);
   if (memchr(line, '\n', len) != NULL)
     fz_fail("encoded value holds a newline: %.*s", (int)len, line);
-  rc = ixr__decode(rt, line + 5, len - 6, err, sizeof(err));
+  rc = ixr__decode(rt, line + 5, len - 6, err, sizeof(err), NULL);
   if (rc != 0)
     fz_fail("the encoding of a decoded value does not decode (%s): %.*s", err,
             (int)len, line);
