@@ -103,6 +103,10 @@ static void free_session(ixr_runtime *rt, ixr__session *s) {
 
 static void close_flows(ixr_runtime *rt);
 
+void ixr__close_cancelled(ixr_runtime *rt) {
+  if (rt->to_close_n > 0 || rt->closes_dropped > 0) close_flows(rt);
+}
+
 void ixr__reap(ixr_runtime *rt) {
   if (rt->depth > 0) return;
   close_flows(rt); /* before any session is freed: they name theirs */

@@ -299,6 +299,9 @@ void ixr__flow_cancel(ixr_runtime *rt, ixr__session *s);
 void ixr__flow_start(ixr_runtime *rt, ixr__session *s);
 void ixr__timer_fire(ixr_runtime *rt, ixr__timer *t);
 void ixr__reap(ixr_runtime *rt);
+/* Closes the flows cancelled so far (their <close> variables run), at any
+ * depth: between two units of work, such as two timers of one pass. */
+void ixr__close_cancelled(ixr_runtime *rt);
 
 /* ---- luahost.c: the Lua state and the one way into it ------------------ */
 

@@ -162,6 +162,10 @@ static void fire_due(ixr_runtime *rt, uint64_t until) {
       rt->fire_now = prev;
       rt->fire_now_set = prev_set;
     }
+    /* Each timer is a unit of work of its own: the flows it cancelled
+     * close now, so a burst of timers (a thousand sessions with the same
+     * timeout) does not fill the list that one event may fill. */
+    ixr__close_cancelled(rt);
     ixr__gc_after_work(rt);
   }
   rt->line_no = line_no;

@@ -581,6 +581,40 @@ static void test_pending_closes_are_bounded(void **state) {
   assert_true(tcap_find(&f->cap, 0, "\"started\"", "\"interactionid\":\"B\"", NULL) >= 0);
 }
 
+/* 5,000 sessions whose timers end them in the same pass (one timeout for
+ * all, a failover's burst): each timer is a unit of work of its own, so
+ * every cancelled flow is closed, none left to the bound of one event. */
+static void test_timer_burst_closes_every_flow(void **state) {
+  fixture *f = *state;
+  tdir_write(f->dir, "burst.lua",
+             "local closed = 0\n"
+             "return { defaults = 'none',\n"
+             "  start = function(session)\n"
+             "    local guard <close> = setmetatable({}, { __close = function() closed = closed + 1 end })\n"
+             "    session:after(1, function(s) s:exit('timer') end)\n"
+             "    session:wait('interaction.never')\n"
+             "  end,\n"
+             "  on = { ['interaction.report'] = function(session)\n"
+             "    session:action('closed', { n = closed }) end } }\n");
+  remove_broken_strategy(f);
+  assert_int_equal(ixr_reload(f->rt, NULL), 0);
+  enum { N = 5000 };
+  for (int i = 0; i < N; i++) {
+    char iid[32];
+    snprintf(iid, sizeof(iid), "B%d", i);
+    present_as(f, iid, "burst", "");
+  }
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":500}}");
+  present_as(f, "R", "burst", ""); /* the reporter, started later: lives on */
+  tfeed(f->rt, "{\"name\":\"clock.advance\",\"data\":{\"ms\":500}}");
+  ixr_stats st;
+  ixr_get_stats(f->rt, &st);
+  assert_int_equal(st.sessions_active, 1);
+  tfeed(f->rt, "{\"name\":\"interaction.report\",\"data\":{\"interactionid\":\"R\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"closed\"", "{\"n\":5000}", NULL) >= 0);
+  assert_true(f->cap.log == NULL || strstr(f->cap.log, "left unclosed") == NULL);
+}
+
 /* Under a per-call growth limit, flows that allocate right up to it and
  * then start a flow: for one of them the new flow's thread is the
  * allocation that crosses the limit. ixr's own bookkeeping on the main Lua
@@ -1167,6 +1201,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_wait_after_cancel_exit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wait_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancelled_flow_is_closed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_timer_burst_closes_every_flow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failing_close_is_reported, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_message_with_nul, setup, teardown),
       cmocka_unit_test_setup_teardown(test_closed_thread_keeps_upvalues, setup, teardown),
