@@ -165,8 +165,8 @@ typedef struct ixr_options {
   size_t max_line;          /* longest input line in bytes; default 1 MiB */
   size_t max_connections;   /* connections of ixr_listen open at once (each
                                may hold up to max_line bytes of a line in
-                               progress); more are accepted and closed at
-                               once, with a warning; default 1024 */
+                               progress); more wait, unread, until one
+                               closes, with a warning; default 1024 */
   size_t max_held;          /* output lines held while no stream is open
                                (or while the only new one settles);
                                default 100000 */

@@ -97,7 +97,6 @@ struct ixr__stream {
   bool closing;
   bool failed;        /* reading or writing failed */
   size_t *counted;    /* the connection count it is in, or NULL */
-  bool counted_refused; /* closed at once, over the cap */
   bool half_closed_wait; /* its unix peer shut its sending side before it
                             settled: kept open until it would settle */
   int busy;           /* inside one of its own read callbacks: not freed */
@@ -123,6 +122,10 @@ struct ixr__listener {
   struct stat unix_st; /* the socket file bound, to unlink only that one */
   bool closing;
   bool control_only;
+  /* The connections were at their cap: one accepted by the kernel waits
+   * for uv_accept (libuv stops watching the listener meanwhile, and the
+   * next ones wait in the backlog) until a connection closes. */
+  bool waiting;
 };
 
 typedef struct write_req {
@@ -524,15 +527,10 @@ static bool read_file(ixr__stream *st, bool final) {
 
 static void close_stop_timer(ixr_runtime *rt);
 
+static void accept_waiting(ixr_runtime *rt, bool control);
+
 static void free_stream(ixr__stream *st) {
   ixr_runtime *rt = st->rt;
-  if (st->counted != NULL) {
-    --*st->counted;
-    /* One that was served closed: the next refusal at the cap is news. */
-    if (!st->counted_refused)
-      *(st->counted == &rt->control_conns ? &rt->control_cap_logged
-                                          : &rt->data_cap_logged) = false;
-  }
   unmark_dirty(st);
   if (st->prev_stream) st->prev_stream->next_stream = st->next_stream;
   else rt->streams = st->next_stream;
@@ -541,7 +539,12 @@ static void free_stream(ixr__stream *st) {
   ixr__buf_free(&st->obuf);
   free(st->rbuf);
   free(st->rbuf2);
+  size_t *counted = st->counted;
   free(st);
+  if (counted != NULL) {
+    --*counted;
+    accept_waiting(rt, counted == &rt->control_conns); /* a slot is free */
+  }
   if (rt->streams == NULL) close_stop_timer(rt);
   ixr__handle_closed(rt);
 }
@@ -771,6 +774,22 @@ static void on_settle_timer(uv_timer_t *t) {
   ixr__leave(rt);
 }
 
+/* The connections open on listeners of this kind, and their cap. Each
+ * may hold a line in progress: counted, so that clients cannot make ixr
+ * hold memory without end. Control lines are short, and control
+ * connections few. */
+static size_t *conn_count(ixr_runtime *rt, bool control, size_t *cap, bool **logged) {
+  *cap = control ? CONTROL_MAX_CONNS : rt->opt.max_connections;
+  *logged = control ? &rt->control_cap_logged : &rt->data_cap_logged;
+  return control ? &rt->control_conns : &rt->data_conns;
+}
+
+static void accept_one(ixr__listener *ls);
+
+/* A new connection. At the cap it is not accepted yet: it waits (and the
+ * ones behind it in the backlog) until a connection closes. A peer that
+ * connected and left at once (a probe) frees its slot as soon as its end
+ * is read, so a flood of probes does not keep clients out. */
 static void on_connection(uv_stream_t *server, int status) {
   ixr__listener *ls = server->data;
   ixr_runtime *rt = ls->rt;
@@ -778,9 +797,43 @@ static void on_connection(uv_stream_t *server, int status) {
     ixr__log(rt, IXR_LOG_WARN, "accept failed: %s", uv_strerror(status));
     return;
   }
+  size_t cap;
+  bool *logged;
+  if (*conn_count(rt, ls->control_only, &cap, &logged) >= cap) {
+    if (!*logged)
+      ixr__log(rt, IXR_LOG_WARN, "%s: %zu connections are open, the most allowed: "
+               "new ones wait until one closes", ls->control_only ? "control" : "listen",
+               cap);
+    *logged = true;
+    ls->waiting = true;
+    return;
+  }
+  accept_one(ls);
+}
+
+/* A slot is free: the connection a listener of that kind holds back, if
+ * any, is accepted (libuv then watches the listener again). */
+static void accept_waiting(ixr_runtime *rt, bool control) {
+  size_t cap;
+  bool *logged;
+  size_t *n = conn_count(rt, control, &cap, &logged);
+  /* Well below the cap again: the next time it is reached is news. */
+  if (*n <= cap - cap / 4) *logged = false;
+  for (ixr__listener *ls = rt->listeners; ls != NULL && *n < cap; ls = ls->next)
+    if (ls->waiting && ls->control_only == control && !ls->closing) {
+      ls->waiting = false;
+      accept_one(ls);
+    }
+}
+
+static void accept_one(ixr__listener *ls) {
+  ixr_runtime *rt = ls->rt;
+  /* Until uv_accept, libuv holds the connection and watches the listener
+   * no more: one that cannot be taken now is taken when a slot frees. */
   ixr__stream *st = stream_new(rt, "connection");
   if (st == NULL) {
     ixr__log(rt, IXR_LOG_ERROR, "out of memory accepting a connection");
+    ls->waiting = true;
     return;
   }
   st->in = IN_STREAM;
@@ -790,36 +843,21 @@ static void on_connection(uv_stream_t *server, int status) {
   if (rc != 0) {
     st->closing = true;
     free_stream(st);
+    ls->waiting = true;
     return;
   }
   st->h.handle.data = st;
   st->h_open = true;
-  rc = uv_accept(server, &st->h.stream);
+  rc = uv_accept(&ls->h.stream, &st->h.stream);
   st->sink.control_only = ls->control_only;
-  /* Each connection may hold a line in progress: connections are counted,
-   * and beyond the cap accepted (to empty the backlog) and closed, so a
-   * client cannot make ixr hold memory without end. Control lines are
-   * short, and control connections few. */
-  size_t cap = rt->opt.max_connections;
-  bool *logged = &rt->data_cap_logged;
-  st->counted = &rt->data_conns;
+  size_t cap;
+  bool *logged;
+  st->counted = conn_count(rt, ls->control_only, &cap, &logged);
+  ++*st->counted;
   if (ls->control_only) {
     ixr__framer_init(&st->framer, rt->opt.max_line < CONTROL_MAX_LINE
                                       ? rt->opt.max_line : CONTROL_MAX_LINE);
-    st->counted = &rt->control_conns;
-    logged = &rt->control_cap_logged;
-    cap = CONTROL_MAX_CONNS;
     st->sink.settled = true; /* its replies go to it; it takes nothing else */
-  }
-  if (++*st->counted > cap && rc == 0) {
-    if (!*logged)
-      ixr__log(rt, IXR_LOG_WARN, "%s: %zu connections are open, the most allowed: "
-               "closing new ones until one closes", ls->control_only ? "control" : "listen",
-               cap);
-    *logged = true;
-    st->counted_refused = true;
-    stream_close(st);
-    return;
   }
   if (rc == 0) rc = ixr__sink_open(rt, &st->sink);
   if (rc != 0) {

@@ -694,7 +694,7 @@ static void test_output_held_while_no_connection(void **state) {
 
 
 /* A control socket bounds what a client can make it hold: 64 connections
- * at once (the next is closed at once), and 64 KiB of line. */
+ * at once (the next waits until one closes), and 64 KiB of line. */
 static void test_control_socket_limits(void **state) {
   fixture *f = *state;
   srv_start(f, IXR_CLOCK_MANUAL, 0);
@@ -710,13 +710,9 @@ static void test_control_socket_limits(void **state) {
   }
   run_for(f, 50);
   char buf[4096];
-  /* the 65th was closed: EOF */
-  bool closed = false;
-  for (int i = 0; i < 50 && !closed; i++) {
-    run_for(f, 10);
-    closed = read(fds[N - 1], buf, sizeof(buf)) == 0;
-  }
-  assert_true(closed);
+  /* the 65th waits: not served, not closed */
+  assert_int_equal(write(fds[N - 1], "{\"name\":\"ixr.status\"}\n", 22), 22);
+  assert_true(raw_read(f, fds[N - 1], buf, sizeof(buf), 300) <= 0);
   /* the first still answers; a long line is refused, not kept */
   size_t big = 100 * 1024;
   char *line = malloc(big + 1);
@@ -735,8 +731,13 @@ static void test_control_socket_limits(void **state) {
   assert_non_null(strstr(buf, "line_too_long"));
   assert_non_null(strstr(buf, "65536"));
   assert_non_null(strstr(buf, "\"name\":\"ixr.status\""));
-  /* closing connections makes room again */
-  for (int i = 0; i < N; i++) close(fds[i]);
+  /* one closes: the 65th is served, its waiting line answered */
+  close(fds[1]);
+  memset(buf, 0, sizeof(buf));
+  assert_true(raw_read(f, fds[N - 1], buf, sizeof(buf), 2000) > 0);
+  assert_non_null(strstr(buf, "\"name\":\"ixr.status\""));
+  for (int i = 0; i < N; i++)
+    if (i != 1) close(fds[i]);
   run_for(f, 50);
   int again = raw_connect(cpath);
   assert_int_equal(write(again, "{\"name\":\"ixr.status\"}\n", 22), 22);
@@ -973,13 +974,13 @@ static void test_thousands_of_connections(void **state) {
   finish(f);
 }
 
-/* Beyond max_connections, new connections are accepted and closed at once
- * (each open one may hold a line in progress: memory without end
- * otherwise), with one warning; once one closes, a new one is served. */
-static bool clients_settled(fixture *f, void *ud) {
+/* Beyond max_connections, new connections wait until one closes (each
+ * open one may hold a line in progress: memory without end otherwise),
+ * with one warning; then they are served, in the order they came. */
+static bool first_four_served(fixture *f, void *ud) {
   (void)ud;
-  for (int i = 0; i < 6; i++)
-    if (!(f->c[i].eof || f->c[i].nlines >= 2)) return false;
+  for (int i = 0; i < 4; i++)
+    if (f->c[i].nlines < 2) return false;
   return true;
 }
 
@@ -994,21 +995,35 @@ static void test_connection_cap(void **state) {
     snprintf(iid, sizeof(iid), "K%d", i);
     if (!f->c[i].eof && !f->c[i].closing) client_sends(&f->c[i], present(iid, NULL));
   }
-  assert_true(run_until(f, clients_settled, NULL, 5000));
-  for (int i = 0; i < 6; i++) {
-    if (i < 4) assert_true(f->c[i].nlines >= 2 && !f->c[i].eof);
-    else assert_true(f->c[i].eof && f->c[i].nlines == 0);
-  }
+  assert_true(run_until(f, first_four_served, NULL, 5000));
+  run_for(f, 100);
+  for (int i = 4; i < 6; i++) assert_true(!f->c[i].eof && f->c[i].nlines == 0);
   const char *w = strstr(f->log.log, "listen: 4 connections are open, the most allowed");
   assert_non_null(w);
   assert_null(strstr(w + 20, "connections are open, the most allowed")); /* once */
-  client_close(&f->c[0]);
+  client_close(&f->c[0]); /* the 5th is served, its waiting line answered */
+  assert_true(wait_lines(f, &f->c[4], 2, 5000));
   run_for(f, 50);
-  client *again = &f->c[6];
-  connect_unix(f, again);
-  client_sends(again, present("K6", NULL));
-  assert_true(wait_lines(f, again, 2, 5000));
-  assert_false(again->eof);
+  assert_int_equal(f->c[5].nlines, 0);
+  client_close(&f->c[1]); /* then the 6th */
+  assert_true(wait_lines(f, &f->c[5], 2, 5000));
+  assert_false(f->c[4].eof || f->c[5].eof);
+  finish(f);
+}
+
+/* Peers that connect and leave at once (probes), more of them than the
+ * cap, all before ixr reads any: their slots free as their ends are
+ * read, so a client that comes after them is served. */
+static void test_probe_flood_does_not_lock_out(void **state) {
+  fixture *f = *state;
+  f->max_connections = 8;
+  srv_start(f, IXR_CLOCK_MANUAL, 0);
+  for (int i = 0; i < 200; i++) close(raw_connect(f->path));
+  client *c = &f->c[0];
+  connect_unix(f, c);
+  client_sends(c, present("PF", NULL));
+  assert_true(wait_lines(f, c, 2, 5000));
+  assert_false(c->eof);
   finish(f);
 }
 
@@ -1682,6 +1697,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_line_without_newline_then_disconnect, setup, teardown),
       cmocka_unit_test_setup_teardown(test_thousands_of_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_probe_flood_does_not_lock_out, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_stops_reading, setup, teardown),
       cmocka_unit_test_setup_teardown(test_big_burst_reaches_a_reading_client, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stalled_client_is_disconnected, setup, teardown),
