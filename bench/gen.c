@@ -505,21 +505,33 @@ static void noise(uint64_t *unknown_num) {
 
 /* ---- options ------------------------------------------------------------- */
 
+/* The largest -n: 100 million interactions are about 30 GB of NDJSON. */
+#define MAX_INTERACTIONS 100000000ull
+
 static void usage(FILE *f) {
   fputs(
       "usage: gen [-n INTERACTIONS] [--seed N] [--window N] [--userdata BYTES]\n"
       "           [--mix routed=62,switch=14,queued=10,deleted=8,offline=2,open=4]\n"
       "           [--errors PERMILLE] [--messages MAX]\n"
       "           [-o FILE] [--counts FILE] [--meta FILE]\n"
-      "Writes NDJSON traffic for bench/handlers/bench.lua (see the top of gen.c).\n",
+      "Writes NDJSON traffic for bench/handlers/bench.lua (see the top of gen.c).\n"
+      "Numbers are decimal digits only: -n 1..100000000, --seed 0..2^64-1,\n"
+      "--window 1..99999999, --userdata 0..999999, --errors 0..1000 (per mille),\n"
+      "--messages 0..8, --mix weights 0..1000000 (not all 0).\n",
       f);
 }
 
+/* Digits only (no sign, no blanks, no base prefix), no overflow. strtoull
+ * alone would take "-5" as 2^64-5 and " 7" as 7. */
 static bool parse_u64(const char *s, uint64_t *v) {
-  char *end;
-  errno = 0;
-  unsigned long long x = strtoull(s, &end, 10);
-  if (errno || end == s || *end) return false;
+  if (*s == '\0') return false;
+  uint64_t x = 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9') return false;
+    unsigned d = (unsigned)(*s - '0');
+    if (x > (UINT64_MAX - d) / 10) return false;
+    x = x * 10 + d;
+  }
   *v = x;
   return true;
 }
@@ -545,27 +557,55 @@ static bool parse_mix(char *s) {
   return true;
 }
 
+/* The numeric options and their ranges. */
+static const struct {
+  const char *name;
+  uint64_t min, max;
+} NUMERIC[] = {
+    {"-n", 1, MAX_INTERACTIONS},   {"--seed", 0, UINT64_MAX}, {"--window", 1, 99999999},
+    {"--userdata", 0, 999999},     {"--errors", 0, 1000},     {"--messages", 0, 8},
+};
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    uint64_t x;
+    uint64_t x = 0;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;
     }
     if (v == NULL) goto bad;
     i++;
-    if (strcmp(a, "-n") == 0 && parse_u64(v, &x) && x > 0) opt.n = x;
-    else if (strcmp(a, "--seed") == 0 && parse_u64(v, &x)) opt.seed = x;
-    else if (strcmp(a, "--window") == 0 && parse_u64(v, &x) && x > 0 && x < 100000000)
-      opt.window = (unsigned)x;
-    else if (strcmp(a, "--userdata") == 0 && parse_u64(v, &x) && x < 1000000)
-      opt.userdata = (unsigned)x;
-    else if (strcmp(a, "--errors") == 0 && parse_u64(v, &x) && x <= 1000)
-      opt.errors_permille = (unsigned)x;
-    else if (strcmp(a, "--messages") == 0 && parse_u64(v, &x) && x <= 8)
-      opt.messages_max = (unsigned)x;
-    else if (strcmp(a, "--mix") == 0 && parse_mix(argv[i])) {
+    size_t k;
+    for (k = 0; k < sizeof(NUMERIC) / sizeof(NUMERIC[0]); k++)
+      if (strcmp(a, NUMERIC[k].name) == 0) break;
+    if (k < sizeof(NUMERIC) / sizeof(NUMERIC[0])) {
+      if (!parse_u64(v, &x) || x < NUMERIC[k].min || x > NUMERIC[k].max) {
+        fprintf(stderr,
+                "gen: %s: bad value '%s': want a whole number from %" PRIu64 " to %" PRIu64
+                " (digits only)\n",
+                a, v, NUMERIC[k].min, NUMERIC[k].max);
+        return 2;
+      }
+    }
+    if (strcmp(a, "-n") == 0) opt.n = x;
+    else if (strcmp(a, "--seed") == 0) opt.seed = x;
+    else if (strcmp(a, "--window") == 0) opt.window = (unsigned)x;
+    else if (strcmp(a, "--userdata") == 0) opt.userdata = (unsigned)x;
+    else if (strcmp(a, "--errors") == 0) opt.errors_permille = (unsigned)x;
+    else if (strcmp(a, "--messages") == 0) opt.messages_max = (unsigned)x;
+    else if (strcmp(a, "--mix") == 0) {
+      char *copy = strdup(v);
+      if (copy == NULL || !parse_mix(copy)) {
+        fprintf(stderr,
+                "gen: --mix: bad value '%s': want PATH=WEIGHT,... with PATH one of "
+                "routed, switch, queued, deleted, offline, open and WEIGHT 0..1000000 "
+                "(digits only, not all 0)\n",
+                v);
+        free(copy);
+        return 2;
+      }
+      free(copy);
     } else if (strcmp(a, "-o") == 0) opt.out = v;
     else if (strcmp(a, "--counts") == 0) opt.counts = v;
     else if (strcmp(a, "--meta") == 0) opt.meta = v;
