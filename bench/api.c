@@ -20,6 +20,8 @@
 
 #include "common.h"
 
+#define MAX_RUNS 1000
+
 typedef struct {
   uint64_t lines, bytes;
 } sink;
@@ -38,14 +40,18 @@ static void on_log(void *ud, ixr_log_level level, const char *msg) {
 int main(int argc, char **argv) {
   const char *handlers = "bench/handlers", *path = NULL;
   int runs = 1;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--handlers") == 0 && i + 1 < argc) handlers = argv[++i];
+  bool ok = true;
+  for (int i = 1; i < argc && ok; i++) {
+    uint64_t x;
+    if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+      if ((ok = bench_parse_count("api: --runs", argv[++i], 1, MAX_RUNS, &x))) runs = (int)x;
+    } else if (strcmp(argv[i], "--handlers") == 0 && i + 1 < argc) handlers = argv[++i];
     else if (argv[i][0] != '-' && path == NULL) path = argv[i];
-    else path = NULL, runs = 0;
+    else ok = false;
   }
-  if (path == NULL || runs < 1) {
-    fprintf(stderr, "usage: api [--runs N] [--handlers DIR] EVENTS.ndjson\n");
+  if (!ok || path == NULL) {
+    fprintf(stderr, "usage: api [--runs N (1..%d)] [--handlers DIR] EVENTS.ndjson\n",
+            MAX_RUNS);
     return 2;
   }
   bench_events evs;

@@ -33,17 +33,6 @@ long bench_rss_kb(void) {
   return kb;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-double bench_median(double *v, int n) {
-  if (n <= 0) return 0;
-  qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 char *bench_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) {

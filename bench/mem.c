@@ -36,6 +36,9 @@
 
 #include "common.h"
 
+/* 10 million live sessions already take tens of GB. */
+#define MAX_SESSIONS 10000000
+
 static void on_output(void *ud, const ixr_output *out) {
   (void)out;
   ++*(uint64_t *)ud;
@@ -50,15 +53,19 @@ int main(int argc, char **argv) {
   const char *handlers = "bench/handlers", *path = NULL;
   long long n = -1;
   int minimal = 0;
-  for (int i = 1; i < argc; i++) {
+  bool ok = true;
+  for (int i = 1; i < argc && ok; i++) {
+    uint64_t x;
     if (strcmp(argv[i], "--handlers") == 0 && i + 1 < argc) handlers = argv[++i];
     else if (strcmp(argv[i], "--minimal") == 0) minimal = 1;
-    else if (n < 0 && argv[i][0] != '-') n = atoll(argv[i]);
-    else if (path == NULL && argv[i][0] != '-') path = argv[i];
-    else n = 0;
+    else if (n < 0 && argv[i][0] != '-') {
+      if ((ok = bench_parse_count("mem: N", argv[i], 1, MAX_SESSIONS, &x))) n = (long long)x;
+    } else if (path == NULL && argv[i][0] != '-') path = argv[i];
+    else ok = false;
   }
-  if (n <= 0 || path == NULL) {
-    fprintf(stderr, "usage: mem [--handlers DIR] [--minimal] N EVENTS.ndjson\n");
+  if (!ok || n <= 0 || path == NULL) {
+    fprintf(stderr, "usage: mem [--handlers DIR] [--minimal] N EVENTS.ndjson (N 1..%d)\n",
+            MAX_SESSIONS);
     return 2;
   }
 

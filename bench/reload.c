@@ -18,7 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common.h" /* its header-only helpers: reload links only ixr_static */
 #include "ixr.h"
+
+#define MAX_FILES 10000
+#define MAX_SESSIONS 10000000
+#define MAX_RELOADS 100000
 
 static const char *STRATEGY =
     "-- generated strategy %d (version %d)\n"
@@ -95,10 +100,23 @@ static void count_output(void *ud, const ixr_output *o) {
 
 int main(int argc, char **argv) {
   int files = 10, sessions = 100000, reloads = 30;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--files") == 0) files = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--sessions") == 0) sessions = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--reloads") == 0) reloads = atoi(argv[i + 1]);
+  for (int i = 1; i < argc; i += 2) {
+    uint64_t x;
+    int *to = NULL;
+    uint64_t max = 0;
+    if (strcmp(argv[i], "--files") == 0) to = &files, max = MAX_FILES;
+    else if (strcmp(argv[i], "--sessions") == 0) to = &sessions, max = MAX_SESSIONS;
+    else if (strcmp(argv[i], "--reloads") == 0) to = &reloads, max = MAX_RELOADS;
+    char opt[32];
+    snprintf(opt, sizeof(opt), "reload: %s", argv[i]);
+    if (to == NULL || i + 1 >= argc || !bench_parse_count(opt, argv[i + 1], 1, max, &x)) {
+      fprintf(stderr,
+              "usage: reload [--files N (1..%d)] [--sessions N (1..%d)] "
+              "[--reloads N (1..%d)]\n",
+              MAX_FILES, MAX_SESSIONS, MAX_RELOADS);
+      return 2;
+    }
+    *to = (int)x;
   }
   char dir[] = "/tmp/ixr-bench-reload-XXXXXX";
   if (mkdtemp(dir) == NULL) return 1;
