@@ -161,6 +161,32 @@ static void flatten(chunk **a, fieldvec *v, const char *key, yajl_val x) {
   }
 }
 
+/* As ixr's own decoder (runtime/codec.c): a line nested deeper than this,
+ * counting the top-level object as 1, does not decode. */
+#define MAX_DEPTH 64
+
+/* Whether the containers of the line nest at most MAX_DEPTH deep. Checked
+ * before yajl builds the tree: yajl_tree_free() and flatten() recurse once
+ * per level, and a line of 200,000 '[' overflows the C stack. Brackets
+ * inside strings do not count; malformed JSON is yajl's to refuse. */
+static int depth_ok(const char *p, const char *end) {
+  int depth = 0, in_str = 0;
+  for (; p < end; p++) {
+    char c = *p;
+    if (in_str) {
+      if (c == '\\' && p + 1 < end) p++;
+      else if (c == '"') in_str = 0;
+    } else if (c == '"') {
+      in_str = 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > MAX_DEPTH) return 0;
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return 1;
+}
+
 void bench_load_events(const char *path, size_t limit, bench_events *out) {
   size_t len;
   char *text = bench_read_file(path, &len);
@@ -175,7 +201,7 @@ void bench_load_events(const char *path, size_t limit, bench_events *out) {
     *nl = '\0';
     out->bytes += (size_t)(nl - p) + 1;
     char err[128];
-    yajl_val root = yajl_tree_parse(p, err, sizeof(err));
+    yajl_val root = depth_ok(p, nl) ? yajl_tree_parse(p, err, sizeof(err)) : NULL;
     yajl_val name = root ? yajl_tree_get(root, (const char *[]){"name", NULL}, yajl_t_string)
                          : NULL;
     if (root == NULL || !YAJL_IS_OBJECT(root) || name == NULL) {
@@ -214,6 +240,14 @@ void bench_load_events(const char *path, size_t limit, bench_events *out) {
   free(v.f);
   free(text);
   out->arena = a;
+  if (out->n == 0) {
+    fprintf(stderr,
+            "%s: no event in %zu line(s): none is a JSON object with a string \"name\" "
+            "nested at most %d levels deep\n",
+            path, out->skipped, MAX_DEPTH);
+    bench_free_events(out);
+    exit(1);
+  }
 }
 
 void bench_free_events(bench_events *e) {

@@ -25,12 +25,15 @@ typedef struct bench_event {
 typedef struct bench_events {
   bench_event *ev;
   size_t n;
-  size_t skipped; /* lines that are not a JSON object (the bad_json lines) */
+  size_t skipped; /* lines that do not decode (the bad_json lines among them) */
   size_t bytes;   /* bytes of the lines loaded */
   void *arena;    /* private */
 } bench_events;
 
-/* Loads up to `limit` lines (0: all) of an NDJSON file. Exits on I/O errors. */
+/* Loads up to `limit` lines (0: all) of an NDJSON file. Lines that do not
+ * decode (not JSON, not an object with a string "name", or nested deeper
+ * than 64 levels, as ixr's decoder refuses them) are counted in `skipped`.
+ * Exits (status 1, with a message) on I/O errors and when no line decodes. */
 void bench_load_events(const char *path, size_t limit, bench_events *out);
 void bench_free_events(bench_events *e);
 
