@@ -9,7 +9,9 @@
  * timeout armed) and keeps its session.vars. The present events are the
  * ones of the generated file (realistic user data, about 600 bytes of JSON
  * each, which the waiting flow keeps alive as its `event` argument), with a
- * fresh interactionid for each session. With --minimal the events carry
+ * fresh interactionid, userdata.CustomerId and userdata.EmailAddress for
+ * each session (short strings, which Lua interns: taken as they are from the
+ * 1000 templates they would be shared 1000-way, unlike real traffic). With --minimal the events carry
  * only interactionid, media, queue and strategy: the cost of a session
  * itself, without the data the strategy holds on to.
  *
@@ -104,7 +106,7 @@ int main(int argc, char **argv) {
   ixr_get_stats(rt, &st0);
   long rss0 = bench_rss_kb();
 
-  char iid[32];
+  char iid[32], cid[32], email[64];
   uint64_t t0 = bench_now_ns();
   for (long long k = 0; k < n; k++) {
     const bench_event *e = tmpl[k % ntmpl];
@@ -120,11 +122,39 @@ int main(int argc, char **argv) {
     } else {
       memcpy(f, e->fields, e->nfields * sizeof(*f));
       nf = e->nfields;
-      for (size_t j = 0; j < nf; j++)
-        if (f[j].key && strcmp(f[j].key, "interactionid") == 0) {
-          f[j].str = iid;
-          f[j].len = 0;
+      /* data.interactionid, and the per-customer values of data.userdata
+       * (CustomerId, EmailAddress): unique to each session, as in real
+       * traffic, where the templates would have Lua intern them once and
+       * share them among N / 1000 sessions. The userdata fields gen takes
+       * from small vocabularies (names, Language, Segment, Subject, ...)
+       * stay shared, as real traffic shares them. */
+      int depth = 0, in_ud = 0;
+      for (size_t j = 0; j < nf; j++) {
+        ixr_field *x = &f[j];
+        if (x->type == IXR_V_END) {
+          if (--depth == 0) in_ud = 0;
+          continue;
         }
+        if (depth == 0 && x->key && strcmp(x->key, "interactionid") == 0) {
+          x->str = iid;
+          x->len = 0;
+        } else if (depth == 1 && in_ud && x->type == IXR_V_STRING && x->key) {
+          if (strcmp(x->key, "CustomerId") == 0) {
+            snprintf(cid, sizeof(cid), "C%08lld", 10000000 + k);
+            x->str = cid;
+            x->len = 0;
+          } else if (strcmp(x->key, "EmailAddress") == 0) {
+            snprintf(email, sizeof(email), "customer%lld@example.com", k + 1);
+            x->str = email;
+            x->len = 0;
+          }
+        }
+        if (x->type == IXR_V_OBJECT || x->type == IXR_V_ARRAY) {
+          if (depth == 0 && x->type == IXR_V_OBJECT && x->key && strcmp(x->key, "userdata") == 0)
+            in_ud = 1;
+          depth++;
+        }
+      }
     }
     if (ixr_feed_event(rt, "interaction.present", f, nf) != 0) {
       fprintf(stderr, "mem: ixr_feed_event failed at %lld\n", k);
