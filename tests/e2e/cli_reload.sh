@@ -101,7 +101,15 @@ trap '' PIPE # a write to the fifo of a killed ixr must fail, not kill this scri
 "$IXR" run --handlers "$T/slow" < "$T/in2" > "$T/out2" 2> "$T/log2" &
 PID2=$!
 exec 4> "$T/in2"
-sleep 0.05
+# Once ixr catches SIGHUP (its bit, the lowest, in SigCgt): a signal sent
+# before the program runs at all (a slow start under a sanitizer) can be
+# handled by nobody. The strategy then still takes a while to load.
+catches_hup() {
+  cgt=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+  case $cgt in *[13579bdfBDF]) return 0 ;; *) return 1 ;; esac
+}
+i=0
+while ! catches_hup "$PID2" && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
 kill -HUP "$PID2" 2>/dev/null
 sleep 0.05
 kill -HUP "$PID2" 2>/dev/null
