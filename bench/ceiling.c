@@ -6,7 +6,8 @@
  * What one core can do when nothing but the Lua VM is involved: the events
  * of the file are decoded before timing starts; the timed loop builds a
  * fresh event table {name=..., data={...}} for each one, the way
- * ixr_feed_event() does (lua_createtable, lua_setfield), and lua_pcall's the
+ * ixr_feed_event() does (each table made at its size with lua_createtable,
+ * lua_setfield), and lua_pcall's the
  * handler with it. No JSON, no I/O, no sessions but the handler's own
  * tables, no coroutines, no timers, no sandbox.
  *
@@ -31,8 +32,24 @@
 
 #include "common.h"
 
+/* The members of the object or array that opens at f[i]: its direct
+ * children (the fields up to its END, nested ones not counted). */
+static int count_members(const ixr_field *f, size_t n, size_t i) {
+  int count = 0, depth = 0;
+  for (size_t j = i + 1; j < n; j++) {
+    if (f[j].type == IXR_V_END) {
+      if (depth-- == 0) break;
+      continue;
+    }
+    if (depth == 0) count++;
+    if (f[j].type == IXR_V_OBJECT || f[j].type == IXR_V_ARRAY) depth++;
+  }
+  return count;
+}
+
 /* [-0, +1] pushes the value of f[*i], advancing *i past it (and past the
- * fields of a nested object or array). The input is well formed. */
+ * fields of a nested object or array). The input is well formed. Tables
+ * are made at their size, as ixr_feed_event() makes them. */
 static void push_value(lua_State *L, const ixr_field *f, size_t n, size_t *i) {
   const ixr_field *x = &f[(*i)++];
   switch (x->type) {
@@ -44,7 +61,8 @@ static void push_value(lua_State *L, const ixr_field *f, size_t n, size_t *i) {
     case IXR_V_OBJECT:
     case IXR_V_ARRAY: {
       int arr = x->type == IXR_V_ARRAY;
-      lua_newtable(L);
+      int count = count_members(f, n, *i - 1);
+      lua_createtable(L, arr ? count : 0, arr ? 0 : count);
       lua_Integer idx = 1;
       while (*i < n && f[*i].type != IXR_V_END) {
         const char *key = f[*i].key;
@@ -64,7 +82,15 @@ static void push_event(lua_State *L, const bench_event *e) {
   lua_createtable(L, 0, 2);
   lua_pushstring(L, e->name);
   lua_setfield(L, -2, "name");
-  lua_createtable(L, 0, 4);
+  int count = 0, depth = 0; /* the top-level fields of data */
+  for (size_t j = 0; j < e->nfields; j++) {
+    if (e->fields[j].type == IXR_V_END) depth--;
+    else {
+      if (depth == 0) count++;
+      if (e->fields[j].type == IXR_V_OBJECT || e->fields[j].type == IXR_V_ARRAY) depth++;
+    }
+  }
+  lua_createtable(L, 0, count);
   size_t i = 0;
   while (i < e->nfields) {
     const char *key = e->fields[i].key;
