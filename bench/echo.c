@@ -1,13 +1,15 @@
 /*
  * echo.c: the latency floor of the machine (build/bench/echo).
  *
- *   echo PATH COUNTS [SPIN_US]
+ *   echo PATH COUNTS [SPIN_US [LINE_BYTES]]
  *
  * A server that does what `ixr run --listen unix:PATH` does with its
  * socket, and nothing else: one libuv loop, 64 KiB reads, input split into
  * lines, for input line i the number of output lines the --counts file of
- * bench/gen says ixr writes for it (here: copies of the input line, so they
- * name the same interaction), all the output of one read written at once.
+ * bench/gen says ixr writes for it, each naming the event's interaction and
+ * LINE_BYTES long (ixr's average output line, so the socket and the client
+ * carry what they carry with ixr; without it, copies of the input line),
+ * all the output of one read written at once.
  * With SPIN_US it also busy-waits that long per line, the work of a server
  * whose every event costs the same, with no pauses of any kind.
  *
@@ -19,6 +21,9 @@
  * connection ends, and then prints how busy it was meanwhile:
  *   echo lines=N spin_us=S server_busy=B
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +37,7 @@
 static unsigned char *counts;
 static size_t ncounts, line_no;
 static uint64_t spin_ns;
+static size_t line_bytes; /* of each output line; 0: copies of the input */
 
 static uv_loop_t *loop;
 static uv_pipe_t server, client;
@@ -69,6 +75,20 @@ static void *grow(void *p, size_t *cap, size_t need) {
   return p;
 }
 
+/* The interaction id of an input line (for the output line to name it),
+ * or an empty one. */
+static void iid_of(const char *p, size_t n, const char **iid, size_t *len) {
+  static const char key[] = "\"interactionid\":\"";
+  *iid = "";
+  *len = 0;
+  const char *k = memmem(p, n, key, sizeof(key) - 1);
+  if (k == NULL) return;
+  const char *v = k + sizeof(key) - 1, *e = memchr(v, '"', (size_t)(p + n - v));
+  if (e == NULL) return;
+  *iid = v;
+  *len = (size_t)(e - v);
+}
+
 static void line(const char *p, size_t n) {
   if (spin_ns) {
     uint64_t until = now_ns() + spin_ns;
@@ -77,11 +97,34 @@ static void line(const char *p, size_t n) {
   }
   unsigned k = line_no < ncounts ? counts[line_no] : 0;
   line_no++;
-  out = grow(out, &outcap, outlen + (size_t)k * (n + 1));
+  if (k == 0) return;
+  /* Each output line names the event's interaction and is line_bytes long
+   * (with its newline; ixr's average), or a copy of the input line. */
+  const char *iid;
+  size_t il;
+  iid_of(p, n, &iid, &il);
+  static const char head[] = "{\"type\":\"echo\",\"interactionid\":\"";
+  static const char mid[] = "\",\"pad\":\"";
+  size_t fixed = sizeof(head) - 1 + il + sizeof(mid) - 1 + 3; /* "}\n */
+  size_t want = line_bytes ? (line_bytes > fixed ? line_bytes : fixed) : n + 1;
+  out = grow(out, &outcap, outlen + (size_t)k * want);
   for (unsigned j = 0; j < k; j++) {
-    memcpy(out + outlen, p, n);
-    outlen += n;
-    out[outlen++] = '\n';
+    char *o = out + outlen;
+    if (line_bytes == 0) {
+      memcpy(o, p, n);
+      o[n] = '\n';
+    } else {
+      memcpy(o, head, sizeof(head) - 1);
+      o += sizeof(head) - 1;
+      memcpy(o, iid, il);
+      o += il;
+      memcpy(o, mid, sizeof(mid) - 1);
+      o += sizeof(mid) - 1;
+      memset(o, 'x', want - fixed);
+      o += want - fixed;
+      memcpy(o, "\"}\n", 3);
+    }
+    outlen += want;
   }
 }
 
@@ -183,11 +226,28 @@ static void on_connection(uv_stream_t *srv, int status) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3 && argc != 4) {
-    fprintf(stderr, "usage: echo PATH COUNTS [SPIN_US]\n");
+  if (argc < 3 || argc > 5) {
+    fprintf(stderr, "usage: echo PATH COUNTS [SPIN_US [LINE_BYTES]]\n");
     return 2;
   }
-  if (argc == 4) spin_ns = (uint64_t)(atof(argv[3]) * 1000.0);
+  if (argc >= 4) {
+    char *end;
+    double us = strtod(argv[3], &end);
+    if (*end != '\0' || !(us >= 0 && us <= 1e6)) {
+      fprintf(stderr, "echo: SPIN_US must be 0 to 1e6 microseconds, not '%s'\n", argv[3]);
+      return 2;
+    }
+    spin_ns = (uint64_t)(us * 1000.0);
+  }
+  if (argc == 5) {
+    char *end;
+    unsigned long long b = strtoull(argv[4], &end, 10);
+    if (*end != '\0' || argv[4][0] == '-' || b > 1000000) {
+      fprintf(stderr, "echo: LINE_BYTES must be 0 to 1000000, not '%s'\n", argv[4]);
+      return 2;
+    }
+    line_bytes = (size_t)b;
+  }
   FILE *f = fopen(argv[2], "rb");
   if (f == NULL) {
     fprintf(stderr, "echo: %s: %s\n", argv[2], strerror(errno));

@@ -24,7 +24,12 @@
  * no output (chat messages) cannot be timed and are not counted. Each
  * output line that names an interaction is checked against its event.
  *   bench=latency rate=R events=N timed=T p50_us=.. p99_us=.. p999_us=..
- *     max_us=.. achieved_per_s=.. mismatches=M
+ *     max_us=.. achieved_per_s=.. mismatches=M unanswered=U [server_busy=B]
+ * achieved_per_s is the rate the lines went out at (the client may fall
+ * behind its schedule). Events still waiting for output when the server
+ * closes or stays silent for 10 s are `unanswered`: then the exit status is
+ * 1, since the worst turnarounds are missing. With BENCH_SERVER_PID set,
+ * server_busy is that process's CPU time over the traffic's wall time.
  * With BENCH_LAT_DUMP=FILE in the environment it also writes, for every
  * timed event in order, its due time and its turnaround, in microseconds.
  */
@@ -153,6 +158,23 @@ static bool iid_of(const char *p, size_t n, const char **iid, size_t *ilen) {
   return false;
 }
 
+/* The user + system CPU time of process PID, in clock ticks, or -1. */
+static long proc_ticks(const char *pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')'); /* after the command name */
+  long utime = 0, stime = 0;
+  if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld",
+                          &utime, &stime) != 2)
+    return -1;
+  return utime + stime;
+}
+
 static int latency(const char *path, const char *file, const char *countsf, double rate,
                    double seconds) {
   size_t len, nc;
@@ -165,6 +187,10 @@ static int latency(const char *path, const char *file, const char *countsf, doub
   }
   size_t n = (size_t)(rate * seconds);
   if (n > nlines) n = nlines;
+  if (n == 0) {
+    fprintf(stderr, "sock: RATE x SECONDS sends no line\n");
+    return 2;
+  }
   /* line starts */
   size_t *off = malloc((n + 1) * sizeof(*off));
   uint64_t *due = malloc(n * sizeof(*due));
@@ -196,6 +222,10 @@ static int latency(const char *path, const char *file, const char *countsf, doub
   size_t acccap = 1 << 16, acclen = 0;
   char *acc = malloc(acccap); /* the output line being read */
   uint64_t last_progress = bench_now_ns();
+  uint64_t t_sent = 0; /* when the last line was written whole */
+  /* How busy the server is, over the traffic only (BENCH_SERVER_PID). */
+  const char *spid = getenv("BENCH_SERVER_PID");
+  long srv_ticks0 = spid ? proc_ticks(spid) : -1;
 
   for (;;) {
     uint64_t now = bench_now_ns();
@@ -211,6 +241,7 @@ static int latency(const char *path, const char *file, const char *countsf, doub
       }
     }
     if (!shut && next == n && sent_bytes == off[n]) {
+      t_sent = bench_now_ns();
       shutdown(fd, SHUT_WR);
       shut = true;
     }
@@ -271,21 +302,25 @@ static int latency(const char *path, const char *file, const char *countsf, doub
     /* sleep until the next send is due or output arrives */
     struct pollfd p = {fd, POLLIN, 0};
     if (sent_bytes < off[next]) p.events |= POLLOUT;
-    struct timespec ts, *tsp = NULL;
-    if (next < n) {
-      now = bench_now_ns();
-      uint64_t wait = due[next] > now ? due[next] - now : 0;
-      ts.tv_sec = (time_t)(wait / 1000000000ull);
-      ts.tv_nsec = (long)(wait % 1000000000ull);
-      tsp = &ts;
-    }
-    if (ppoll(&p, 1, tsp, NULL) < 0 && errno != EINTR) {
+    /* Everything sent: wake up now and then all the same, so that a
+     * server that stops answering trips the 10 s check above. */
+    struct timespec ts;
+    now = bench_now_ns();
+    uint64_t wait = next < n ? (due[next] > now ? due[next] - now : 0) : 100000000ull;
+    ts.tv_sec = (time_t)(wait / 1000000000ull);
+    ts.tv_nsec = (long)(wait % 1000000000ull);
+    if (ppoll(&p, 1, &ts, NULL) < 0 && errno != EINTR) {
       fprintf(stderr, "sock: poll: %s\n", strerror(errno));
       return 1;
     }
   }
   uint64_t t_end = bench_now_ns();
+  long srv_ticks1 = spid ? proc_ticks(spid) : -1;
   close(fd);
+  /* Events that never got all their output: their turnarounds, the worst
+   * of all, are unknown, so the run is no measurement. */
+  size_t unanswered = 0;
+  for (size_t i = head; i < n; i++) unanswered += counts[i] != 0;
   const char *dump = getenv("BENCH_LAT_DUMP");
   if (dump != NULL) {
     FILE *f = fopen(dump, "w");
@@ -298,14 +333,24 @@ static int latency(const char *path, const char *file, const char *countsf, doub
   }
   qsort(lat, ntimed, sizeof(*lat), cmp_u64);
 #define PCT(p) (ntimed ? (double)lat[(size_t)((double)(ntimed - 1) * (p))] / 1000.0 : 0)
-  double span = (double)(due[n - 1] - due[0]) / 1e9;
+  /* The rate the lines actually went out at: from the first due time to
+   * the moment the last line was written whole. */
+  double span = t_sent > t0 ? (double)(t_sent - t0) / 1e9 : 0;
+  char busy[64] = "";
+  if (srv_ticks0 >= 0 && srv_ticks1 >= srv_ticks0 && t_end > t0)
+    snprintf(busy, sizeof(busy), " server_busy=%.2f",
+             (double)(srv_ticks1 - srv_ticks0) / (double)sysconf(_SC_CLK_TCK) /
+                 ((double)(t_end - t0) / 1e9));
   printf("bench=latency rate=%.0f events=%zu timed=%zu p50_us=%.0f p90_us=%.0f p99_us=%.0f "
          "p999_us=%.0f max_us=%.0f achieved_per_s=%.0f mismatches=%zu extra_lines=%zu "
-         "seconds=%.2f\n",
+         "unanswered=%zu seconds=%.2f%s\n",
          rate, n, ntimed, PCT(0.50), PCT(0.90), PCT(0.99), PCT(0.999),
-         ntimed ? (double)lat[ntimed - 1] / 1000.0 : 0, span > 0 ? (double)n / span : 0,
-         mismatches, extra, (double)(t_end - t0) / 1e9);
+         ntimed ? (double)lat[ntimed - 1] / 1000.0 : 0, span > 0 ? (double)next / span : 0,
+         mismatches, extra, unanswered, (double)(t_end - t0) / 1e9, busy);
 #undef PCT
+  if (unanswered > 0)
+    fprintf(stderr, "sock: %zu events got no (or not all their) output: no measurement\n",
+            unanswered);
   free(off);
   free(due);
   free(lat);
@@ -313,7 +358,7 @@ static int latency(const char *path, const char *file, const char *countsf, doub
   free(acc);
   free(data);
   free(counts);
-  return mismatches == 0 && extra == 0 ? 0 : 1;
+  return mismatches == 0 && extra == 0 && unanswered == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
