@@ -10,10 +10,11 @@
  * figures. While the simulated server is idle before the next arrival it
  * does what the event loop does then: slices of collector work (gc.c), each
  * of which also costs its CPU time and can delay the next line. Turnaround
- * of a line = when it is done - when it arrived.
+ * of a line = when it is done - when it arrived; the percentiles are over
+ * the lines that cause output (`timed`), as bench/sock times them.
  *
  * With several rates, each gets a fresh runtime. One line per rate:
- *   bench=pace rate=R lines=N service_us_mean=.. util=.. p50_us=.. p99_us=..
+ *   bench=pace rate=R lines=N timed=T service_us_mean=.. util=.. p50_us=.. p99_us=..
  *   p999_us=.. max_us=.. idle_slices=.. gc_cycles=..
  *
  * --shards N: N runtimes instead of one, each line going to the runtime its
@@ -159,6 +160,7 @@ static void run(const lines *ls, const char *handlers, double rate, bool idle,
   if (lat == NULL) exit(1);
   double step = 1e9 / rate;
   uint64_t clock = 0, busy = 0, slices = 0;
+  size_t ntimed = 0;
   int next_idle = 0;
   pace_ids ids = {0, 0};
   for (size_t i = 0; i < ls->n; i++) {
@@ -185,13 +187,14 @@ static void run(const lines *ls, const char *handlers, double rate, bool idle,
     size_t len = ls->off[i + 1] - ls->off[i];
     ixr_runtime *rt = rts[shard_of(line, len, nshards)];
     if (nshards > 1) pace_ids_enter((struct ixr_runtime *)rt, &ids);
-    uint64_t t0 = cpu_ns();
+    uint64_t t0 = cpu_ns(), out_before = nout;
     ixr_feed(rt, line, len);
     uint64_t d = cpu_since(t0);
     if (nshards > 1) pace_ids_leave((struct ixr_runtime *)rt, &ids);
     clock += d;
     busy += d;
-    lat[i] = clock - arrive;
+    /* Timed as bench/sock times them: only lines that cause output. */
+    if (nout > out_before) lat[ntimed++] = clock - arrive;
   }
   uint64_t cycles = 0, steps = 0, lua = 0, pause_max = 0;
   for (int k = 0; k < nshards; k++) {
@@ -202,13 +205,13 @@ static void run(const lines *ls, const char *handlers, double rate, bool idle,
     lua += st.lua_bytes;
     if (st.gc_pause_max_ns > pause_max) pause_max = st.gc_pause_max_ns;
   }
-  qsort(lat, ls->n, sizeof(*lat), cmp_u64);
-#define PCT(p) ((double)lat[(size_t)((double)(ls->n - 1) * (p))] / 1000.0)
-  printf("bench=pace rate=%.0f lines=%zu idle=%s shards=%d service_us_mean=%.2f util=%.2f "
-         "p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "
+  qsort(lat, ntimed, sizeof(*lat), cmp_u64);
+#define PCT(p) (ntimed ? (double)lat[(size_t)((double)(ntimed - 1) * (p))] / 1000.0 : 0.0)
+  printf("bench=pace rate=%.0f lines=%zu timed=%zu idle=%s shards=%d service_us_mean=%.2f "
+         "util=%.2f p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "
          "idle_slices=%llu gc_cycles=%llu gc_steps=%llu gc_pause_max_us=%.0f "
          "lua_mb=%.1f lines_out=%llu clock_cost_ns=%llu\n",
-         rate, ls->n, idle && ixr__gc_idle != NULL ? "yes" : "no", nshards,
+         rate, ls->n, ntimed, idle && ixr__gc_idle != NULL ? "yes" : "no", nshards,
          (double)busy / 1000.0 / (double)ls->n, (double)busy / (double)clock,
          PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0),
          (unsigned long long)slices, (unsigned long long)cycles,
