@@ -183,6 +183,12 @@ while [ $r -le "$RUNS" ]; do
   out=$("$BB/api" "$EV") || die "api failed"
   record api "$(say "$out" | value events_per_s)"
   api_lines=$(say "$out" | value lines_out)
+  # Every round: each loop fed every event without a failure (a run whose
+  # events fail does less work, and would look fast).
+  for f in "$(say "$out" | value failed)" \
+    $(grep '^bench=ceiling' "$WORK/ceiling.out" | tr ' ' '\n' | sed -n 's/^failed=//p'); do
+    [ "$f" = 0 ] || die "round $r: api or ceiling failed on $f events"
+  done
 
   # api against plain_lua would compare unlike work (api is fed decoded
   # events: no JSON, no I/O, no process start): only against the ceiling,
