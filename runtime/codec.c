@@ -612,6 +612,7 @@ static int parse_object(decoder *d, int depth) {
     if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
       lua_pushnil(L); /* the member is absent */
       d->p = p + 4;
+      if (is_id) d->id_at = NULL; /* a later "id":null leaves none */
     } else {
       d->p = p;
       if (parse_value(d, depth + 1) != 0) return -1;

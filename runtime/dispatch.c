@@ -515,7 +515,7 @@ static void deliver(ixr_runtime *rt, ixr__session *s, int ev, const char *name,
 /* The strategy a present names (data.strategy; "default" without one),
  * or NULL once an error line has said why none can start. */
 /* The message for a strategy that is not in service: says so when its
- * file is there now (added since the last load: a reload picks it up). */
+ * file is there now (added since the last load, or refused by a reload). */
 static void not_loaded(const ixr_runtime *rt, const char *name, size_t len, char *msg,
                        size_t n) {
   int shown = (int)(len > 100 ? 100 : len);
@@ -526,8 +526,9 @@ static void not_loaded(const ixr_runtime *rt, const char *name, size_t len, char
           (int)sizeof(path) &&
       stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
     snprintf(msg, n,
-             "no strategy '%.*s' in service: %s/%.*s.lua was added after the "
-             "strategies were loaded (reload to load it: SIGHUP, ixr.reload, or --watch)",
+             "no strategy '%.*s' in service: %s/%.*s.lua is not among the strategies "
+             "in service (added since they were loaded, or in a reload that was "
+             "refused: the log says why); a reload that accepts it puts it in service",
              shown, name, rt->handlers_dir, shown, name);
   else
     snprintf(msg, n, "no strategy '%.*s' (looked for %s/%.*s.lua)", shown, name,

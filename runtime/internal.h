@@ -548,6 +548,7 @@ struct ixr_runtime {
   size_t ndeferred, deferred_cap;
   size_t control_conns;   /* control connections open (stream.c) */
   size_t data_conns;      /* other connections of listeners open */
+  uint64_t accept_seq; /* orders the connections waiting at a cap (stream.c) */
   bool control_cap_logged, data_cap_logged; /* a refusal at the cap was
                                                logged; none closed since */
   /* >0 while ixr's own bookkeeping allocates on the main Lua thread during

@@ -124,8 +124,9 @@ struct ixr__listener {
   bool control_only;
   /* The connections were at their cap: one accepted by the kernel waits
    * for uv_accept (libuv stops watching the listener meanwhile, and the
-   * next ones wait in the backlog) until a connection closes. */
-  bool waiting;
+   * next ones wait in the backlog) until a connection closes. waiting: 0,
+   * or the order it began to wait in (the oldest is served first). */
+  uint64_t waiting;
 };
 
 typedef struct write_req {
@@ -805,25 +806,33 @@ static void on_connection(uv_stream_t *server, int status) {
                "new ones wait until one closes", ls->control_only ? "control" : "listen",
                cap);
     *logged = true;
-    ls->waiting = true;
+    ls->waiting = ++rt->accept_seq;
     return;
   }
   accept_one(ls);
 }
 
-/* A slot is free: the connection a listener of that kind holds back, if
- * any, is accepted (libuv then watches the listener again). */
+/* Slots are free: the connections that listeners of that kind hold back
+ * are accepted, the one that has waited longest first (libuv then watches
+ * its listener again, and the next one there waits anew, behind the
+ * others). */
 static void accept_waiting(ixr_runtime *rt, bool control) {
   size_t cap;
   bool *logged;
   size_t *n = conn_count(rt, control, &cap, &logged);
-  /* Well below the cap again: the next time it is reached is news. */
-  if (*n <= cap - cap / 4) *logged = false;
-  for (ixr__listener *ls = rt->listeners; ls != NULL && *n < cap; ls = ls->next)
-    if (ls->waiting && ls->control_only == control && !ls->closing) {
-      ls->waiting = false;
-      accept_one(ls);
-    }
+  /* Down to half the cap: the next time it is reached is news. */
+  if (*n <= cap / 2) *logged = false;
+  while (*n < cap) {
+    ixr__listener *first = NULL;
+    for (ixr__listener *ls = rt->listeners; ls != NULL; ls = ls->next)
+      if (ls->waiting != 0 && ls->control_only == control && !ls->closing &&
+          (first == NULL || ls->waiting < first->waiting))
+        first = ls;
+    if (first == NULL) return;
+    first->waiting = 0;
+    accept_one(first);
+    if (first->waiting != 0) return; /* it could not be taken (no memory) */
+  }
 }
 
 static void accept_one(ixr__listener *ls) {
@@ -833,7 +842,7 @@ static void accept_one(ixr__listener *ls) {
   ixr__stream *st = stream_new(rt, "connection");
   if (st == NULL) {
     ixr__log(rt, IXR_LOG_ERROR, "out of memory accepting a connection");
-    ls->waiting = true;
+    ls->waiting = ++rt->accept_seq;
     return;
   }
   st->in = IN_STREAM;
@@ -843,7 +852,7 @@ static void accept_one(ixr__listener *ls) {
   if (rc != 0) {
     st->closing = true;
     free_stream(st);
-    ls->waiting = true;
+    ls->waiting = ++rt->accept_seq;
     return;
   }
   st->h.handle.data = st;

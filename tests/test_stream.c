@@ -1011,6 +1011,49 @@ static void test_connection_cap(void **state) {
   finish(f);
 }
 
+/* Two listeners, one slot: connections held back on either are served in
+ * the order they came, not always the last listener's first. */
+static void connect_to(fixture *f, client *c, const char *path) {
+  c->f = f;
+  assert_int_equal(uv_pipe_init(&f->loop, &c->h.pipe, 0), 0);
+  c->inited = true;
+  c->h.handle.data = c;
+  c->conn.data = c;
+  uv_pipe_connect(&c->conn, &c->h.pipe, path, on_client_connect);
+  assert_true(run_until(f, is_connected, c, 5000));
+  assert_int_equal(c->connect_status, 0);
+}
+
+static void test_waiting_connections_in_order(void **state) {
+  fixture *f = *state;
+  f->max_connections = 1;
+  srv_start(f, IXR_CLOCK_MANUAL, 0);
+  char path2[200], addr2[210];
+  snprintf(path2, sizeof(path2), "%s.b", f->path);
+  snprintf(addr2, sizeof(addr2), "unix:%s", path2);
+  assert_int_equal(ixr_listen(f->rt, addr2), 0);
+  client *x = &f->c[0], *w = &f->c[1], *y = &f->c[2];
+  connect_to(f, x, f->path); /* served */
+  client_sends(x, present("X", NULL));
+  assert_true(wait_lines(f, x, 2, 5000));
+  connect_to(f, w, f->path); /* waits on the first listener */
+  client_sends(w, present("W", NULL));
+  run_for(f, 50);
+  connect_to(f, y, path2); /* then one on the second */
+  client_sends(y, present("Y", NULL));
+  run_for(f, 50);
+  assert_int_equal(w->nlines, 0);
+  assert_int_equal(y->nlines, 0);
+  client_close(x); /* W came first */
+  assert_true(wait_lines(f, w, 2, 5000));
+  run_for(f, 50);
+  assert_int_equal(y->nlines, 0);
+  client_close(w);
+  assert_true(wait_lines(f, y, 2, 5000));
+  finish(f);
+  unlink(path2);
+}
+
 /* Peers that connect and leave at once (probes), more of them than the
  * cap, all before ixr reads any: their slots free as their ends are
  * read, so a client that comes after them is served. */
@@ -1698,6 +1741,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_thousands_of_connections, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_probe_flood_does_not_lock_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_waiting_connections_in_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_stops_reading, setup, teardown),
       cmocka_unit_test_setup_teardown(test_big_burst_reaches_a_reading_client, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stalled_client_is_disconnected, setup, teardown),

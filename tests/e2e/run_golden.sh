@@ -209,7 +209,7 @@ out=$( (echo '{"name":"interaction.present","data":{"interactionid":"N1"}}'
   cp tests/e2e/handlers/default.lua "$tmp/late/fresh.lua"
   echo '{"name":"interaction.present","data":{"interactionid":"N2","strategy":"fresh"}}') |
   IXR_LUA_DIR=lua "$ixr" run --handlers "$tmp/late" --clock manual 2>/dev/null)
-expect added_after_load "strategy_not_found.*no strategy 'fresh' in service: .*/late/fresh.lua was added after the strategies were loaded" "$out"
+expect added_after_load "strategy_not_found.*no strategy 'fresh' in service: .*/late/fresh.lua is not among the strategies in service \\(added since they were loaded" "$out"
 
 # A .lua file whose name cannot be a strategy's is not loaded, and ixr check
 # says so on standard error (a warning: exit 0 when nothing else is wrong).
