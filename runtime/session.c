@@ -80,14 +80,19 @@ static const char *check_action(lua_State *L, int name_idx, int args_idx, size_t
   return name;
 }
 
-static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
-                            int args_idx) {
-  ixr_runtime *rt = ixr__runtime_of(L);
+/* Raises when the session is suspended: it may not act meanwhile. */
+static void check_not_suspended(lua_State *L, const ixr__session *s) {
   if (s->state == IXR__SUSPENDED)
     luaL_error(L,
                "session s%I is suspended: it does not control interaction "
                "'%s' until it is presented again",
                (lua_Integer)s->id, s->iid);
+}
+
+static uint64_t emit_action(lua_State *L, ixr__session *s, int name_idx,
+                            int args_idx) {
+  ixr_runtime *rt = ixr__runtime_of(L);
+  check_not_suspended(L, s);
   size_t nlen;
   const char *name = check_action(L, name_idx, args_idx, &nlen);
   /* Taken once the line is written: a refused action uses up no id. */
@@ -208,6 +213,9 @@ static uint64_t opt_timeout(lua_State *L, int opts_idx) {
 
 /* The flow can wait only from its own coroutine, at a yieldable point. */
 static void check_flow(lua_State *L, ixr__session *s, const char *what) {
+  /* A flow that suspended its session where it could not yield (inside
+   * table.sort, say) runs on to here: say why it cannot wait. */
+  if (L != s->co) check_not_suspended(L, s);
   if (L != s->co)
     luaL_error(L,
                "session:%s can only be used in the session's flow (start or "

@@ -409,6 +409,10 @@ static void test_flow_waits_for_standard_events(void **state) {
              "    local ev = session:wait('interaction.notcontrolled')\n"
              "    session:action('saw', { resultof = ev.data.resultof })\n"
              "    if ev.data.resultof == 'keep' then session:wait('interaction.finish') end\n"
+             "    if ev.data.resultof == 'sorted' then\n"
+             "      table.sort({ 2, 1 }, function(a, b) mm.requeue.notcontrolled(session, ev) return a < b end)\n"
+             "      session:wait('interaction.finish')\n"
+             "    end\n"
              "    mm.requeue.notcontrolled(session, ev)\n"
              "    session:action('after_suspend', {})\n"
              "  end }\n");
@@ -437,6 +441,13 @@ static void test_flow_waits_for_standard_events(void **state) {
   assert_true(del > sus && end > del);
   assert_true(tcap_find(&f->cap, 0, "after_deleted", NULL) < 0);
   assert_true(tcap_find(&f->cap, 0, "\"error\"", NULL) < 0);
+  /* Suspended where the flow cannot yield (a table.sort comparator): the
+   * flow runs on to its next wait, which says why it cannot wait. */
+  present(f, "S", "waiter");
+  feedf(f, "{\"name\":\"interaction.notcontrolled\",\"data\":{\"interactionid\":\"S\",\"resultof\":\"sorted\"}}");
+  assert_true(tcap_find(&f->cap, 0, "\"suspended\"", "\"S\"", "\"reason\":\"sorted\"", NULL) >= 0);
+  assert_true(tcap_find(&f->cap, 0, "\"handler_error\"", "\"S\"", "is suspended: it does not control",
+                        NULL) >= 0);
 }
 
 /* A standard handler called by hand the wrong way (no event, the arguments
