@@ -512,8 +512,6 @@ static void deliver(ixr_runtime *rt, ixr__session *s, int ev, const char *name,
   ixr__invoke(rt, s, NULL, 2, name);
 }
 
-/* The strategy a present names (data.strategy; "default" without one),
- * or NULL once an error line has said why none can start. */
 /* The message for a strategy that is not in service: says so when its
  * file is there now (added since the last load, or refused by a reload). */
 static void not_loaded(const ixr_runtime *rt, const char *name, size_t len, char *msg,
@@ -535,6 +533,8 @@ static void not_loaded(const ixr_runtime *rt, const char *name, size_t len, char
              rt->handlers_dir, shown, name);
 }
 
+/* The strategy a present names (data.strategy; "default" without one),
+ * or NULL once an error line has said why none can start. */
 static ixr__strategy *present_strategy(ixr_runtime *rt, ixr__sink *from, int data,
                                        uint64_t lineno, int id_idx) {
   lua_State *L = rt->L;
