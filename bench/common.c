@@ -260,3 +260,32 @@ void bench_free_events(bench_events *e) {
   free(e->ev);
   memset(e, 0, sizeof(*e));
 }
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+double bench_median(double *v, int n) {
+  if (n <= 0) return 0;
+  qsort(v, (size_t)n, sizeof(*v), cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+bool bench_parse_count(const char *opt, const char *s, uint64_t min, uint64_t max,
+                       uint64_t *out) {
+  uint64_t x = 0;
+  bool ok = s != NULL && *s != '\0';
+  for (const char *p = s; ok && *p; p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (*p < '0' || *p > '9' || x > (UINT64_MAX - d) / 10) ok = false;
+    else x = x * 10 + d;
+  }
+  if (!ok || x < min || x > max) {
+    fprintf(stderr, "%s: bad value '%s': want a whole number from %llu to %llu\n", opt,
+            s ? s : "", (unsigned long long)min, (unsigned long long)max);
+    return false;
+  }
+  *out = x;
+  return true;
+}

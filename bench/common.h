@@ -8,8 +8,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include "ixr.h"
 
@@ -44,44 +42,16 @@ uint64_t bench_now_ns(void);
 /* Resident set size of this process in KiB, from /proc/self/status. */
 long bench_rss_kb(void);
 
-/* ---- header-only helpers ---------------------------------------------------
- * Inline here rather than in common.c because bench/reload links only
- * ixr_static, not ixr_bench_common. */
-
-static inline int bench__cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 /* Median of n values (sorts v): the mean of the two middle ones when n is
  * even; 0 when n <= 0. */
-static inline double bench_median(double *v, int n) {
-  if (n <= 0) return 0;
-  qsort(v, (size_t)n, sizeof(*v), bench__cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+double bench_median(double *v, int n);
 
 /* Parses the value s of option opt (the name used in the message, e.g.
  * "--runs") as a count: decimal digits only (no sign, blanks, exponent or
  * base prefix), no overflow, min <= value <= max. On failure prints
  * "OPT: bad value 'S': want a whole number from MIN to MAX" to stderr and
  * returns false, leaving *out alone. */
-static inline bool bench_parse_count(const char *opt, const char *s, uint64_t min, uint64_t max,
-                                     uint64_t *out) {
-  uint64_t x = 0;
-  bool ok = s != NULL && *s != '\0';
-  for (const char *p = s; ok && *p; p++) {
-    unsigned d = (unsigned)(*p - '0');
-    if (*p < '0' || *p > '9' || x > (UINT64_MAX - d) / 10) ok = false;
-    else x = x * 10 + d;
-  }
-  if (!ok || x < min || x > max) {
-    fprintf(stderr, "%s: bad value '%s': want a whole number from %llu to %llu\n", opt,
-            s ? s : "", (unsigned long long)min, (unsigned long long)max);
-    return false;
-  }
-  *out = x;
-  return true;
-}
+bool bench_parse_count(const char *opt, const char *s, uint64_t min, uint64_t max,
+                       uint64_t *out);
 
 #endif
