@@ -60,6 +60,11 @@ static void push_value(lua_State *L, const ixr_field *f, size_t n, size_t *i) {
     case IXR_V_NULL: lua_pushnil(L); break;
     case IXR_V_OBJECT:
     case IXR_V_ARRAY: {
+      /* a table and a value per level: the loader allows 64 levels */
+      if (!lua_checkstack(L, 4)) {
+        lua_pushnil(L);
+        break;
+      }
       int arr = x->type == IXR_V_ARRAY;
       int count = count_members(f, n, *i - 1);
       lua_createtable(L, arr ? count : 0, arr ? 0 : count);
@@ -161,7 +166,11 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--bare") == 0) bare = 1;
     else if (strcmp(argv[i], "--both") == 0) both = 1;
-    else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+      uint64_t x;
+      if (!bench_parse_count("ceiling: --runs", argv[++i], 1, 1000, &x)) return 2;
+      runs = (int)x;
+    }
     else if (strcmp(argv[i], "--handler") == 0 && i + 1 < argc) handler = argv[++i];
     else if (argv[i][0] != '-' && path == NULL) path = argv[i];
     else {

@@ -233,7 +233,7 @@ int main(int argc, char **argv) {
   if (argc >= 4) {
     char *end;
     double us = strtod(argv[3], &end);
-    if (*end != '\0' || !(us >= 0 && us <= 1e6)) {
+    if (end == argv[3] || *end != '\0' || !(us >= 0 && us <= 1e6)) {
       fprintf(stderr, "echo: SPIN_US must be 0 to 1e6 microseconds, not '%s'\n", argv[3]);
       return 2;
     }
@@ -242,7 +242,7 @@ int main(int argc, char **argv) {
   if (argc == 5) {
     char *end;
     unsigned long long b = strtoull(argv[4], &end, 10);
-    if (*end != '\0' || argv[4][0] == '-' || b > 1000000) {
+    if (end == argv[4] || *end != '\0' || argv[4][0] < '0' || argv[4][0] > '9' || b > 1000000) {
       fprintf(stderr, "echo: LINE_BYTES must be 0 to 1000000, not '%s'\n", argv[4]);
       return 2;
     }

@@ -168,7 +168,7 @@ int main(int argc, char **argv) {
   if (live != (uint64_t)n)
     fprintf(stderr, "mem: %llu sessions alive, expected %lld\n", (unsigned long long)live, n);
   double secs = (double)(t1 - t0) / 1e9;
-  double rss_b = (double)(rss1 - rss0) * 1024.0, lua_b = (double)(st1.lua_bytes - st0.lua_bytes);
+  double rss_b = (double)(rss1 - rss0) * 1024.0, lua_b = (double)st1.lua_bytes - (double)st0.lua_bytes;
   printf("bench=mem%s sessions=%lld live=%llu rss_mb=%.1f rss_total_mb=%.1f "
          "rss_bytes_per_session=%.0f lua_mb=%.1f lua_bytes_per_session=%.0f "
          "seconds=%.3f sessions_per_s=%.0f lines_out=%llu gc_cycles=%llu "

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h" /* its header-only helpers: reload links only ixr_static */
+#include "common.h" /* bench_median, bench_parse_count */
 #include "ixr.h"
 
 #define MAX_FILES 10000

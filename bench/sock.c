@@ -225,7 +225,8 @@ static int latency(const char *path, const char *file, const char *countsf, doub
   uint64_t t_sent = 0; /* when the last line was written whole */
   /* How busy the server is, over the traffic only (BENCH_SERVER_PID). */
   const char *spid = getenv("BENCH_SERVER_PID");
-  long srv_ticks0 = spid ? proc_ticks(spid) : -1;
+  long srv_ticks0 = spid ? proc_ticks(spid) : -1, srv_ticks1 = -1;
+  uint64_t t_done = 0; /* when the last event got its last line */
 
   for (;;) {
     uint64_t now = bench_now_ns();
@@ -289,6 +290,10 @@ static int latency(const char *path, const char *file, const char *countsf, doub
             head++;
             while (head < n && counts[head] == 0) head++;
             left = head < n ? counts[head] : 0;
+            if (head >= n) { /* all answered: the traffic's window ends */
+              t_done = at;
+              srv_ticks1 = spid ? proc_ticks(spid) : -1;
+            }
           }
         }
         acclen = 0;
@@ -314,8 +319,9 @@ static int latency(const char *path, const char *file, const char *countsf, doub
       return 1;
     }
   }
-  uint64_t t_end = bench_now_ns();
-  long srv_ticks1 = spid ? proc_ticks(spid) : -1;
+  /* The window: to the last answer, or to the end if some never came. */
+  uint64_t t_end = t_done != 0 ? t_done : bench_now_ns();
+  if (t_done == 0) srv_ticks1 = spid ? proc_ticks(spid) : -1;
   close(fd);
   /* Events that never got all their output: their turnarounds, the worst
    * of all, are unknown, so the run is no measurement. */
@@ -333,8 +339,8 @@ static int latency(const char *path, const char *file, const char *countsf, doub
   }
   qsort(lat, ntimed, sizeof(*lat), cmp_u64);
 #define PCT(p) (ntimed ? (double)lat[(size_t)((double)(ntimed - 1) * (p))] / 1000.0 : 0)
-  /* The rate the lines actually went out at: from the first due time to
-   * the moment the last line was written whole. */
+  /* The rate the lines actually went out at: the intervals between the
+   * first due time and the moment the last line was written whole. */
   double span = t_sent > t0 ? (double)(t_sent - t0) / 1e9 : 0;
   char busy[64] = "";
   if (srv_ticks0 >= 0 && srv_ticks1 >= srv_ticks0 && t_end > t0)
@@ -345,7 +351,8 @@ static int latency(const char *path, const char *file, const char *countsf, doub
          "p999_us=%.0f max_us=%.0f achieved_per_s=%.0f mismatches=%zu extra_lines=%zu "
          "unanswered=%zu seconds=%.2f%s\n",
          rate, n, ntimed, PCT(0.50), PCT(0.90), PCT(0.99), PCT(0.999),
-         ntimed ? (double)lat[ntimed - 1] / 1000.0 : 0, span > 0 ? (double)next / span : 0,
+         ntimed ? (double)lat[ntimed - 1] / 1000.0 : 0,
+         span > 0 && next > 1 ? (double)(next - 1) / span : 0,
          mismatches, extra, unanswered, (double)(t_end - t0) / 1e9, busy);
 #undef PCT
   if (unanswered > 0)
@@ -365,8 +372,12 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (argc == 4 && strcmp(argv[1], "throughput") == 0) return throughput(argv[2], argv[3]);
   if ((argc == 6 || argc == 7) && strcmp(argv[1], "latency") == 0) {
-    double rate = atof(argv[5]), secs = argc == 7 ? atof(argv[6]) : 3.0;
-    if (rate > 0 && secs > 0) return latency(argv[2], argv[3], argv[4], rate, secs);
+    char *e1, *e2 = NULL;
+    double rate = strtod(argv[5], &e1), secs = argc == 7 ? strtod(argv[6], &e2) : 3.0;
+    bool ok = e1 != argv[5] && *e1 == '\0' && (argc == 6 || (e2 != argv[6] && *e2 == '\0'));
+    if (ok && rate > 0 && rate <= 1e7 && secs > 0 && secs <= 3600)
+      return latency(argv[2], argv[3], argv[4], rate, secs);
+    fprintf(stderr, "sock: RATE must be a number of events/s (0 to 1e7) and SECONDS 0 to 3600\n");
   }
   fprintf(stderr,
           "usage: sock throughput PATH EVENTS.ndjson\n"
