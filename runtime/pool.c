@@ -6,7 +6,7 @@
  * glibc that churn cost a third of the CPU and, through malloc_consolidate
  * and free, most of the long pauses. Lua tells the allocator the old size of
  * every block, so a size-class free list needs no headers: blocks of up to
- * IXR__POOL_MAX bytes come from 64 KiB slabs in 8-byte classes, and a freed
+ * IXR__POOL_MAX bytes come from 2 MiB slabs in 8-byte classes, and a freed
  * block goes on the front of its class's list. Slabs are kept until the
  * state is closed (the peak working set stays reserved).
  *
@@ -21,8 +21,10 @@
  * Builds with AddressSanitizer skip the pool, so that it can see Lua's
  * blocks one by one.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -32,7 +34,26 @@
 #define POOL_ENABLED 1
 #endif
 
-#define SLAB_SIZE (64 * 1024)
+/* One huge page: see slab_new. */
+#define SLAB_SIZE ((size_t)2 * 1024 * 1024)
+
+/* A slab of SLAB_SIZE bytes at a SLAB_SIZE boundary, which the kernel may
+ * back with one huge page where transparent huge pages are enabled for
+ * those who ask (MADV_HUGEPAGE): one page fault instead of 512 (each fault
+ * costs 12 to 14 us on the virtual machines measured), and one TLB entry
+ * for the collector's walks over the heap instead of 512. */
+static char *slab_new(void) {
+  size_t len = 2 * SLAB_SIZE;
+  char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return NULL;
+  char *a = (char *)(((uintptr_t)m + SLAB_SIZE - 1) & ~(uintptr_t)(SLAB_SIZE - 1));
+  if (a > m) munmap(m, (size_t)(a - m));
+  if (m + len > a + SLAB_SIZE) munmap(a + SLAB_SIZE, (size_t)(m + len - (a + SLAB_SIZE)));
+#ifdef MADV_HUGEPAGE
+  madvise(a, SLAB_SIZE, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+#endif
+  return a;
+}
 
 #define STEP IXR__POOL_STEP
 #define NCLASSES (IXR__POOL_MAX / STEP)
@@ -58,7 +79,7 @@ static void *slab_block(ixr__pool *p, size_t size) {
       p->slabs = s;
       p->cap = cap;
     }
-    char *slab = malloc(SLAB_SIZE);
+    char *slab = slab_new();
     if (slab == NULL) return NULL;
     p->slabs[p->nslabs++] = slab;
     p->bump = slab;
@@ -113,7 +134,7 @@ void ixr__pool_free(ixr__pool *p, void *ptr, size_t osize) {
 }
 
 void ixr__pool_destroy(ixr__pool *p) {
-  for (size_t i = 0; i < p->nslabs; i++) free(p->slabs[i]);
+  for (size_t i = 0; i < p->nslabs; i++) munmap(p->slabs[i], SLAB_SIZE);
   free(p->slabs);
   memset(p, 0, sizeof(*p));
 }
