@@ -6,7 +6,7 @@
  * glibc that churn cost a third of the CPU and, through malloc_consolidate
  * and free, most of the long pauses. Lua tells the allocator the old size of
  * every block, so a size-class free list needs no headers: blocks of up to
- * IXR__POOL_MAX bytes come from 2 MiB slabs in 8-byte classes, and a freed
+ * IXR__POOL_MAX bytes come from slabs (64 KiB, then 2 MiB) in 8-byte classes, and a freed
  * block goes on the front of its class's list. Slabs are kept until the
  * state is closed (the peak working set stays reserved).
  *
@@ -21,7 +21,6 @@
  * Builds with AddressSanitizer skip the pool, so that it can see Lua's
  * blocks one by one.
  */
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -34,23 +33,27 @@
 #define POOL_ENABLED 1
 #endif
 
-/* One huge page: see slab_new. */
-#define SLAB_SIZE ((size_t)2 * 1024 * 1024)
+/* The first slabs are small, so that a runtime with a small heap (a test,
+ * a host with many small runtimes) stays small; once the heap has grown
+ * past SMALL_SLABS of them, the slabs are huge pages (see slab_new). */
+#define SMALL_SLAB ((size_t)64 * 1024)
+#define SMALL_SLABS 32
+#define HUGE_SLAB ((size_t)2 * 1024 * 1024)
 
-/* A slab of SLAB_SIZE bytes at a SLAB_SIZE boundary, which the kernel may
- * back with one huge page where transparent huge pages are enabled for
- * those who ask (MADV_HUGEPAGE): one page fault instead of 512 (each fault
- * costs 12 to 14 us on the virtual machines measured), and one TLB entry
- * for the collector's walks over the heap instead of 512. */
-static char *slab_new(void) {
-  size_t len = 2 * SLAB_SIZE;
-  char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) return NULL;
-  char *a = (char *)(((uintptr_t)m + SLAB_SIZE - 1) & ~(uintptr_t)(SLAB_SIZE - 1));
-  if (a > m) munmap(m, (size_t)(a - m));
-  if (m + len > a + SLAB_SIZE) munmap(a + SLAB_SIZE, (size_t)(m + len - (a + SLAB_SIZE)));
+/* A slab: a small one from malloc, or HUGE_SLAB bytes at a HUGE_SLAB
+ * boundary, which the kernel may back with one huge page where
+ * transparent huge pages are enabled for those who ask (MADV_HUGEPAGE):
+ * one page fault instead of 512 (each fault costs 12 to 14 us on the
+ * virtual machines measured), and one TLB entry for the collector's walks
+ * over the heap instead of 512. From malloc either way, not mmap: leak
+ * checkers (LeakSanitizer in the fuzzing build, valgrind) then see the
+ * pointers to Lua's larger blocks that the slabs hold. */
+static char *slab_new(size_t size) {
+  if (size != HUGE_SLAB) return malloc(size);
+  void *a = NULL;
+  if (posix_memalign(&a, HUGE_SLAB, HUGE_SLAB) != 0) return NULL;
 #ifdef MADV_HUGEPAGE
-  madvise(a, SLAB_SIZE, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+  madvise(a, HUGE_SLAB, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
 #endif
   return a;
 }
@@ -79,11 +82,12 @@ static void *slab_block(ixr__pool *p, size_t size) {
       p->slabs = s;
       p->cap = cap;
     }
-    char *slab = slab_new();
+    size_t slab_size = p->nslabs < SMALL_SLABS ? SMALL_SLAB : HUGE_SLAB;
+    char *slab = slab_new(slab_size);
     if (slab == NULL) return NULL;
     p->slabs[p->nslabs++] = slab;
     p->bump = slab;
-    p->left = SLAB_SIZE;
+    p->left = slab_size;
   }
   void *b = p->bump;
   p->bump += size;
@@ -134,7 +138,7 @@ void ixr__pool_free(ixr__pool *p, void *ptr, size_t osize) {
 }
 
 void ixr__pool_destroy(ixr__pool *p) {
-  for (size_t i = 0; i < p->nslabs; i++) munmap(p->slabs[i], SLAB_SIZE);
+  for (size_t i = 0; i < p->nslabs; i++) free(p->slabs[i]);
   free(p->slabs);
   memset(p, 0, sizeof(*p));
 }
