@@ -6,9 +6,10 @@
  * glibc that churn cost a third of the CPU and, through malloc_consolidate
  * and free, most of the long pauses. Lua tells the allocator the old size of
  * every block, so a size-class free list needs no headers: blocks of up to
- * IXR__POOL_MAX bytes come from slabs (64 KiB, then 2 MiB) in 8-byte classes, and a freed
- * block goes on the front of its class's list. Slabs are kept until the
- * state is closed (the peak working set stays reserved).
+ * IXR__POOL_MAX bytes come from slabs (64 KiB, then 2 MiB) in 8-byte
+ * classes, and a freed block goes on the front of its class's list. Slabs
+ * are kept until the state is closed (the peak working set stays
+ * reserved).
  *
  * The classes are as fine as Lua's alignment allows, and wide enough for a
  * coroutine's first stack (720 bytes), because a million live sessions
