@@ -990,8 +990,8 @@ void ixr__reset_modules(ixr_runtime *rt) {
 }
 
 /* Compiles every NAME.lua under dir, down to IXR__MODULE_DEPTH, into
- * sources[module] = {chunk, path, standard[, error]}, unless an earlier directory
- * had that module; the strategy files at the top of the handlers dir are
+ * sources[module] = {chunk, path, standard[, error]}, unless an earlier
+ * directory had that module; the strategy files at the top of the handlers dir are
  * kept as text instead (load_one compiles and checks them). prefix: the
  * module name of dir ("" at the top). A file that does not compile is a
  * problem: one "FILE:LINE: message" line in errors. */

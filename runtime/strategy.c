@@ -428,8 +428,7 @@ static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The strategy names in the handlers dir (NAME.lua files), sorted. */
-/* The strategy names in dir, sorted. A .lua file whose name cannot be a
+/* The strategy names in dir (its NAME.lua files), sorted. A .lua file whose name cannot be a
  * strategy's is not loaded: a warning in warnings, since nothing else
  * would tell (a file named "new route.lua", say). */
 static int list_strategies(const char *dir, char ***names, size_t *count,

@@ -156,14 +156,16 @@ static void on_client_connect(uv_connect_t *req, int status) {
   if (!c->no_read) client_start_reading(c);
 }
 
-static void client_connect_unix(fixture *f, client *c) {
+/* Starts connecting c to the socket at path. */
+static void client_connect_to(fixture *f, client *c, const char *path) {
   c->f = f;
   assert_int_equal(uv_pipe_init(&f->loop, &c->h.pipe, 0), 0);
   c->inited = true;
   c->h.handle.data = c;
   c->conn.data = c;
-  uv_pipe_connect(&c->conn, &c->h.pipe, f->path, on_client_connect);
+  uv_pipe_connect(&c->conn, &c->h.pipe, path, on_client_connect);
 }
+
 
 typedef struct client_write {
   uv_write_t req;
@@ -248,11 +250,14 @@ static bool is_connected(fixture *f, void *ud) {
   return c->connected || c->closing;
 }
 
-static void connect_unix(fixture *f, client *c) {
-  client_connect_unix(f, c);
+/* Connects c to the socket at path, and waits for it. */
+static void connect_to(fixture *f, client *c, const char *path) {
+  client_connect_to(f, c, path);
   assert_true(run_until(f, is_connected, c, 5000));
   assert_int_equal(c->connect_status, 0);
 }
+
+static void connect_unix(fixture *f, client *c) { connect_to(f, c, f->path); }
 
 static bool is_closed(fixture *f, void *ud) {
   (void)f;
@@ -1013,17 +1018,6 @@ static void test_connection_cap(void **state) {
 
 /* Two listeners, one slot: connections held back on either are served in
  * the order they came, not always the last listener's first. */
-static void connect_to(fixture *f, client *c, const char *path) {
-  c->f = f;
-  assert_int_equal(uv_pipe_init(&f->loop, &c->h.pipe, 0), 0);
-  c->inited = true;
-  c->h.handle.data = c;
-  c->conn.data = c;
-  uv_pipe_connect(&c->conn, &c->h.pipe, path, on_client_connect);
-  assert_true(run_until(f, is_connected, c, 5000));
-  assert_int_equal(c->connect_status, 0);
-}
-
 static void test_waiting_connections_in_order(void **state) {
   fixture *f = *state;
   f->max_connections = 1;
